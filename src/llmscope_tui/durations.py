@@ -1,0 +1,26 @@
+"""Human durations ("500ms", "15s", "2m", "24h", "7d", or a bare number of seconds)."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds for a config or flag value; ValueError with a readable reason otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 15s, 500ms or 2m, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _PATTERN.match(value)
+        if not match:
+            raise ValueError(f"expected a duration like 15s, 500ms or 2m, got {value!r}")
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        raise ValueError(f"expected a duration like 15s, 500ms or 2m, got {value!r}")
+    if seconds <= 0 or seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"a duration must be a positive number of seconds, got {value!r}")
+    return seconds
