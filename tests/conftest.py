@@ -1,0 +1,69 @@
+"""Shared fixtures: an isolated environment (no real keys, no user dirs) and the fake provider."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_PROVIDER_VARS = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "OLLAMA_HOST",
+    "OLLAMA_URL",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_OPENAI_ENDPOINT",
+    "OPENROUTER_API_KEY",
+    "GROQ_API_KEY",
+    "MISTRAL_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "TOGETHER_API_KEY",
+    "FIREWORKS_API_KEY",
+    "LLMSCOPE_CONFIG",
+    "LLMSCOPE_DB",
+    "LLMSCOPE_INTERVAL",
+    "MONITORING_INTERVAL",
+    "LLMSCOPE_RETENTION_DAYS",
+    "DATA_RETENTION_DAYS",
+    "LLMSCOPE_API_KEY",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test sees no provider keys and private config/data dirs, never the user's."""
+    for var in _PROVIDER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "home"
+    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state")):
+        monkeypatch.setenv(var, str(home / sub))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def fake_provider() -> Iterator[object]:
+    """A FakeProvider on 127.0.0.1 speaking all four protocols (see tests/fake_provider.py)."""
+    from fake_provider import FakeProvider
+
+    with FakeProvider() as fake:
+        yield fake
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """os.environ as the isolated_env fixture left it, plus extras, for running the CLI."""
+    env = dict(os.environ)
+    env.update(extra)
+    return env
