@@ -1,0 +1,68 @@
+"""Gemini streamGenerateContent with alt=sse; the key goes in a header, never the URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmscope_tui.model import ErrorKind, Target
+from llmscope_tui.probe.protocols.base import (
+    FrameInfo,
+    MalformedFrame,
+    RequestSpec,
+    StreamState,
+    generic_error,
+    load_json,
+)
+
+
+class GeminiProtocol:
+    name = "gemini"
+    framing = "sse"
+
+    def build_request(self, target: Target, api_key: str | None) -> RequestSpec:
+        headers = {"content-type": "application/json", "accept": "text/event-stream"}
+        if api_key:
+            headers["x-goog-api-key"] = api_key
+        headers.update(dict(target.extra_headers))
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": target.prompt}]}],
+            "generationConfig": {"maxOutputTokens": target.max_tokens},
+        }
+        url = f"{target.base_url}/v1beta/models/{target.model}:streamGenerateContent?alt=sse"
+        return RequestSpec(url=url, headers=headers, body=body)
+
+    def read_frame(self, event: str | None, data: str, state: StreamState) -> FrameInfo:
+        obj = load_json(data)
+        if isinstance(obj, list):  # a JSON-array stream element, as without alt=sse
+            obj = obj[0] if obj else {}
+        if not isinstance(obj, dict):
+            raise MalformedFrame(f"expected a JSON object, got {data[:80]!r}")
+        if obj.get("error"):
+            _, message = generic_error(obj)
+            return FrameInfo(error=(ErrorKind.STREAM_ERROR, message))
+        meta = obj.get("usageMetadata")
+        if isinstance(meta, dict):
+            u = state.usage
+            if meta.get("promptTokenCount") is not None:
+                u.tokens_in = meta["promptTokenCount"]
+            thoughts = meta.get("thoughtsTokenCount")
+            if meta.get("candidatesTokenCount") is not None or thoughts is not None:
+                # Gemini counts thoughts apart; DESIGN 4 puts reasoning inside tokens_out.
+                u.tokens_out = (meta.get("candidatesTokenCount") or 0) + (thoughts or 0)
+            if thoughts is not None:
+                u.tokens_reasoning = thoughts
+            if meta.get("cachedContentTokenCount") is not None:
+                u.tokens_cached = meta["cachedContentTokenCount"]
+        pieces = 0
+        done = False
+        for candidate in obj.get("candidates") or ():
+            done = done or bool(candidate.get("finishReason"))
+            for part in (candidate.get("content") or {}).get("parts") or ():
+                if part.get("text") or part.get("functionCall"):
+                    pieces += 1
+        return FrameInfo(content=pieces > 0, pieces=pieces, done=done)
+
+    def error_type(self, body: Any) -> tuple[str | None, str]:
+        if isinstance(body, list) and body:
+            body = body[0]
+        return generic_error(body)
