@@ -196,3 +196,26 @@ def test_azure_builds_deployment_url(tmp_path: Path) -> None:
 def test_relative_db_is_relative_to_the_config_file(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, "[monitor]\ndb = 'data/s.db'\n"), env={})
     assert settings.db_path == (tmp_path / "data" / "s.db").resolve()
+
+
+def test_budgets_and_prices(tmp_path: Path) -> None:
+    text = (
+        "[[budgets]]\nname = 'all'\nlimit_usd = 50\nperiod = 'month'\nscope = 'all'\n"
+        "[[prices]]\nmodel = 'my-model'\nprovider = 'vllm'\ninput_per_mtok = 0\noutput_per_mtok = 0\n"
+    )
+    settings = load_settings(write(tmp_path, text), env={})
+    assert settings.budgets[0].name == "all" and settings.budgets[0].limit_usd == 50
+    assert settings.prices[0].model == "my-model"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[[budgets]]\nname = 'a'\nlimit_usd = -1\n", ":3: budgets[0].limit_usd"),
+        ("[[budgets]]\nname = 'a'\nlimit_usd = 5\nperiod = 'week'\n", ":4: budgets[0].period"),
+        ("[[budgets]]\nname = 'a'\nlimit_usd = 5\n[[budgets]]\nname = 'a'\nlimit_usd = 5\n", ":5: budgets[1].name"),
+        ("[[prices]]\nmodel = 'm'\ninput_per_mtok = 'cheap'\noutput_per_mtok = 1\n", ":3: prices[0].input_per_mtok"),
+    ],
+)
+def test_budget_and_price_mistakes(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in error_of(tmp_path, text)

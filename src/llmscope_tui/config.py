@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llmscope_tui import paths
+from llmscope_tui.costs import Budget, CostConfigError, PriceOverride, parse_budget, parse_price
 from llmscope_tui.durations import parse_duration
 from llmscope_tui.model import Metric, Target
 from llmscope_tui.probe.providers import AZURE_DEFAULT_API_VERSION, PRESETS, normalize_base_url
@@ -67,6 +68,8 @@ class Settings:
     retention_days: float = 7.0
     spc: SpcSettings = field(default_factory=SpcSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    budgets: list[Budget] = field(default_factory=list)
+    prices: list[PriceOverride] = field(default_factory=list)
     #: Where each value came from when it was not the default, e.g. {"interval": "LLMSCOPE_INTERVAL"}.
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -171,7 +174,7 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
 
 # --------------------------------------------------------------------------- loading
 
-_TOP_KEYS = {"monitor", "targets", "spc", "alerts"}
+_TOP_KEYS = {"monitor", "targets", "spc", "alerts", "budgets", "prices"}
 _MONITOR_KEYS = {
     "interval",
     "timeout",
@@ -244,6 +247,7 @@ def load_settings(
         _read_monitor(reader, data, settings)
         _read_spc(reader, data, settings)
         _read_alerts(reader, data, settings)
+        _read_costs(reader, data, settings)
     _apply_env(env, settings)
     if db:
         settings.db_path = Path(db).expanduser()
@@ -339,6 +343,28 @@ def _read_alerts(reader: _Reader, data: dict[str, Any], settings: Settings) -> N
     bell = reader.get(alerts, "bell", where, bool)
     if bell is not None:
         settings.alerts.bell = bell
+
+
+def _read_costs(reader: _Reader, data: dict[str, Any], settings: Settings) -> None:
+    for section, parse, out in (
+        ("budgets", parse_budget, settings.budgets),
+        ("prices", parse_price, settings.prices),
+    ):
+        raw = data.get(section, [])
+        if not isinstance(raw, list):
+            raise reader.error((section,), f"expected an array of tables [[{section}]]")
+        for index, item in enumerate(raw):
+            if not isinstance(item, dict):
+                raise reader.error((section, index), f"expected a table [[{section}]]")
+            try:
+                out.append(parse(item))
+            except CostConfigError as exc:
+                raise reader.error((section, index, exc.key), exc.message) from None
+    seen: set[str] = set()
+    for index, budget in enumerate(settings.budgets):
+        if budget.name in seen:
+            raise reader.error(("budgets", index, "name"), f"duplicate budget name {budget.name!r}")
+        seen.add(budget.name)
 
 
 def _read_targets(reader: _Reader, data: dict[str, Any], settings: Settings, env: Mapping[str, str]) -> list[Target]:
