@@ -76,7 +76,7 @@ class ModelProfile:
 
     @property
     def target_name(self) -> str:
-        return f"demo-{self.protocol} / {self.model}"
+        return f"demo-{self.protocol}"
 
 
 DEFAULT_PROFILES: tuple[ModelProfile, ...] = (

@@ -140,10 +140,8 @@ class ProbeScheduler:
             if self.is_paused(target):
                 due = self._next_due(due, target.interval_s)
                 continue
-            if self.max_probes is not None and self.stats.started >= self.max_probes:
-                break
             async with self._limiter:
-                if self._stopping.is_set():
+                if self._stopping.is_set() or self._budget_spent():
                     break
                 self.stats.lags_s.append(anyio.current_time() - due)
                 self.stats.started += 1
@@ -156,6 +154,9 @@ class ProbeScheduler:
             if self.max_probes is not None and self.stats.completed >= self.max_probes:
                 self.stop()
             due = self._next_due(due, target.interval_s)
+
+    def _budget_spent(self) -> bool:
+        return self.max_probes is not None and self.stats.started >= self.max_probes
 
     async def _probe(self, client: httpx.AsyncClient, target: Target) -> Sample:
         api_key = self.env.get(target.api_key_env) if target.api_key_env else None

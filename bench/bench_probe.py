@@ -1,0 +1,263 @@
+"""Probe benchmarks: TTFT accuracy and sustained probe rate, against a server in another process.
+
+    python bench/bench_probe.py                 # both, default sizes (about a minute)
+    python bench/bench_probe.py accuracy --probes 400
+    python bench/bench_probe.py rate --rate 250 --seconds 20
+
+The server (this same file with `serve`) is llmscope_tui.httpserver answering OpenAI-style
+streams. For every request it stamps, with perf_counter_ns, when the request arrived and right
+before the first content chunk is written, and reports those stamps at GET /stamps. On Linux
+perf_counter_ns is CLOCK_MONOTONIC, shared by all processes, so the client's and the server's
+stamps are on one clock.
+
+TTFT accuracy = measured TTFT - the server's own TTFT (first content sent - request received).
+The difference is what the measurement adds: loopback transit both ways plus client scheduling.
+Goal (issue 2): median under 0.5 ms and p99 under 2 ms, at 1 and at 50 concurrent streams.
+
+Sustained rate: N targets whose intervals add up to --rate probes/s, all through one
+ProbeScheduler. Goal: at least 200 completed streamed probes per second on 2 cores with
+schedule lag p99 under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from llmscope_tui.model import Target  # noqa: E402
+from llmscope_tui.probe.scheduler import ProbeScheduler, make_client  # noqa: E402
+from llmscope_tui.probe.stream import Timeouts, probe_once  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- server side
+
+
+def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
+    """A raw asyncio HTTP/1.1 server (no parser library) so its own overhead between the stamp
+    and the socket write is a few microseconds: transport.write sends at once on a free socket."""
+    stamps: dict[str, list[int]] = {}
+    counter = 0
+    role = b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
+    token = b'data: {"choices":[{"delta":{"content":"tok"}}]}\n\n'
+    usage = {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}
+    tail = [
+        b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n',
+        b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n",
+        b"data: [DONE]\n\n",
+    ]
+
+    def chunk(data: bytes) -> bytes:
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal counter
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                if length:
+                    await reader.readexactly(length)
+                received = time.perf_counter_ns()
+                if head.startswith(b"GET /stamps"):
+                    body = json.dumps(stamps).encode()
+                    stamps.clear()
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\n\r\n%s" % (len(body), body))
+                    continue
+                counter += 1
+                rid = str(counter)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                             b"transfer-encoding: chunked\r\nx-request-id: " + rid.encode() + b"\r\n\r\n"
+                             + chunk(role))
+                await asyncio.sleep(first_delay)
+                for i in range(tokens):
+                    if i:
+                        await asyncio.sleep(gap)
+                    if i == 0:
+                        stamps[rid] = [received, time.perf_counter_ns()]
+                    writer.write(chunk(token))
+                writer.write(b"".join(chunk(t) for t in tail) + b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+        Path(port_file).write_text(str(server.sockets[0].getsockname()[1]))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+class ServerProcess:
+    """The bench server in its own process, so it does not share the client's GIL or loop."""
+
+    def __init__(self, first_delay: float, gap: float, tokens: int) -> None:
+        self.port_file = Path(f"/tmp/llmscope-bench-{os.getpid()}.port")
+        self.port_file.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "serve", "--first-delay", str(first_delay), "--gap", str(gap),
+             "--tokens", str(tokens), "--port-file", str(self.port_file)]
+        )
+        deadline = time.monotonic() + 20
+        while not self.port_file.exists() or not self.port_file.read_text():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("bench server did not start")
+            time.sleep(0.05)
+        self.base_url = f"http://127.0.0.1:{self.port_file.read_text()}"
+
+    def stamps(self) -> dict[str, list[int]]:
+        return httpx.get(self.base_url + "/stamps", timeout=10).json()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.port_file.unlink(missing_ok=True)
+
+
+def target(base_url: str, name: str = "bench", interval: float = 1.0) -> Target:
+    return Target(name=name, provider="openai-compatible", model="bench", protocol="openai",
+                  base_url=base_url + "/v1", interval_s=interval)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# ----------------------------------------------------------------------------- accuracy
+
+
+async def _accuracy_round(base_url: str, concurrency: int, probes: int) -> list[tuple[str, float]]:
+    timeouts = Timeouts(5, 10, 20)
+    out: list[tuple[str, float]] = []
+    async with make_client(concurrency, timeouts) as client:
+        tgt = target(base_url)
+        # warm the pool so every measured probe has the same (pooled) path
+        async with anyio.create_task_group() as tg:
+            for _ in range(concurrency):
+                tg.start_soon(probe_once, client, tgt, None, timeouts)
+        remaining = probes
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                s = await probe_once(client, tgt, None, timeouts)
+                if s.ok and s.request_id:
+                    out.append((s.request_id, s.ttft_ms or 0.0))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(concurrency):
+                tg.start_soon(worker)
+    return out
+
+
+FIRST_DELAY, GAP, TOKENS = float(os.environ.get("B_FIRST", "0.2")), float(os.environ.get("B_GAP", "0.02")), 16
+
+
+def accuracy(probes: int) -> None:
+    print("TTFT accuracy: measured TTFT - server's own TTFT (ms), server in another process")
+    print(f"{'streams':>8} {'probes':>7} {'median':>8} {'p90':>8} {'p99':>8} {'max':>8}")
+    for concurrency in (1, 50):
+        server = ServerProcess(first_delay=FIRST_DELAY, gap=GAP, tokens=TOKENS)
+        try:
+            server.stamps()  # clear warm-up stamps on a fresh server
+            measured = anyio.run(_accuracy_round, server.base_url, concurrency, probes)
+            stamps = server.stamps()
+        finally:
+            server.close()
+        errors = []
+        for rid, ttft_ms in measured:
+            if rid in stamps:
+                received, first_sent = stamps[rid]
+                errors.append(ttft_ms - (first_sent - received) / 1e6)
+        print(
+            f"{concurrency:>8} {len(errors):>7} {statistics.median(errors):>8.3f} {pct(errors, 0.9):>8.3f} "
+            f"{pct(errors, 0.99):>8.3f} {max(errors):>8.3f}"
+        )
+
+
+# ----------------------------------------------------------------------------- sustained rate
+
+
+async def _rate_round(base_url: str, rate: float, seconds: float, n_targets: int) -> None:
+    interval = n_targets / rate
+    targets = [target(base_url, f"t{i}", interval) for i in range(n_targets)]
+    done: list[int] = [0, 0]
+
+    def on_sample(sample) -> None:  # noqa: ANN001
+        done[0] += 1
+        done[1] += 0 if sample.ok else 1
+
+    sched = ProbeScheduler(targets, on_sample, timeouts=Timeouts(5, 10, 20), concurrency=64, grace_s=5)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        await anyio.sleep(seconds)
+        sched.stop()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    lags_ms = [lag * 1000 for lag in list(sched.stats.lags_s)[n_targets:]]  # after the staggered start
+    print(f"targets {n_targets}, interval {interval * 1000:.0f} ms each, asked {rate:.0f} probes/s for {seconds:.0f} s")
+    print(f"completed {done[0]} probes ({done[1]} failed) in {wall:.1f} s = {done[0] / wall:.1f} probes/s")
+    print(f"schedule lag ms: p50 {pct(lags_ms, 0.5):.2f}  p99 {pct(lags_ms, 0.99):.2f}  max {max(lags_ms):.2f}")
+    print(f"client process CPU: {cpu / wall * 100:.0f} % of one core")
+
+
+def rate(probes_per_s: float, seconds: float, n_targets: int) -> None:
+    print("Sustained probe rate: one ProbeScheduler, server in another process")
+    server = ServerProcess(first_delay=0.005, gap=0.001, tokens=8)
+    try:
+        anyio.run(_rate_round, server.base_url, probes_per_s, seconds, n_targets)
+    finally:
+        server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what")
+    s = sub.add_parser("serve")
+    s.add_argument("--first-delay", type=float, default=0.02)
+    s.add_argument("--gap", type=float, default=0.002)
+    s.add_argument("--tokens", type=int, default=8)
+    s.add_argument("--port-file", required=True)
+    a = sub.add_parser("accuracy")
+    a.add_argument("--probes", type=int, default=400)
+    r = sub.add_parser("rate")
+    r.add_argument("--rate", type=float, default=250)
+    r.add_argument("--seconds", type=float, default=20)
+    r.add_argument("--targets", type=int, default=50)
+    args = parser.parse_args()
+    if args.what == "serve":
+        serve(args.first_delay, args.gap, args.tokens, args.port_file)
+    elif args.what == "accuracy":
+        accuracy(args.probes)
+    elif args.what == "rate":
+        rate(args.rate, args.seconds, args.targets)
+    else:
+        accuracy(400)
+        print()
+        rate(250, 20, 50)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""The `llmscope-tui` command: run (live view), --headless, export, check-config.
+
+Every user mistake (bad flag, bad config, unreadable file) ends in one line on stderr and exit
+code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from llmscope_tui import __version__, paths
+from llmscope_tui.config import ConfigError, Settings, load_settings
+from llmscope_tui.durations import parse_duration
+
+PROG = "llmscope-tui"
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (and exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+def _duration(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {number}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="config file (TOML)")
+    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help="SQLite data file")
+    common.add_argument(
+        "--demo", action="store_true", default=argparse.SUPPRESS, help="use the built-in demo provider and demo.db"
+    )
+
+    parser = _Parser(
+        prog=PROG,
+        parents=[common],
+        description="Live monitor for LLM APIs: TTFT, latency, throughput, errors and cost, with SPC.",
+        epilog="Commands: export, check-config. Docs: README.md and docs/ in the project.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--headless", action="store_true", help="run without UI, one JSON object per line")
+    parser.add_argument(
+        "--format", choices=("json", "text"), default=None, help="headless log format (default: json)"
+    )
+    parser.add_argument("--log-file", metavar="FILE", type=Path, help="write the log here instead of stdout")
+    parser.add_argument("--duration", metavar="SECONDS", type=_duration, help="stop after this long (e.g. 90s, 5m)")
+    parser.add_argument("--count", metavar="N", type=_positive_int, help="stop after N samples")
+    parser.add_argument("--metrics-port", metavar="PORT", type=_port, help="serve Prometheus metrics on this port")
+    parser.add_argument(
+        "--metrics-host", metavar="HOST", default="127.0.0.1", help="address for --metrics-port (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--fail-on",
+        metavar="WHAT",
+        action="append",
+        choices=("violation", "error"),
+        default=[],
+        help="exit 1 if a probe failed (error) or an SPC rule fired (violation); repeatable",
+    )
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    export = sub.add_parser("export", parents=[common], help="write a CSV snapshot of stored samples")
+    export.add_argument("--csv", metavar="FILE", required=True, help="output file, or - for stdout")
+    export.add_argument("--since", metavar="AGE", type=_duration, help="only samples newer than this (e.g. 24h, 7d)")
+    export.add_argument("--target", metavar="NAME", help="only this target")
+    sub.add_parser("check-config", parents=[common], help="show the resolved settings, or the config errors")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        getattr(args, "config", None),
+        db=getattr(args, "db", None),
+        demo=getattr(args, "demo", False),
+    )
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "export":
+            return _export(args)
+        if args.command == "check-config":
+            return _check_config(args)
+        return _run(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _runnable(settings: Settings) -> None:
+    if settings.targets and not settings.enabled_targets:
+        reasons = "; ".join(f"{t.name}: {t.disabled_reason}" for t in settings.targets)
+        raise ConfigError(f"no target can run ({reasons})")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from llmscope_tui.headless import HeadlessError, HeadlessOptions, run_headless
+    from llmscope_tui.store import StoreError
+
+    settings = _settings(args)
+    _runnable(settings)
+    options = HeadlessOptions(
+        log_file=args.log_file,
+        duration_s=args.duration,
+        count=args.count,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        fail_on=tuple(args.fail_on),
+        # Until the TUI lands, the interactive face is the readable text log.
+        format=args.format or ("json" if args.headless else "text"),
+    )
+    try:
+        return run_headless(settings, options)
+    except (HeadlessError, StoreError) as exc:
+        return _fail(str(exc))
+
+
+def _resolve_db(args: argparse.Namespace, settings: Settings) -> Path:
+    if getattr(args, "demo", False) and "db" not in settings.sources:
+        return paths.data_dir() / "demo.db"
+    return settings.db_path
+
+
+def _export(args: argparse.Namespace) -> int:
+    from llmscope_tui.export import write_csv
+    from llmscope_tui.store import StoreError
+
+    settings = _settings(args)
+    db = _resolve_db(args, settings)
+    since = time.time() - args.since if args.since else None
+    try:
+        if args.csv == "-":
+            count = write_csv(db, sys.stdout, since=since, target=args.target)
+        else:
+            count = write_csv(db, Path(args.csv).expanduser(), since=since, target=args.target)
+    except StoreError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{args.csv}: cannot write CSV: {exc.strerror or exc}")
+    where = "stdout" if args.csv == "-" else str(Path(args.csv).expanduser())
+    print(f"{PROG}: wrote {count} samples from {db} to {where}", file=sys.stderr)
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    out = sys.stdout
+    if settings.config_file:
+        out.write(f"config file:  {settings.config_file}\n")
+    elif settings.demo:
+        out.write("config file:  none found, and no provider keys: the demo runs (simulated provider)\n")
+        out.write(f"              (searched {paths.default_config_file()} and LLMSCOPE_CONFIG)\n")
+    else:
+        out.write("config file:  none found: one target per provider key in the environment\n")
+    db = _resolve_db(args, settings) if not settings.demo else paths.data_dir() / "demo.db"
+    if settings.demo and "db" in settings.sources:
+        db = settings.db_path
+    source = settings.sources.get("db")
+    out.write(f"data file:    {db}{f'  (from {source})' if source else ''}\n")
+    out.write(f"themes:       {paths.user_themes_dir()}\n")
+    out.write(
+        f"monitor:      interval {settings.interval_s:g}s, timeout {settings.timeout_s:g}s "
+        f"(connect {settings.connect_timeout_s:g}s, first token {settings.first_token_timeout_s:g}s), "
+        f"concurrency {settings.concurrency}, retention {settings.retention_days:g} days\n"
+    )
+    spc = settings.spc
+    out.write(
+        f"spc:          baseline {spc.baseline_samples} samples, transform {spc.transform}, "
+        f"rules {','.join(map(str, spc.rules))}, metrics {','.join(spc.metrics)}\n"
+    )
+    if settings.demo:
+        out.write("targets:      4 simulated demo targets (openai, anthropic, gemini, ollama protocols)\n")
+        return 0
+    out.write(f"targets:      {len(settings.targets)}\n")
+    for t in settings.targets:
+        if t.api_key_env:
+            key = f"key from {t.api_key_env} ({'set' if os.environ.get(t.api_key_env) else 'NOT SET'})"
+        else:
+            key = "no key"
+        state = "" if t.enabled else f"  DISABLED: {t.disabled_reason}"
+        out.write(
+            f"  - {t.name}: {t.provider} {t.model} at {t.base_url}, every {t.interval_s:g}s, "
+            f"max_tokens {t.max_tokens}, {key}{state}\n"
+        )
+    try:
+        _runnable(settings)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    return 0

@@ -1,0 +1,182 @@
+"""Run the monitor with no UI: JSON lines to stdout or a file, optional Prometheus endpoint.
+
+Never imports textual. SIGINT/SIGTERM/SIGHUP stop the run cleanly (a second signal stops
+at once); every sample taken is on disk before the process exits.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+
+from llmscope_tui.config import Settings
+from llmscope_tui.metrics import MetricsExporter
+from llmscope_tui.monitor import Monitor, RunSummary
+from llmscope_tui.session import demo_ready
+
+EXIT_OK, EXIT_FAILED_CHECK, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass(slots=True)
+class HeadlessOptions:
+    log_file: Path | None = None
+    duration_s: float | None = None
+    count: int | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    fail_on: tuple[str, ...] = ()
+    format: str = "json"  # "json" (DESIGN 8 log) or "text" (one readable line per event)
+
+
+class HeadlessError(Exception):
+    """A problem that stops a headless run before it starts (one line, exit 2)."""
+
+
+class JsonLinesWriter:
+    """Writes each event as one JSON object per line, flushed, so `tail -f` and jq see it live."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.broken:
+            return
+        try:
+            self.stream.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):  # the reader went away (e.g. `| head`)
+            self.broken = True
+
+
+class TextWriter(JsonLinesWriter):
+    """One readable line per event, for a person watching a terminal."""
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        line = format_event(event)
+        if line is None or self.broken:
+            return
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):
+            self.broken = True
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}ms"
+
+
+def format_event(event: dict[str, Any]) -> str | None:
+    """A short human line for an event, or None for events not worth a line.
+
+    Per-point rule firings are left to the JSON log; a person is told once per episode, by its
+    alert, so a sustained incident is one line, not hundreds.
+    """
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("ts", 0)))
+    kind = event.get("event")
+    if kind == "sample":
+        head = f"{stamp}  {event['target']:<22}"
+        if not event["ok"]:
+            status = f" HTTP {event['http_status']}" if event.get("http_status") else ""
+            retry = f", retry after {event['retry_after_s']:g}s" if event.get("retry_after_s") is not None else ""
+            return f"{head} FAIL {event['error_kind']}{status}{retry}: {event.get('error_message') or ''}"
+        tps = "-" if event.get("tps") is None else f"{event['tps']:.1f} tok/s"
+        est = "~" if event.get("tokens_estimated") else ""
+        cost = "" if event.get("cost_usd") is None else f"  ${event['cost_usd']:.6f}"
+        return (
+            f"{head} ok   ttft {_ms(event.get('ttft_ms')):>8}  latency {_ms(event.get('latency_ms')):>8}  "
+            f"{tps:>12}  tokens {est}{event.get('tokens_in')}/{est}{event.get('tokens_out')}{cost}"
+        )
+    if kind == "alert":
+        return f"{stamp}  ALERT ({event['severity']}): {event['text']}"
+    if kind == "error":
+        return f"{stamp}  error: {event['message']}"
+    if kind == "start":
+        names = ", ".join(t["name"] for t in event["targets"] if t["enabled"])
+        return f"{stamp}  start: probing {names}; data file {event['db']}"
+    if kind == "stop":
+        return f"{stamp}  stop ({event['reason']}): {event['samples']} samples, {event['failed']} failed"
+    if kind == "budget":
+        return f"{stamp}  budget: {event.get('message', '')}"
+    return None
+
+
+def _open_log(path: Path | None) -> IO[str]:
+    if path is None:
+        return sys.stdout
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("a", encoding="utf-8", buffering=1)
+    except OSError as exc:
+        raise HeadlessError(f"{path}: cannot open log file: {exc.strerror or exc}") from None
+
+
+def exit_code(summary: RunSummary, fail_on: tuple[str, ...]) -> int:
+    """DESIGN 8 exit codes for a finished run."""
+    if "error" in fail_on and summary.errors:
+        return EXIT_FAILED_CHECK
+    if "violation" in fail_on and summary.violations:
+        return EXIT_FAILED_CHECK
+    return EXIT_OK
+
+
+def run_headless(settings: Settings, options: HeadlessOptions) -> int:
+    """Run until stopped or bounded by duration/count; returns the process exit code."""
+    stream = _open_log(options.log_file)
+    writer = TextWriter(stream) if options.format == "text" else JsonLinesWriter(stream)
+    exporter = MetricsExporter() if options.metrics_port is not None else None
+    try:
+        with demo_ready(settings) as ready:
+            monitor = Monitor(ready)
+            monitor.subscribe(writer)
+            if exporter is not None:
+                try:
+                    port = exporter.serve(options.metrics_port or 0, options.metrics_host)
+                except OSError as exc:
+                    raise HeadlessError(
+                        f"cannot serve metrics on {options.metrics_host}:{options.metrics_port}: "
+                        f"{exc.strerror or exc}"
+                    ) from None
+                monitor.subscribe(exporter)
+                print(f"llmscope-tui: metrics on http://{options.metrics_host}:{port}/metrics", file=sys.stderr)
+            if ready.demo:
+                print(
+                    f"llmscope-tui: DEMO mode - probing {len(ready.targets)} simulated targets "
+                    "(no config file and no provider keys found); Ctrl-C to stop",
+                    file=sys.stderr,
+                )
+            summary = anyio.run(_run, monitor, options)
+            return exit_code(summary, options.fail_on)
+    finally:
+        if exporter is not None:
+            exporter.close()
+        if stream is not sys.stdout:
+            stream.close()
+
+
+async def _run(monitor: Monitor, options: HeadlessOptions) -> RunSummary:
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_stop_on_signals, monitor, tg.cancel_scope)
+        await monitor.run(duration_s=options.duration_s, count=options.count)
+        tg.cancel_scope.cancel()
+    return monitor.summary
+
+
+async def _stop_on_signals(monitor: Monitor, scope: anyio.CancelScope) -> None:
+    signals = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGHUP"):
+        signals.append(signal.SIGHUP)
+    with anyio.open_signal_receiver(*signals) as received:
+        async for signum in received:
+            if monitor.scheduler is not None and monitor.scheduler.stopping:
+                scope.cancel()  # second signal: stop now (the store still closes, shielded)
+                return
+            monitor.stop(f"signal {signal.Signals(signum).name}")

@@ -1,0 +1,242 @@
+"""Wires probe -> store -> (SPC, costs) and publishes events that faces subscribe to.
+
+The monitor knows nothing of screens: the headless face prints its events as JSON lines, the
+TUI renders them, the metrics endpoint counts them. Every event is a plain dict shaped as the
+headless log line (DESIGN 8), so there is exactly one event vocabulary.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from llmscope_tui import __version__
+from llmscope_tui.alerts import AlertRouter, TargetHealth, episode_alert
+from llmscope_tui.charts import ChartBank, episode_event, violation_event
+from llmscope_tui.config import Settings
+from llmscope_tui.costs import PriceBook
+from llmscope_tui.model import ErrorKind, Sample
+from llmscope_tui.probe.scheduler import ProbeScheduler
+from llmscope_tui.probe.stream import Timeouts
+from llmscope_tui.store import SampleStore
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+Subscriber = Callable[[Event], None]
+
+RETENTION_EVERY_S = 3600.0
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a bounded run did, for exit codes and the stop event."""
+
+    samples: int = 0
+    failed: int = 0
+    errors: int = 0  # failed samples that were not cancelled by the stop
+    violations: int = 0
+    reason: str = "stopped"
+
+
+class Monitor:
+    """Runs the probe loop for the configured targets and publishes what happens."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: SampleStore | None = None,
+        env: dict[str, str] | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.env = env
+        self.wall_clock = wall_clock
+        self._store = store
+        self._own_store = store is None
+        self._subscribers: list[Subscriber] = []
+        self.summary = RunSummary()
+        self.scheduler: ProbeScheduler | None = None
+        self._stop_requested = False
+        self.prices = PriceBook(settings.prices)
+        self.charts = ChartBank(settings.spc, store)
+        self.alerts = AlertRouter(
+            webhook_url=settings.alerts.webhook_url,
+            cooldown_s=settings.alerts.cooldown_s,
+            publish=self.publish,
+            clock=wall_clock,
+        )
+        self.health = TargetHealth()
+
+    # -- events ----------------------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Call subscriber(event) for every event, on the monitor's event loop thread."""
+        self._subscribers.append(subscriber)
+
+    def publish(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:  # a broken face must not stop the probing
+                log.exception("event subscriber failed")
+
+    def _error(self, message: str, **extra: Any) -> None:
+        self.publish({"event": "error", "ts": self.wall_clock(), "message": message, **extra})
+
+    # -- the run -----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> SampleStore:
+        if self._store is None:
+            raise RuntimeError("the monitor's store is opened by run()")
+        return self._store
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask a running monitor to finish: no new probes, in-flight ones may complete."""
+        self._stop_requested = True
+        self.summary.reason = reason
+        if self.scheduler is not None:
+            self.scheduler.stop()
+
+    async def run(self, *, duration_s: float | None = None, count: int | None = None) -> RunSummary:
+        """Probe until stop(), the duration passes or count samples are taken."""
+        settings = self.settings
+        if self._store is None:
+            self._store = SampleStore(settings.db_path, on_error=lambda m: self._error(m, where="store"))
+        self.charts.store = self._store
+        await anyio.to_thread.run_sync(self._prepare)
+        timeouts = Timeouts(
+            connect_s=settings.connect_timeout_s,
+            first_token_s=settings.first_token_timeout_s,
+            total_s=settings.timeout_s,
+        )
+        self.scheduler = ProbeScheduler(
+            settings.targets,
+            self._on_sample,
+            timeouts=timeouts,
+            concurrency=settings.concurrency,
+            env=self.env,
+            max_probes=count,
+            wall_clock=self.wall_clock,
+            grace_s=min(5.0, settings.timeout_s),
+        )
+        self.publish(self._start_event())
+        for target in settings.targets:
+            if not target.enabled:
+                self._error(f"target {target.name} is disabled: {target.disabled_reason}", target=target.name)
+        if self._stop_requested:
+            self.scheduler.stop()
+        try:
+            async with anyio.create_task_group() as tg:
+                if duration_s is not None:
+                    tg.start_soon(self._stop_after, duration_s)
+                tg.start_soon(self._retention_loop)
+                tg.start_soon(self.alerts.run)
+                await self.scheduler.run()
+                if count is not None and not self._stop_requested:
+                    self.summary.reason = "count reached"
+                await self.alerts.aclose()
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._close_store()
+                self.publish(
+                    {
+                        "event": "stop",
+                        "ts": self.wall_clock(),
+                        "reason": self.summary.reason,
+                        "samples": self.summary.samples,
+                        "failed": self.summary.failed,
+                        "violations": self.summary.violations,
+                    }
+                )
+        return self.summary
+
+    def _start_event(self) -> Event:
+        s = self.settings
+        return {
+            "event": "start",
+            "ts": self.wall_clock(),
+            "version": __version__,
+            "demo": s.demo,
+            "config": str(s.config_file) if s.config_file else None,
+            "db": str(s.db_path),
+            "targets": [
+                {
+                    "name": t.name,
+                    "provider": t.provider,
+                    "model": t.model,
+                    "base_url": t.base_url,
+                    "interval_s": t.interval_s,
+                    "api_key_env": t.api_key_env,
+                    "enabled": t.enabled,
+                    "disabled_reason": t.disabled_reason,
+                }
+                for t in s.targets
+            ],
+        }
+
+    def _prepare(self) -> None:
+        """Blocking start-up work, run in a thread: load prices, restore frozen baselines."""
+        for target in self.settings.targets:
+            self.prices.is_priced(target.provider, target.model)
+        self.charts.restore()
+
+    def _on_sample(self, sample: Sample) -> None:
+        """The hot path: price, store, chart and publish one sample (no blocking I/O)."""
+        if sample.cost_usd is None and (sample.tokens_in is not None or sample.tokens_out is not None):
+            sample.cost_usd = self.prices.cost_sample(sample)
+        self.store.add(sample)
+        self.summary.samples += 1
+        if not sample.ok:
+            self.summary.failed += 1
+            if sample.error_kind != ErrorKind.CANCELLED:
+                self.summary.errors += 1
+        self.publish({"event": "sample", **sample.to_dict()})
+        update = self.charts.observe(sample)
+        for violation in update.violations:
+            self.store.add_violation(violation)
+            self.summary.violations += 1
+            self.publish(violation_event(violation))
+        for episode in update.closed:
+            self.publish(episode_event(episode, "closed"))
+        for episode in update.opened:
+            self.publish(episode_event(episode, "opened"))
+            firing = next(
+                (v for v in update.violations if (v.metric, v.rule) == (episode.metric, episode.rule)), None
+            )
+            self.alerts.submit(episode_alert(episode, firing.value if firing else None, firing.z if firing else None))
+        health_alert = self.health.observe(sample)
+        if health_alert is not None:
+            self.alerts.submit(health_alert)
+
+    def rebaseline(self, target: str | None = None) -> list[tuple[str, str]]:
+        """Start new baselines for one target, or all (the TUI binds this to a key)."""
+        keys = self.charts.rebaseline(target)
+        self.publish({"event": "rebaseline", "ts": self.wall_clock(), "target": target, "charts": len(keys)})
+        return keys
+
+    async def _stop_after(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+        self.stop("duration reached")
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                removed = await anyio.to_thread.run_sync(self.store.purge_older_than, self.settings.retention_days)
+                if removed:
+                    log.info("retention: removed %d rows older than %g days", removed, self.settings.retention_days)
+            except Exception as exc:  # keep probing; say what went wrong
+                self._error(f"retention purge failed: {exc}", where="store")
+            await anyio.sleep(RETENTION_EVERY_S)
+
+    async def _close_store(self) -> None:
+        if self._own_store and self._store is not None:
+            await anyio.to_thread.run_sync(self._store.close)

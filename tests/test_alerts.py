@@ -1,0 +1,549 @@
+"""Alerts: cooldown, the log sink, hooks, webhook delivery (retries, timeouts, secrets), health."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from llmscope_tui.alerts import (
+    Alert,
+    AlertRouter,
+    TargetHealth,
+    budget_alert,
+    episode_alert,
+    format_duration,
+    redact_url,
+)
+from llmscope_tui.httpserver import Request, Response, ThreadedServer
+from llmscope_tui.spc import Episode
+
+SECRET_PATH = "/services/T0SECRET/B0SECRET/xyzSECRETtoken"
+
+# Fast settings for every webhook test: short timeouts and backoffs, loopback only.
+FAST = {"webhook_timeout_s": 0.3, "backoff_s": 0.02, "cooldown_s": 0.0}
+
+
+def make_alert(n: int = 0, target: str = "demo", kind: str = "violation_episode") -> Alert:
+    return Alert(
+        kind=kind,  # type: ignore[arg-type]
+        target=target,
+        key=f"{target}:rule1:ttft_ms:{n}",
+        text=f"alert number {n}",
+        ts=1_700_000_000.0 + n,
+        severity="warning",
+        details={"n": n},
+    )
+
+
+class Receiver:
+    """A webhook receiver. ``script`` gives each request's behaviour in turn (the last one repeats):
+    an int status, ("hang", seconds) or (status, headers)."""
+
+    def __init__(self, script: list[Any] | None = None) -> None:
+        self.script = script or [200]
+        self.requests: list[dict[str, Any]] = []
+        self.times: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+
+    async def __call__(self, request: Request) -> Response:
+        with self._lock:
+            index = len(self.requests)
+            self.requests.append(
+                {"path": request.path, "headers": request.headers, "json": json.loads(request.body or b"null")}
+            )
+            self.times.append(time.monotonic())
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            step = self.script[min(index, len(self.script) - 1)]
+            if isinstance(step, tuple) and step[0] == "hang":
+                await asyncio.sleep(step[1])
+                return Response.text("too late")
+            if isinstance(step, tuple):
+                return Response.text("nope", step[0], step[1])
+            if isinstance(step, int) and step >= 400:
+                return Response.text(f"error {step} for {request.path}", step)
+            return Response.text("ok", step)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    @property
+    def texts(self) -> list[str]:
+        return [r["json"]["text"] for r in self.requests]
+
+
+def serve(receiver: Receiver) -> ThreadedServer:
+    return ThreadedServer(receiver, name="alerts-test-receiver")
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.005)
+
+
+def errors(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["event"] == "error"]
+
+
+# --------------------------------------------------------------------------------------------
+# Cooldown, log sink, hooks
+# --------------------------------------------------------------------------------------------
+
+
+def test_cooldown_suppresses_repeats_of_a_key_within_the_window() -> None:
+    now = [1000.0]
+    events: list[dict[str, Any]] = []
+    router = AlertRouter(cooldown_s=60.0, publish=events.append, clock=lambda: now[0])
+    a, b = make_alert(1), make_alert(2)
+
+    assert router.submit(a) is True
+    now[0] += 30
+    assert router.submit(a) is False  # same key inside the window
+    assert router.submit(b) is True  # another key is independent
+    now[0] += 29.9
+    assert router.submit(a) is False  # 59.9 s after the last delivered one
+    now[0] += 0.1
+    assert router.submit(a) is True  # 60 s: the window (from the delivered one) has passed
+    now[0] += 1
+    assert router.submit(a) is False  # a new window started at the re-delivery
+    assert router.suppressed == 3
+    assert router.delivered == 3
+    now[0] -= 3600  # the wall clock stepped back: the key is not muted for an hour
+    assert router.submit(a) is True
+    router.reset_cooldown()
+    assert router.submit(a) is True
+    texts = [e["text"] for e in events if e["event"] == "alert"]
+    assert texts == ["alert number 1", "alert number 2", "alert number 1", "alert number 1", "alert number 1"]
+
+
+def test_recovery_is_not_suppressed_by_the_outage_cooldown() -> None:
+    now = [0.0]
+    router = AlertRouter(cooldown_s=300.0, clock=lambda: now[0])
+    health = TargetHealth(2)
+    fail = {"target": "t", "ok": 0, "error_kind": "network", "error_message": "refused", "ts": 0.0}
+    health.observe(fail)
+    down = health.observe({**fail, "ts": 5.0})
+    up = health.observe({"target": "t", "ok": 1, "ts": 10.0})
+    assert down is not None and up is not None
+    assert router.submit(down) and router.submit(up)
+    # A flap inside the cooldown: the second outage and recovery are suppressed.
+    health.observe({**fail, "ts": 11.0})
+    again = health.observe({**fail, "ts": 12.0})
+    assert again is not None and router.submit(again) is False
+    assert router.submit(health.observe({"target": "t", "ok": 1, "ts": 13.0})) is False
+    assert router.suppressed == 2
+
+
+def test_log_event_is_published_and_hooks_are_called_even_if_one_raises() -> None:
+    events: list[dict[str, Any]] = []
+    seen: list[Alert] = []
+    router = AlertRouter(publish=events.append, cooldown_s=0)
+
+    def broken(alert: Alert) -> None:
+        raise RuntimeError("hook bug")
+
+    router.add_hook(broken)
+    router.add_hook(seen.append)
+    alert = make_alert(7)
+    assert router.submit(alert) is True
+    assert router.submit(make_alert(8)) is True
+
+    alert_events = [e for e in events if e["event"] == "alert"]
+    assert alert_events[0] == {
+        "event": "alert",
+        "ts": alert.ts,
+        "kind": "violation_episode",
+        "target": "demo",
+        "severity": "warning",
+        "text": "alert number 7",
+        "details": {"n": 7},
+    }
+    assert len(alert_events) == 2
+    json.dumps(alert_events)  # the log sink writes them as JSON lines
+    assert [a.text for a in seen] == ["alert number 7", "alert number 8"]
+    hook_errors = errors(events)
+    assert len(hook_errors) == 2 and all("hook bug" in e["message"] for e in hook_errors)
+    assert all(e["where"] == "alerts" for e in hook_errors)
+
+
+def test_a_raising_publish_does_not_break_submit() -> None:
+    def bad_publish(event: dict[str, Any]) -> None:
+        raise ValueError("subscriber bug")
+
+    seen: list[Alert] = []
+    router = AlertRouter(publish=bad_publish)
+    router.add_hook(seen.append)
+    assert router.submit(make_alert()) is True
+    assert len(seen) == 1
+
+
+def test_alert_validates_kind_and_severity() -> None:
+    with pytest.raises(ValueError):
+        Alert(kind="nope", target=None, key="k", text="t", ts=0.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Alert(kind="budget", target=None, key="k", text="t", ts=0.0, severity="loud")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# Webhook
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_webhook_gets_a_slack_compatible_json_body() -> None:
+    receiver = Receiver([200])
+    events: list[dict[str, Any]] = []
+    with serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + SECRET_PATH, publish=events.append, **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            router.submit(make_alert(1, target="demo-anthropic"))
+            await wait_for(lambda: router.webhook_sent == 1)
+            await router.aclose()
+    assert len(receiver.requests) == 1
+    request = receiver.requests[0]
+    assert request["path"] == SECRET_PATH
+    assert request["headers"]["content-type"] == "application/json"
+    body = request["json"]
+    assert body["text"] == "alert number 1"
+    assert body["kind"] == "violation_episode"
+    assert body["target"] == "demo-anthropic"
+    assert body["severity"] == "warning"
+    assert body["ts"] == pytest.approx(1_700_000_001.0)
+    assert errors(events) == []
+
+
+@pytest.mark.anyio
+async def test_webhook_retries_5xx_then_succeeds() -> None:
+    receiver = Receiver([500, 503, 200])
+    events: list[dict[str, Any]] = []
+    with serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + SECRET_PATH, publish=events.append, webhook_retries=3, **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            router.submit(make_alert())
+            await wait_for(lambda: router.webhook_sent == 1)
+            await router.aclose()
+    assert len(receiver.requests) == 3
+    assert router.webhook_failed == 0
+    assert errors(events) == []
+    # Exponential backoff: the second gap is about twice the first (0.02 s, then 0.04 s).
+    gaps = [b - a for a, b in zip(receiver.times, receiver.times[1:])]
+    assert gaps[0] >= 0.015 and gaps[1] >= 0.035
+
+
+@pytest.mark.anyio
+async def test_webhook_gives_up_after_the_retries_without_leaking_the_url() -> None:
+    receiver = Receiver([500])
+    events: list[dict[str, Any]] = []
+    with serve(receiver) as server:
+        url = server.base_url + SECRET_PATH
+        router = AlertRouter(webhook_url=url, publish=events.append, webhook_retries=2, **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            router.submit(make_alert())
+            await wait_for(lambda: router.webhook_failed == 1)
+            await router.aclose()
+    assert len(receiver.requests) == 3  # 1 attempt + 2 retries
+    failures = errors(events)
+    assert len(failures) == 1
+    message = failures[0]["message"]
+    assert failures[0]["where"] == "alerts"
+    assert message.startswith("webhook delivery failed after 3 attempts: HTTP 500")
+    dumped = json.dumps(events)
+    for secret in ("SECRET", "/services/", url):
+        assert secret not in dumped  # the receiver echoed the path in its body: scrubbed
+    assert failures[0]["webhook"] == f"http://127.0.0.1:{server.port}/…"
+
+
+@pytest.mark.anyio
+async def test_webhook_honours_retry_after_on_429() -> None:
+    receiver = Receiver([(429, {"retry-after": "0.25"}), 200])
+    with serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + "/hook", **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            router.submit(make_alert())
+            await wait_for(lambda: router.webhook_sent == 1)
+            await router.aclose()
+    assert len(receiver.requests) == 2
+    assert receiver.times[1] - receiver.times[0] >= 0.24  # not the 0.02 s backoff
+
+
+@pytest.mark.anyio
+async def test_retry_after_is_capped() -> None:
+    receiver = Receiver([(429, {"retry-after": "3600"}), 200])
+    with serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + "/hook", max_backoff_s=0.05, **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            router.submit(make_alert())
+            await wait_for(lambda: router.webhook_sent == 1, timeout=2.0)
+            await router.aclose()
+    assert len(receiver.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_webhook_4xx_is_not_retried() -> None:
+    receiver = Receiver([404, 200])
+    events: list[dict[str, Any]] = []
+    with serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + SECRET_PATH, publish=events.append, **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            router.submit(make_alert())
+            await wait_for(lambda: router.webhook_failed == 1)
+            await anyio.sleep(0.1)  # would be plenty for a retry after a 0.02 s backoff
+            await router.aclose()
+    assert len(receiver.requests) == 1
+    [failure] = errors(events)
+    assert failure["message"].startswith("webhook delivery failed after 1 attempt: HTTP 404")
+    assert "SECRET" not in failure["message"]
+
+
+@pytest.mark.anyio
+async def test_a_hanging_receiver_times_out_and_later_alerts_still_go_through() -> None:
+    # Alert 1: both attempts hang (0.3 s timeout each); alert 2 is answered at once.
+    receiver = Receiver([("hang", 10.0), ("hang", 10.0), 200])
+    events: list[dict[str, Any]] = []
+    with serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + "/hook", publish=events.append, webhook_retries=1, **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            started = time.monotonic()
+            router.submit(make_alert(1))
+            router.submit(make_alert(2))
+            assert time.monotonic() - started < 0.05  # submit never waits for the network
+            await wait_for(lambda: router.webhook_sent == 1, timeout=3.0)
+            elapsed = time.monotonic() - started
+            await router.aclose()
+    # 2 attempts x 0.3 s + one 0.02 s backoff, plus slack; never the receiver's 10 s.
+    assert 0.55 <= elapsed < 1.5
+    assert router.webhook_failed == 1
+    assert receiver.texts == ["alert number 1", "alert number 1", "alert number 2"]
+    [failure] = errors(events)
+    assert failure["message"] == "webhook delivery failed after 2 attempts: no answer within 0.3s"
+
+
+@pytest.mark.anyio
+async def test_a_refused_connection_is_retried_then_reported() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    events: list[dict[str, Any]] = []
+    router = AlertRouter(webhook_url=f"http://127.0.0.1:{port}{SECRET_PATH}", publish=events.append, webhook_retries=2, **FAST)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(router.run)
+        router.submit(make_alert())
+        await wait_for(lambda: router.webhook_failed == 1)
+        await router.aclose()
+    [failure] = errors(events)
+    assert failure["message"].startswith("webhook delivery failed after 3 attempts: ConnectError")
+    assert "SECRET" not in failure["message"]
+
+
+@pytest.mark.anyio
+async def test_deliveries_are_sequential_and_ordered() -> None:
+    receiver = Receiver([200])
+    with serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + "/hook", **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            for n in range(6):
+                router.submit(make_alert(n))
+            await wait_for(lambda: router.webhook_sent == 6)
+            await router.aclose()
+    assert receiver.texts == [f"alert number {n}" for n in range(6)]
+    assert receiver.max_in_flight == 1
+
+
+@pytest.mark.anyio
+async def test_queue_overflow_drops_the_oldest_and_reports_once() -> None:
+    receiver = Receiver([200])
+    events: list[dict[str, Any]] = []
+    with serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + "/hook", publish=events.append, max_queue=2, **FAST)
+        for n in range(5):  # run() not started yet: the queue fills up
+            assert router.submit(make_alert(n)) is True
+        assert router.dropped == 3
+        assert router.queued == 2
+        overflow = errors(events)
+        assert len(overflow) == 1 and "queue full" in overflow[0]["message"]
+        assert len([e for e in events if e["event"] == "alert"]) == 5  # the log sink saw them all
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            await wait_for(lambda: router.webhook_sent == 2)
+            await router.aclose()
+    assert receiver.texts == ["alert number 3", "alert number 4"]
+
+
+@pytest.mark.anyio
+async def test_aclose_flushes_what_is_queued() -> None:
+    receiver = Receiver([200])
+    with serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + "/hook", **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            for n in range(3):
+                router.submit(make_alert(n))
+            await router.aclose()
+        assert router.webhook_sent == 3
+        assert router.undelivered_at_close == 0
+        # After close: the log sink still works, the webhook is not used.
+        assert router.submit(make_alert(9)) is True
+        assert router.dropped == 1
+    assert len(receiver.requests) == 3
+
+
+@pytest.mark.anyio
+async def test_aclose_without_run_flushes_inline() -> None:
+    receiver = Receiver([200])
+    with serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + "/hook", **FAST)
+        router.submit(make_alert(1))
+        await router.aclose()
+    assert receiver.texts == ["alert number 1"]
+
+
+@pytest.mark.anyio
+async def test_aclose_gives_up_on_a_hanging_receiver_within_its_bound() -> None:
+    receiver = Receiver([("hang", 10.0)])
+    events: list[dict[str, Any]] = []
+    with serve(receiver) as server:
+        router = AlertRouter(
+            webhook_url=server.base_url + "/hook", publish=events.append, webhook_timeout_s=5.0, backoff_s=0.02
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            for n in range(3):
+                router.submit(make_alert(n))
+            await wait_for(lambda: len(receiver.requests) == 1)
+            started = time.monotonic()
+            await router.aclose(timeout_s=0.2)
+            assert time.monotonic() - started < 1.0
+    assert router.undelivered_at_close == 3
+    assert any("not delivered" in e["message"] for e in errors(events))
+
+
+@pytest.mark.anyio
+async def test_cancelling_run_flushes_within_a_bound() -> None:
+    receiver = Receiver([200])
+    with serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + "/hook", **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            await anyio.sleep(0.01)
+            for n in range(3):
+                router.submit(make_alert(n))
+            tg.cancel_scope.cancel()  # the monitor stops without calling aclose()
+        assert router.webhook_sent == 3
+        await router.aclose()
+
+
+@pytest.mark.anyio
+async def test_without_a_webhook_run_returns_at_once() -> None:
+    router = AlertRouter()
+    with anyio.fail_after(1):
+        await router.run()
+        await router.aclose()
+    assert router.submit(make_alert()) is True
+
+
+def test_redact_url() -> None:
+    assert redact_url("https://hooks.slack.com/services/T0/B0/secret") == "https://hooks.slack.com/…"
+    assert redact_url("http://user:pw@127.0.0.1:8080/x?token=1") == "http://127.0.0.1:8080/…"
+    assert redact_url("not a url") == "<webhook>"
+
+
+# --------------------------------------------------------------------------------------------
+# Target health and constructors
+# --------------------------------------------------------------------------------------------
+
+
+def sample(ok: int, ts: float, kind: str | None = None, target: str = "demo-gemini", **extra: Any) -> dict[str, Any]:
+    return {"event": "sample", "target": target, "ok": ok, "error_kind": kind, "ts": ts, **extra}
+
+
+def test_target_goes_down_after_k_failures_and_recovers() -> None:
+    health = TargetHealth()
+    bad = {"http_status": 429, "error_message": "HTTP 429: quota exceeded"}
+    assert health.observe(sample(1, 0.0)) is None  # a healthy target says nothing
+    assert health.observe(sample(0, 10.0, "rate_limit", **bad)) is None
+    assert health.observe(sample(0, 20.0, "rate_limit", **bad)) is None
+    assert health.observe(sample(0, 25.0, "cancelled")) is None  # ignored: no count, no reset
+    down = health.observe(sample(0, 30.0, "rate_limit", **bad))
+    assert down is not None
+    assert down.kind == "target_down" and down.severity == "critical"
+    assert down.key == "demo-gemini:down" and down.target == "demo-gemini"
+    assert down.text == "demo-gemini is DOWN: 3 failed probes in a row (rate_limit: HTTP 429: quota exceeded)"
+    assert health.is_down("demo-gemini") and health.down_targets() == ["demo-gemini"]
+    assert health.observe(sample(0, 40.0, "rate_limit", **bad)) is None  # still down: no repeat
+    assert health.observe(sample(0, 45.0, "cancelled")) is None
+    up = health.observe(sample(1, 140.0))
+    assert up is not None and up.kind == "target_up" and up.severity == "info"
+    assert up.key == "demo-gemini:up"
+    assert up.text == "demo-gemini recovered after 2m 10s down"  # from the first failure (10.0)
+    assert not health.is_down("demo-gemini")
+    assert health.observe(sample(1, 150.0)) is None
+    json.dumps(down.details), json.dumps(up.details)
+
+
+def test_a_success_breaks_the_failure_streak_and_targets_are_independent() -> None:
+    health = TargetHealth(fail_threshold=2)
+    assert health.observe(sample(0, 1.0, "network")) is None
+    assert health.observe(sample(1, 2.0)) is None
+    assert health.observe(sample(0, 3.0, "network", target="other")) is None
+    assert health.observe(sample(0, 4.0, "network")) is None
+    down = health.observe(sample(0, 5.0, "network", http_status=None))
+    assert down is not None and down.text == "demo-gemini is DOWN: 2 failed probes in a row (network)"
+    assert not health.is_down("other")
+    # Ingested application calls do not count by default.
+    assert health.observe(sample(0, 6.0, "auth", target="app-x", source="app")) is None
+    assert health.observe(sample(0, 7.0, "auth", target="app-x", source="app")) is None
+    assert not health.is_down("app-x")
+
+
+def test_episode_alert_text_and_key() -> None:
+    episode = Episode("demo-anthropic", "ttft_ms", 1, 1_700_000_000.0, 1_700_000_000.0, 1, True)
+    alert = episode_alert(episode, 1240.4, 4.13)
+    assert alert.text == "demo-anthropic: TTFT rule 1 (1 point beyond 3σ from the center) — 1240 ms, z +4.1"
+    assert alert.key == "demo-anthropic:rule1:ttft_ms"
+    assert alert.kind == "violation_episode" and alert.severity == "critical"
+    assert alert.ts == 1_700_000_000.0
+    json.dumps(alert.to_event())
+    tps = episode_alert(Episode("t", "tps", 2, 5.0, 5.0, 1, True), 41.26, -2.2, rule_text="below center")
+    assert tps.text == "t: throughput rule 2 (below center) — 41.3 tok/s, z -2.2"
+    assert tps.severity == "warning"
+
+
+def test_budget_alert() -> None:
+    alert = budget_alert("all", 0.8, 40.0, 50.0, "month", projected=61.2, ts=1.0)
+    assert alert.text == 'budget "all" reached 80 %: $40.00 of $50.00 this month, $61.20 projected'
+    assert alert.key == "budget:all:0.8"
+    assert alert.kind == "budget" and alert.target is None and alert.severity == "warning"
+    assert budget_alert("d", 1.0, 5, 5, "day", ts=1.0).severity == "critical"
+    assert budget_alert("d", 0.5, 2.5, 5, "day", ts=1.0).text == 'budget "d" reached 50 %: $2.50 of $5.00 today'
+
+
+def test_format_duration() -> None:
+    assert [format_duration(s) for s in (0, 45, 60, 130, 3600, 3725, 90000)] == [
+        "0s",
+        "45s",
+        "1m",
+        "2m 10s",
+        "1h",
+        "1h 2m",
+        "1d 1h",
+    ]

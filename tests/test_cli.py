@@ -1,0 +1,204 @@
+"""The command as users and scripts meet it: exit codes, one-line errors, headless runs, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from llmscope_tui.cli import main
+from llmscope_tui.model import SAMPLE_FIELDS
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llmscope_tui", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def config_for(tmp_path: Path, base_url: str, *, extra: str = "", interval: str = "200ms") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[monitor]
+interval = "{interval}"
+timeout = "5s"
+
+[[targets]]
+name = "fake-openai"
+provider = "openai-compatible"
+model = "gpt-4o-mini"
+base_url = "{base_url}/v1"
+api_key_env = "FAKE_KEY"
+{extra}
+"""
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--bogus"],
+        ["--count", "zero"],
+        ["--duration", "soon"],
+        ["--metrics-port", "70000"],
+        ["--fail-on", "everything"],
+        ["export"],
+    ],
+)
+def test_bad_flags_give_one_line_and_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("llmscope-tui") and "\n" not in err and "Traceback" not in err
+
+
+def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[monitor]\ninterval = 'often'\n")
+    result = run_cli("--headless", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert f"{path}:2: monitor.interval" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_config_names_key_variables_never_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = config_for(tmp_path, "http://127.0.0.1:9")
+    os.environ["FAKE_KEY"] = "sk-very-secret-value"
+    try:
+        assert main(["check-config", "--config", str(path)]) == 0
+    finally:
+        del os.environ["FAKE_KEY"]
+    out = capsys.readouterr().out
+    assert "fake-openai" in out and "FAKE_KEY (set)" in out
+    assert "sk-very-secret-value" not in out
+
+
+def test_check_config_when_no_target_can_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = config_for(tmp_path, "http://127.0.0.1:9", extra="")
+    text = path.read_text().replace('provider = "openai-compatible"', 'provider = "openai"')
+    path.write_text(text)
+    assert main(["check-config", "--config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "DISABLED: FAKE_KEY is not set" in captured.out
+    assert "no target can run" in captured.err
+
+
+def test_check_config_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config"]) == 0
+    assert "demo" in capsys.readouterr().out
+
+
+def test_headless_count_writes_json_lines_and_the_data_file(tmp_path: Path, fake_provider: object) -> None:
+    db = tmp_path / "s.db"
+    config = config_for(tmp_path, fake_provider.base_url)  # type: ignore[attr-defined]
+    result = run_cli(
+        "--headless", "--config", str(config), "--db", str(db), "--count", "3", env={"FAKE_KEY": "sk-secret-123456"}
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "stop"
+    samples = [e for e in events if e["event"] == "sample"]
+    assert len(samples) == 3 and all(s["ok"] == 1 for s in samples)
+    assert set(SAMPLE_FIELDS) <= set(samples[0])
+    assert "sk-secret-123456" not in result.stdout + result.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from samples").fetchone()[0] == 3
+        dump = "\n".join(conn.iterdump())
+    assert "sk-secret-123456" not in dump
+
+
+def test_fail_on_error_exits_1(tmp_path: Path) -> None:
+    config = config_for(tmp_path, "http://127.0.0.1:9")  # nothing listens on the discard port
+    result = run_cli(
+        "--headless",
+        "--config",
+        str(config),
+        "--db",
+        str(tmp_path / "s.db"),
+        "--count",
+        "2",
+        "--fail-on",
+        "error",
+        env={"FAKE_KEY": "k"},
+    )
+    assert result.returncode == 1, result.stderr
+    kinds = {json.loads(line).get("error_kind") for line in result.stdout.splitlines()}
+    assert "network" in kinds
+
+
+def test_sigterm_stops_cleanly_with_every_sample_on_disk(tmp_path: Path, fake_provider: object) -> None:
+    db = tmp_path / "s.db"
+    log = tmp_path / "probe.jsonl"
+    config = config_for(tmp_path, fake_provider.base_url, interval="100ms")  # type: ignore[attr-defined]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmscope_tui", "--headless", "--config", str(config), "--db", str(db),
+         "--log-file", str(log)],
+        env={**os.environ, "FAKE_KEY": "k"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if log.exists() and log.read_text().count('"event":"sample"') >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines[-1]["event"] == "stop" and lines[-1]["reason"] == "signal SIGTERM"
+    logged = sum(1 for e in lines if e["event"] == "sample")
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("select count(*) from samples").fetchone()[0]
+    assert logged >= 3 and stored == logged
+
+
+def test_export_csv(tmp_path: Path, fake_provider: object) -> None:
+    db = tmp_path / "s.db"
+    config = config_for(tmp_path, fake_provider.base_url)  # type: ignore[attr-defined]
+    assert run_cli("--headless", "--config", str(config), "--db", str(db), "--count", "2",
+                   env={"FAKE_KEY": "k"}).returncode == 0
+    out = tmp_path / "out.csv"
+    result = run_cli("export", "--csv", str(out), "--db", str(db), "--since", "1h")
+    assert result.returncode == 0, result.stderr
+    assert "wrote 2 samples" in result.stderr
+    rows = list(csv.reader(out.open()))
+    assert tuple(rows[0]) == SAMPLE_FIELDS and len(rows) == 3
+    assert rows[1][0].endswith("Z")
+    assert run_cli("export", "--csv", str(out), "--db", str(tmp_path / "none.db")).returncode == 2
+
+
+def test_no_config_runs_the_demo_headless(tmp_path: Path) -> None:
+    result = run_cli("--headless", "--count", "4", "--db", str(tmp_path / "d.db"))
+    assert result.returncode == 0, result.stderr
+    assert "DEMO" in result.stderr
+    start = json.loads(result.stdout.splitlines()[0])
+    assert start["demo"] is True and len(start["targets"]) == 4
+    assert result.stdout.count('"event":"sample"') == 4
+
+
+def test_text_format_is_readable(tmp_path: Path) -> None:
+    result = run_cli("--demo", "--count", "4", "--db", str(tmp_path / "d.db"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split("  ", 1)[1].startswith("start: probing")
+    assert sum(" ok " in line or " FAIL " in line for line in lines) == 4

@@ -1,0 +1,308 @@
+"""Probing against the fake provider over real HTTP: protocols, metric definitions, error kinds."""
+
+from __future__ import annotations
+
+import socket
+
+import anyio
+import httpx
+import pytest
+from fake_provider import FakeProvider, Script, Usage
+
+from llmscope_tui.model import ErrorKind, Sample, Target
+from llmscope_tui.probe.errors import classify_exception, parse_retry_after, redact
+from llmscope_tui.probe.scheduler import ProbeScheduler, make_client
+from llmscope_tui.probe.stream import Timeouts, probe_once
+
+pytestmark = pytest.mark.anyio
+
+PROTOCOLS = ("openai", "anthropic", "gemini", "ollama")
+KEY = "sk-test-secret-key-0123456789"
+FAST = Timeouts(connect_s=2, first_token_s=2, total_s=4)
+
+
+def target_for(fake: FakeProvider, protocol: str, **changes: object) -> Target:
+    base = fake.base_url + ("/v1" if protocol == "openai" else "")
+    fields: dict[str, object] = dict(
+        name=f"t-{protocol}", provider=protocol, model=f"model-{protocol}", protocol=protocol, base_url=base
+    )
+    fields.update(changes)
+    return Target(**fields)  # type: ignore[arg-type]
+
+
+async def probe(fake: FakeProvider, protocol: str, timeouts: Timeouts = FAST, key: str | None = KEY) -> Sample:
+    async with httpx.AsyncClient() as client:
+        return await probe_once(client, target_for(fake, protocol), key, timeouts)
+
+
+# ----------------------------------------------------------------------------- success
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_stream_gives_a_complete_sample(fake_provider: FakeProvider, protocol: str) -> None:
+    fake_provider.script(default=Script(usage=Usage(input_tokens=21, output_tokens=5), request_id="req-42"))
+    sample = await probe(fake_provider, protocol)
+    assert sample.ok == 1 and sample.error_kind is None and sample.http_status == 200
+    assert (sample.tokens_in, sample.tokens_out, sample.tokens_estimated) == (21, 5, 0)
+    assert sample.target == f"t-{protocol}" and sample.source == "probe"
+    if protocol != "ollama":
+        assert sample.request_id == "req-42"
+    assert sample.connect_ms is not None and sample.connect_ms >= 0
+    assert sample.ttft_ms is not None and sample.latency_ms is not None and sample.latency_ms > sample.ttft_ms
+    assert sample.itl_ms == pytest.approx((sample.latency_ms - sample.ttft_ms) / 4)
+    assert sample.tps == pytest.approx(4 / ((sample.latency_ms - sample.ttft_ms) / 1000))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_metrics_match_the_servers_own_timing(fake_provider: FakeProvider, protocol: str) -> None:
+    """TTFT/latency follow the server's send times, and role/ping prelude frames do not stop the clock."""
+    fake_provider.script(default=Script(first_token_delay_s=0.15, token_gaps_s=[0.02, 0.03, 0.05, 0.04]))
+    sample = await probe(fake_provider, protocol)
+    req = fake_provider.wait_for_requests(1)[0]
+    assert sample.ok
+    server_span_ms = (req.t_last_content_ns - req.t_first_content_ns) / 1e6
+    assert sample.latency_ms - sample.ttft_ms == pytest.approx(server_span_ms, abs=10.0)
+    server_ttft_ms = (req.t_first_content_ns - req.t_headers_ns) / 1e6
+    assert server_ttft_ms >= 150
+    # t0 is before the server saw the request head, so measured TTFT is never shorter; a new
+    # connection's set-up is part of TTFT by definition, and connect_ms says how much
+    assert server_ttft_ms <= sample.ttft_ms <= server_ttft_ms + sample.connect_ms + 10.0
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_missing_usage_is_estimated_from_chunks(fake_provider: FakeProvider, protocol: str) -> None:
+    fake_provider.script(default=Script(include_usage=False, tokens=["a", "b", "c"]))
+    sample = await probe(fake_provider, protocol)
+    assert sample.ok and sample.tokens_estimated == 1 and sample.tokens_out == 3
+    assert sample.tokens_in is not None and sample.tokens_in > 0
+
+
+async def test_openai_cached_and_reasoning_tokens(fake_provider: FakeProvider) -> None:
+    fake_provider.script(
+        default=Script(
+            reasoning=["think", "ing"],
+            first_token_delay_s=0.05,
+            usage=Usage(input_tokens=100, cached_tokens=60, output_tokens=9, reasoning_tokens=4),
+        )
+    )
+    sample = await probe(fake_provider, "openai")
+    req = fake_provider.wait_for_requests(1)[0]
+    assert (sample.tokens_in, sample.tokens_cached, sample.tokens_out, sample.tokens_reasoning) == (100, 60, 9, 4)
+    assert req.json["stream"] is True and req.json["stream_options"] == {"include_usage": True}
+    assert req.headers["authorization"] == f"Bearer {KEY}"
+    # reasoning deltas are output: TTFT stops at the first one
+    assert sample.ttft_ms <= (req.t_first_content_ns - req.t_headers_ns) / 1e6 + 5
+
+
+async def test_anthropic_usage_counts_cache_reads_and_writes(fake_provider: FakeProvider) -> None:
+    fake_provider.script(
+        default=Script(usage=Usage(input_tokens=120, cached_tokens=50, cache_creation_tokens=30, output_tokens=7))
+    )
+    sample = await probe(fake_provider, "anthropic")
+    req = fake_provider.wait_for_requests(1)[0]
+    assert (sample.tokens_in, sample.tokens_cached, sample.tokens_out) == (120, 50, 7)
+    assert req.headers["x-api-key"] == KEY and req.headers["anthropic-version"] == "2023-06-01"
+
+
+async def test_gemini_thoughts_are_inside_tokens_out_and_key_never_in_url(fake_provider: FakeProvider) -> None:
+    fake_provider.script(default=Script(usage=Usage(input_tokens=10, output_tokens=12, reasoning_tokens=5)))
+    sample = await probe(fake_provider, "gemini")
+    req = fake_provider.wait_for_requests(1)[0]
+    assert (sample.tokens_out, sample.tokens_reasoning) == (12, 5)
+    assert req.headers["x-goog-api-key"] == KEY
+    assert KEY not in req.target and req.query == {"alt": "sse"}
+
+
+async def test_tool_call_deltas_count_as_output(fake_provider: FakeProvider) -> None:
+    fake_provider.script(default=Script(tokens=[], tool_name="lookup", tool_args=['{"q":', '"x"}']))
+    sample = await probe(fake_provider, "openai")
+    assert sample.ok and sample.ttft_ms is not None
+
+
+async def test_pooled_connection_reports_zero_connect(fake_provider: FakeProvider) -> None:
+    async with httpx.AsyncClient() as client:
+        target = target_for(fake_provider, "openai")
+        first = await probe_once(client, target, KEY, FAST)
+        second = await probe_once(client, target, KEY, FAST)
+    assert first.connect_ms > 0 and second.connect_ms == 0.0
+    reqs = fake_provider.wait_for_requests(2)
+    assert reqs[1].conn_id == reqs[0].conn_id
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (401, ErrorKind.AUTH),
+        (403, ErrorKind.AUTH),
+        (400, ErrorKind.CLIENT_ERROR),
+        (404, ErrorKind.CLIENT_ERROR),
+        (500, ErrorKind.SERVER_ERROR),
+        (502, ErrorKind.SERVER_ERROR),
+        (503, ErrorKind.SERVER_ERROR),
+        (529, ErrorKind.OVERLOADED),
+    ],
+)
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_status_errors(fake_provider: FakeProvider, protocol: str, status: int, kind: ErrorKind) -> None:
+    fake_provider.script(default=Script.error(status))
+    sample = await probe(fake_provider, protocol)
+    assert (sample.ok, sample.error_kind, sample.http_status) == (0, kind, status)
+    assert sample.error_message and str(status) in sample.error_message
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_rate_limit_keeps_retry_after(fake_provider: FakeProvider, protocol: str) -> None:
+    fake_provider.script(default=Script.rate_limited(retry_after="7"))
+    sample = await probe(fake_provider, protocol)
+    assert (sample.error_kind, sample.http_status, sample.retry_after_s) == ("rate_limit", 429, 7.0)
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        ("reset_mid_stream", ErrorKind.NETWORK),
+        ("eof_mid_stream", ErrorKind.NETWORK),
+        ("disconnect", ErrorKind.NETWORK),
+        ("reset", ErrorKind.NETWORK),
+        ("malformed", ErrorKind.MALFORMED),
+        ("error_event", ErrorKind.STREAM_ERROR),
+        ("empty", ErrorKind.EMPTY_RESPONSE),
+        ("close_early", ErrorKind.STREAM_ERROR),
+    ],
+)
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_stream_faults(fake_provider: FakeProvider, protocol: str, fault: str, kind: ErrorKind) -> None:
+    script = Script(fault=fault, error_event_type="api_error" if protocol == "anthropic" else None)
+    if fault == "close_early":
+        script = Script(fault=fault, fault_after=2)
+    fake_provider.script(default=script)
+    sample = await probe(fake_provider, protocol)
+    assert (sample.ok, sample.error_kind) == (0, kind), sample.error_message
+
+
+async def test_anthropic_overloaded_event_in_stream(fake_provider: FakeProvider) -> None:
+    fake_provider.script(default=Script(fault="error_event", error_event_type="overloaded_error"))
+    sample = await probe(fake_provider, "anthropic")
+    assert sample.error_kind == ErrorKind.OVERLOADED and sample.http_status == 200
+
+
+@pytest.mark.parametrize("fault", ["hang", "headers_then_silence"])
+async def test_no_first_token_in_time(fake_provider: FakeProvider, fault: str) -> None:
+    fake_provider.script(default=Script(fault=fault))
+    sample = await probe(fake_provider, "openai", Timeouts(connect_s=1, first_token_s=0.3, total_s=2))
+    assert sample.error_kind == ErrorKind.TIMEOUT_FIRST_TOKEN
+    assert sample.ttft_ms is None
+
+
+async def test_slow_stream_hits_the_total_timeout(fake_provider: FakeProvider) -> None:
+    fake_provider.script(default=Script(tokens=["a", "b", "c"], token_gap_s=0.4))
+    sample = await probe(fake_provider, "openai", Timeouts(connect_s=1, first_token_s=0.3, total_s=0.6))
+    assert sample.error_kind == ErrorKind.TIMEOUT_TOTAL
+    assert sample.ttft_ms is not None  # output had started
+
+
+async def test_connect_timeout_when_no_connection_opens() -> None:
+    async def never(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(10)
+        raise AssertionError("unreachable")
+
+    target = Target(name="t", provider="openai", model="m", protocol="openai", base_url="http://127.0.0.1:9/v1")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(never)) as client:
+        sample = await probe_once(client, target, None, Timeouts(connect_s=0.2, first_token_s=0.2, total_s=1))
+    assert sample.error_kind == ErrorKind.TIMEOUT_CONNECT
+
+
+async def test_refused_connection_is_network() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    target = Target(name="t", provider="ollama", model="m", protocol="ollama", base_url=f"http://127.0.0.1:{port}")
+    async with httpx.AsyncClient() as client:
+        sample = await probe_once(client, target, None, FAST)
+    assert (sample.ok, sample.error_kind, sample.http_status, sample.connect_ms) == (0, "network", None, None)
+
+
+async def test_an_echoed_key_never_reaches_the_sample(fake_provider: FakeProvider) -> None:
+    fake_provider.script(default=Script.error(401, error_message=f"Incorrect API key provided: {KEY}"))
+    sample = await probe(fake_provider, "openai")
+    assert sample.error_kind == "auth" and KEY not in (sample.error_message or "")
+    assert KEY not in repr(sample)
+
+
+def test_classification_and_helpers() -> None:
+    assert classify_exception(httpx.ConnectTimeout("x")) == ErrorKind.TIMEOUT_CONNECT
+    assert classify_exception(httpx.ConnectError("x")) == ErrorKind.NETWORK
+    assert classify_exception(httpx.RemoteProtocolError("x")) == ErrorKind.NETWORK
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert parse_retry_after("soon") is None
+    assert "sk-abc" not in redact("bad key sk-abcdefghijkl and Bearer abcdefghijk123")
+
+
+# ----------------------------------------------------------------------------- scheduler
+
+
+async def test_scheduler_never_overlaps_a_target_and_caps_concurrency(fake_provider: FakeProvider) -> None:
+    """Each probe takes ~0.3 s with 0.1 s intervals: a target's probes run back to back, never doubled,
+    and four targets never have more than two requests in flight (concurrency 2)."""
+    fake_provider.script(default=Script(first_token_delay_s=0.25, token_gap_s=0.01))
+    targets = [target_for(fake_provider, "openai", name=f"t{i}", model=f"t{i}", interval_s=0.1) for i in range(4)]
+    samples: list[Sample] = []
+    sched = ProbeScheduler(targets, samples.append, timeouts=FAST, concurrency=2, env={}, max_probes=10, jitter=0)
+    with anyio.fail_after(15):
+        await sched.run()
+    assert len(samples) == 10 and all(s.ok for s in samples)
+    reqs = fake_provider.wait_for_requests(10)
+    spans = [(r.t_headers_ns, r.t_end_ns) for r in reqs]
+    for start, _ in spans:
+        assert sum(1 for s, e in spans if s <= start < e) <= 2
+    by_target: dict[str, list[tuple[int, int]]] = {}
+    for r in reqs:
+        by_target.setdefault(r.model, []).append((r.t_headers_ns, r.t_end_ns))
+    for runs in by_target.values():
+        runs.sort()
+        assert all(nxt[0] >= prev[1] for prev, nxt in zip(runs, runs[1:]))
+    assert max(sched.stats.lags_s) > 0.1  # the slow probes pushed later ones back instead of doubling up
+
+
+async def test_scheduler_interval_and_stagger(fake_provider: FakeProvider) -> None:
+    targets = [target_for(fake_provider, "gemini", name=f"g{i}", interval_s=0.2) for i in range(2)]
+    samples: list[Sample] = []
+    sched = ProbeScheduler(targets, samples.append, timeouts=FAST, env={}, jitter=0)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sched.run)
+        await anyio.sleep(1.0)
+        sched.stop()
+    counts = {t.name: sum(s.target == t.name for s in samples) for t in targets}
+    assert all(4 <= n <= 6 for n in counts.values()), counts
+    first = sorted(s.ts for s in samples)[:2]
+    assert first[1] - first[0] == pytest.approx(0.1, abs=0.05)  # staggered by interval / n
+
+
+async def test_stop_cancels_stragglers_after_grace_and_records_them(fake_provider: FakeProvider) -> None:
+    fake_provider.script(default=Script(fault="hang"))
+    samples: list[Sample] = []
+    target = target_for(fake_provider, "openai", interval_s=0.1)
+    sched = ProbeScheduler([target], samples.append, timeouts=Timeouts(1, 30, 30), env={}, grace_s=0.2)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sched.run)
+            await anyio.sleep(0.3)
+            sched.stop()
+    assert [s.error_kind for s in samples] == ["cancelled"]
+
+
+async def test_scheduler_reads_the_key_from_the_environment_and_skips_disabled(fake_provider: FakeProvider) -> None:
+    ok = target_for(fake_provider, "anthropic", api_key_env="MY_KEY", interval_s=0.1)
+    off = target_for(fake_provider, "openai", name="off", disabled_reason="OPENAI_API_KEY is not set")
+    samples: list[Sample] = []
+    client = make_client(2, FAST)
+    async with client:
+        sched = ProbeScheduler([ok, off], samples.append, env={"MY_KEY": "k-123"}, client=client, max_probes=2)
+        with anyio.fail_after(10):
+            await sched.run()
+    assert {s.target for s in samples} == {ok.name}
+    assert fake_provider.wait_for_requests(1)[0].headers["x-api-key"] == "k-123"
