@@ -272,7 +272,7 @@ class RecordedRequest:
     content_frames: int = 0
     content_times_ns: list[int] = field(default_factory=list)  # every content frame's stamp
     frames: list[tuple[int, str, bytes]] = field(default_factory=list)  # (t_ns, kind, payload) all frames
-    t_end_ns: int | None = None  # response finished (body ended, connection dropped or reset)
+    t_end_ns: int | None = None  # just before the response's last bytes (or the drop/reset/stop)
     outcome: str = "pending"  # complete | hang | headers_then_silence | reset | eof | disconnect |
     #                          close_early | client_gone | stopped
     done: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -1485,9 +1485,10 @@ class FakeProvider:
                 await self._sleep(script.gap(piece_index))
                 piece_index += 1
             await self._write_frames(req, writer, frames)
-        await self._write_raw(req, writer, b"0\r\n\r\n", "end")
         if fault == "close_early":
             req.outcome = "close_early"
+        await self._write_raw(req, writer, b"0\r\n\r\n", "end")
+        if fault == "close_early":
             writer.close()
             raise _Stop
         return not close_requested
@@ -1515,8 +1516,15 @@ class FakeProvider:
                 writer.close()
             req.t_end_ns = time.perf_counter_ns()
             raise _Stop
-        await self._write_frame(req, writer, payload, "content" if ctx.pieces else "body",
-                                bool(ctx.pieces), chunked=False)
+        t = time.perf_counter_ns()
+        if ctx.pieces:
+            req.t_first_content_ns = req.t_last_content_ns = t
+            req.content_frames = 1
+            req.content_times_ns.append(t)
+        req.frames.append((t, "content" if ctx.pieces else "body", payload))
+        self._finish(req)  # complete before the client can see the body
+        writer.write(payload)
+        await self._drain(writer)
         return not close_requested
 
     # writing -------------------------------------------------------------------------------
@@ -1555,6 +1563,8 @@ class FakeProvider:
 
     async def _write_raw(self, req: RecordedRequest, writer: asyncio.StreamWriter, data: bytes, kind: str) -> None:
         req.frames.append((time.perf_counter_ns(), kind, data))
+        if kind == "end":
+            self._finish(req)  # complete before the client can see the end of the body
         writer.write(data)
         await self._drain(writer)
 
@@ -1575,6 +1585,7 @@ class FakeProvider:
             req = RecordedRequest("", "", "", {}, {}, b"", None, "", 0, 0, 0, 0)
         await self._write_head(req, writer, status, headers, close)
         req.frames.append((time.perf_counter_ns(), "body", payload))
+        self._finish(req)  # complete before the client can see the body
         writer.write(payload)
         await self._drain(writer)
         if close:

@@ -652,3 +652,20 @@ def test_error_body_helper_and_fixture_generator() -> None:
     with pytest.raises(StopIteration):
         next(gen)
     assert not fake.running
+
+
+@pytest.mark.anyio
+async def test_async_client_in_another_loop_sees_bytes_after_the_server_stamps(fake: FakeProvider) -> None:
+    fake.enqueue(Script(tokens=["alpha", "beta"], first_token_delay_s=0.05, token_gap_s=0.05))
+    arrivals: list[tuple[int, bytes]] = []
+    async with httpx.AsyncClient(timeout=5) as c:
+        path, body = ROUTES["anthropic"]
+        async with c.stream("POST", fake.url(path), json=body) as r:
+            async for chunk in r.aiter_raw():
+                arrivals.append((time.perf_counter_ns(), chunk))
+    req = fake.last_request
+    first_seen = next(t for t, chunk in arrivals if b"alpha" in chunk)
+    last_seen = next(t for t, chunk in arrivals if b"beta" in chunk)
+    assert req.t_first_content_ns <= first_seen < req.t_first_content_ns + 30_000_000
+    assert req.t_last_content_ns <= last_seen < req.t_last_content_ns + 30_000_000
+    assert req.content_frames == 2

@@ -183,6 +183,13 @@ async def test_stream_faults(fake_provider: FakeProvider, protocol: str, fault: 
     assert (sample.ok, sample.error_kind) == (0, kind), sample.error_message
 
 
+async def test_a_cut_off_stream_counts_the_chunks_that_arrived(fake_provider: FakeProvider) -> None:
+    fake_provider.script(default=Script(fault="reset_mid_stream", fault_after=3))
+    sample = await probe(fake_provider, "anthropic")
+    assert sample.error_kind == "network"
+    assert (sample.tokens_out, sample.tokens_estimated) == (3, 1)
+
+
 async def test_anthropic_overloaded_event_in_stream(fake_provider: FakeProvider) -> None:
     fake_provider.script(default=Script(fault="error_event", error_event_type="overloaded_error"))
     sample = await probe(fake_provider, "anthropic")

@@ -224,7 +224,9 @@ def _build_sample(
     if out.first_ns is not None and out.last_ns is not None:
         sample.ttft_ms = _ms(t0, out.first_ns)
         sample.latency_ms = _ms(t0, out.last_ns)
-        if sample.tokens_out is None:
+        if sample.tokens_out is None or sample.tokens_out < out.pieces:
+            # no usage, or a stream cut off before the final count (Anthropic's message_start
+            # says 1): the chunks we saw are the better count
             sample.tokens_out = out.pieces
             sample.tokens_estimated = 1
         if sample.tokens_in is None:

@@ -1,0 +1,63 @@
+"""Prometheus exposition as a scraper sees it."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from llmscope_tui.metrics import MetricsExporter
+
+
+def sample_event(**changes: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "event": "sample",
+        "ts": 1_800_000_000.0,
+        "target": "gpt",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "ok": 1,
+        "error_kind": None,
+        "ttft_ms": 250.0,
+        "latency_ms": 600.0,
+        "itl_ms": 20.0,
+        "tps": 50.0,
+        "tokens_in": 12,
+        "tokens_out": 8,
+        "cost_usd": 0.0001,
+    }
+    event.update(changes)
+    return event
+
+
+def families(text: str) -> dict[str, object]:
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def test_samples_become_histograms_in_seconds_and_counters() -> None:
+    exporter = MetricsExporter()
+    exporter(sample_event())
+    exporter(sample_event(ok=0, error_kind="rate_limit", ttft_ms=None, latency_ms=None))
+    exporter({"event": "violation", "target": "gpt", "metric": "ttft_ms", "rule": 1})
+    text = exporter.render().decode()
+    fams = families(text)
+    ttft = fams["llmscope_ttft_seconds"]
+    count = next(s for s in ttft.samples if s.name.endswith("_count"))  # type: ignore[attr-defined]
+    total = next(s for s in ttft.samples if s.name.endswith("_sum"))  # type: ignore[attr-defined]
+    assert count.value == 1 and total.value == 0.25
+    assert count.labels == {"target": "gpt", "provider": "openai", "model": "gpt-4o-mini"}
+    assert "llmscope_probes_total" in text and 'error_kind="rate_limit"' in text
+    assert 'llmscope_violations_total{metric="ttft_ms",rule="1",target="gpt"} 1.0' in text
+    assert "llmscope_up" in fams
+
+
+def test_metrics_endpoint_serves_text_format_0_0_4() -> None:
+    exporter = MetricsExporter()
+    exporter(sample_event())
+    port = exporter.serve(0)
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    finally:
+        exporter.close()
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "llmscope_latency_seconds_bucket" in response.text
