@@ -18,6 +18,14 @@ CORE_MODULES = [
     "llmscope_tui.probe.stream",
     "llmscope_tui.probe.demo",
     "llmscope_tui.spc",
+    "llmscope_tui.charts",
+    "llmscope_tui.costs",
+    "llmscope_tui.spend",
+    "llmscope_tui.alerts",
+    "llmscope_tui.rollups",
+    "llmscope_tui.report",
+    "llmscope_tui.ingest",
+    "llmscope_tui.client",
 ]
 
 

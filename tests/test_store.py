@@ -227,27 +227,31 @@ def test_add_snapshots_the_sample(store: SampleStore) -> None:
 def test_odd_value_types_are_coerced_not_stored_as_blobs(store: SampleStore, db: Path) -> None:
     errors: list[str] = []
     store.on_error = errors.append
-    store.add(
-        full_sample(
-            1,
-            tokens_in=np.int64(31),
-            ttft_ms=np.float32(300.5),
-            ok=True,
-            tokens_out=np.float64(float("nan")),
-            error_kind=ErrorKind.TIMEOUT_TOTAL,
-        )
+    odd = full_sample(
+        1,
+        tokens_in=np.int64(31),
+        ttft_ms=np.float32(300.5),
+        ok=True,
+        tokens_out=np.float64(float("nan")),
+        error_kind=ErrorKind.TIMEOUT_TOTAL,
     )
-    store.add(full_sample(2, ts=None))  # unstorable: dropped with a report, the rest kept
-    store.add(full_sample(3))
+    # One add_many: one batch, so one report for the two unstorable samples.
+    store.add_many([odd, full_sample(2, ts=None), full_sample(3), full_sample(4, ts=float("inf"))])
+    store.flush(5)
+    assert len(errors) == 1 and "dropped 2 samples" in errors[0] and "ts is required" in errors[0]
+    # A value that cannot be converted is left empty; the sample is kept.
+    store.add(full_sample(5, http_status="teapot", tokens_in=np.int64(2**40)))
     assert store.flush(5)
     conn = sqlite3.connect(db)
     types = conn.execute("SELECT typeof(tokens_in), typeof(ttft_ms), typeof(ok), typeof(tokens_out) FROM samples").fetchall()
     conn.close()
     assert types[0] == ("integer", "real", "integer", "null")
     got = store.samples()
-    assert [s.ts for s in got] == [full_sample(1).ts, full_sample(3).ts]
+    assert [s.ts for s in got] == [full_sample(i).ts for i in (1, 3, 5)]
     assert got[0].tokens_in == 31 and got[0].ok == 1 and got[0].error_kind == "timeout_total"
-    assert len(errors) == 1 and "dropped 1 sample" in errors[0] and "ts is required" in errors[0]
+    assert got[2].http_status is None and got[2].tokens_in == 2**40
+    assert len(errors) == 2
+    assert errors[1] == f"values that cannot be stored in {store.path} were left empty: http_status='teapot' is not an integer"
     assert store.pending == 0
 
 
@@ -340,8 +344,7 @@ def test_readers_in_other_connections_and_processes_while_writing(store: SampleS
     thread.start()
     try:
         seen: list[int] = []
-        reader = open_readonly(db) if db.exists() else None
-        assert reader is not None
+        reader = open_readonly(db)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and (len(seen) < 3 or seen[-1] == seen[0]):
             seen.append(reader.count())  # a separate read-only connection
@@ -384,7 +387,7 @@ def test_reads_from_many_threads(store: SampleStore) -> None:
         t.join()
     assert not errors
     assert set(results) == {100}
-    assert len(store._readers) <= 7  # connections of finished threads are let go
+    assert len(store._readers) <= 1  # connections of finished threads are let go
 
 
 # -- queries --------------------------------------------------------------------------------
@@ -551,8 +554,7 @@ def test_write_failures_hold_samples_report_once_and_recover(db: Path) -> None:
         real_write(batch, **kw)
 
     s._write = flaky  # type: ignore[method-assign]
-    for i in range(12):
-        s.add(full_sample(i))
+    s.add_many(full_sample(i) for i in range(12))
     assert s.flush(timeout=10)
     assert failures["left"] == 0
     assert len(errors) == 1, errors  # once per streak, not per retry
@@ -617,8 +619,7 @@ def test_close_gives_up_only_after_its_timeout_and_says_so(db: Path) -> None:
         raise sqlite3.OperationalError("database is locked")
 
     s._write = always_locked  # type: ignore[method-assign]
-    for i in range(3):
-        s.add(full_sample(i))
+    s.add_many(full_sample(i) for i in range(3))
     started = time.monotonic()
     s.close(timeout=0.3)
     assert 0.25 < time.monotonic() - started < 5
@@ -638,3 +639,39 @@ def test_purge_waits_behind_a_failing_batch_then_times_out(db: Path, monkeypatch
     with pytest.raises(StoreError, match="retention purge on .* timed out after 0.2 s: database is locked"):
         s.purge_older_than(7)
     s.close(timeout=0.1)
+
+
+# -- spend, usage and columns (costs, budgets, rollups) -------------------------------------------
+
+
+def test_spend_usage_and_columns(store: SampleStore) -> None:
+    store.add_many(
+        [
+            full_sample(0, target="a", provider="openai", model="m1", cost_usd=0.25, source="probe"),
+            full_sample(1, target="a", provider="openai", model="m1", cost_usd=0.5, source="app"),
+            full_sample(2, target="b", provider="anthropic", model="m2", cost_usd=None, tokens_cached=None),
+            failed_sample(3, target="b"),
+        ]
+    )
+    store.flush(5)
+    assert store.spend() == 0.75
+    assert store.spend(target="a", since=T0 + 1) == 0.5
+    assert store.spend(provider="anthropic") == 0.0
+    assert store.spend(source="app") == 0.5
+    assert store.spend(until=T0) == 0.0
+    assert store.spend_by("target") == {"a": 0.75, "b": 0.0}
+    assert store.spend_by("source", since=T0 + 1) == {"app": 0.5, "probe": 0.0}
+    with pytest.raises(ValueError):
+        store.spend_by("cost_usd; DROP TABLE samples")
+    usage = store.usage_by_model()
+    assert usage == [("anthropic", "m2", 31, 16, 0), ("openai", "m", 0, 0, 0), ("openai", "m1", 62, 32, 16)]
+    cols = store.columns(["target", "ok", "ttft_ms", "tokens_cached"])
+    assert cols["target"].dtype == object and cols["target"].tolist() == ["a", "a", "b", "b"]
+    assert cols["ok"].dtype == np.int64 and cols["ok"].tolist() == [1, 1, 1, 0]
+    assert cols["ttft_ms"].dtype == np.float64 and cols["ttft_ms"][3] == 999.0
+    assert cols["tokens_cached"].dtype == np.float64 and np.isnan(cols["tokens_cached"][2:]).all()
+    empty = store.columns(["target", "tps"], target="nobody")
+    assert empty["target"].shape == empty["tps"].shape == (0,)
+    assert store.columns(["ok"], source="app")["ok"].tolist() == [1, 1]
+    with pytest.raises(ValueError, match="unknown sample columns"):
+        store.columns(["nope"])

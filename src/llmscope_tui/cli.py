@@ -12,10 +12,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from llmscope_tui import __version__, paths
 from llmscope_tui.config import ConfigError, Settings, load_settings
 from llmscope_tui.durations import parse_duration
+from llmscope_tui.ingest import IngestConfigError, IngestOptions
 
 PROG = "llmscope-tui"
 EXIT_USAGE = 2
@@ -90,21 +92,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 if a probe failed (error) or an SPC rule fired (violation); repeatable",
     )
 
+    parser.add_argument(
+        "--ingest-port",
+        metavar="PORT",
+        type=_port,
+        help="accept application usage on POST /v1/events (off by default; llmscope_tui.client posts to 8787)",
+    )
+    parser.add_argument(
+        "--ingest-host",
+        metavar="HOST",
+        default="127.0.0.1",
+        help="address for --ingest-port (default 127.0.0.1; any other needs LLMSCOPE_API_KEY)",
+    )
+
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     export = sub.add_parser("export", parents=[common], help="write a CSV snapshot of stored samples")
     export.add_argument("--csv", metavar="FILE", required=True, help="output file, or - for stdout")
     export.add_argument("--since", metavar="AGE", type=_duration, help="only samples newer than this (e.g. 24h, 7d)")
     export.add_argument("--target", metavar="NAME", help="only this target")
     sub.add_parser("check-config", parents=[common], help="show the resolved settings, or the config errors")
+    ing = sub.add_parser("ingest", parents=[common], help="import application usage records from a JSON-lines file")
+    ing.add_argument("file", metavar="FILE", type=Path)
+    report = sub.add_parser("report", parents=[common], help="rollups, spend, budgets and recommendations")
+    report.add_argument("--window", choices=("1h", "24h", "7d"), default="24h", help="rollup window (default 24h)")
+    report.add_argument("--by", choices=("target", "provider"), default="target", help="group rollups by")
+    rebase = sub.add_parser(
+        "rebaseline",
+        parents=[common],
+        help="start new SPC baselines (next run), or freeze them from a past time window",
+    )
+    rebase.add_argument("--target", metavar="NAME", help="only this target (default: all)")
+    rebase.add_argument("--since", metavar="AGE", type=_duration, help="window start, as an age (e.g. 3h)")
+    rebase.add_argument("--until", metavar="AGE", type=_duration, help="window end, as an age (default: now)")
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(
+    settings = load_settings(
         getattr(args, "config", None),
         db=getattr(args, "db", None),
         demo=getattr(args, "demo", False),
     )
+    if settings.demo and args.command in ("report", "ingest"):
+        from llmscope_tui.session import demo_prices
+
+        settings.prices = [*settings.prices, *demo_prices()]  # price the demo's data like the demo did
+    return settings
 
 
 def _fail(message: str) -> int:
@@ -120,8 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(args)
         if args.command == "check-config":
             return _check_config(args)
+        if args.command == "ingest":
+            return _ingest(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "rebaseline":
+            return _rebaseline(args)
         return _run(args)
-    except ConfigError as exc:
+    except (ConfigError, IngestConfigError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
@@ -148,11 +187,40 @@ def _run(args: argparse.Namespace) -> int:
         fail_on=tuple(args.fail_on),
         # Until the TUI lands, the interactive face is the readable text log.
         format=args.format or ("json" if args.headless else "text"),
+        ingest=IngestOptions.from_env(args.ingest_port, args.ingest_host) if args.ingest_port is not None else None,
     )
     try:
         return run_headless(settings, options)
     except (HeadlessError, StoreError) as exc:
         return _fail(str(exc))
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    """Import application usage from a JSON-lines file: priced and stored like live ingestion."""
+    from llmscope_tui.costs import PriceBook
+    from llmscope_tui.ingest import import_file
+    from llmscope_tui.store import SampleStore, StoreError
+
+    settings = _settings(args)
+    prices = PriceBook(settings.prices)
+    try:
+        store = SampleStore(_resolve_db(args, settings))
+    except StoreError as exc:
+        return _fail(str(exc))
+
+    def sink(samples: list[Any]) -> None:
+        for sample in samples:
+            if sample.cost_usd is None and (sample.tokens_in is not None or sample.tokens_out is not None):
+                sample.cost_usd = prices.cost_sample(sample)
+        store.add_many(samples)
+
+    try:
+        report = import_file(args.file, sink)
+    finally:
+        store.close()
+    for line in report.lines(args.file):
+        print(f"{PROG}: {line}", file=sys.stderr)
+    return 1 if report.refused else 0
 
 
 def _resolve_db(args: argparse.Namespace, settings: Settings) -> Path:
@@ -211,6 +279,7 @@ def _check_config(args: argparse.Namespace) -> int:
     if settings.demo:
         out.write("targets:      4 simulated demo targets (openai, anthropic, gemini, ollama protocols)\n")
         return 0
+    _write_costs(settings, out)
     out.write(f"targets:      {len(settings.targets)}\n")
     for t in settings.targets:
         if t.api_key_env:
@@ -227,3 +296,80 @@ def _check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(str(exc))
     return 0
+
+
+def _write_costs(settings: Settings, out: Any) -> None:
+    """Probe overhead before it is spent, unpriced models, budgets (check-config)."""
+    from llmscope_tui.costs import PriceBook, format_usd
+    from llmscope_tui.report import overhead
+
+    lines, per_day, per_month, unpriced = overhead(settings, PriceBook(settings.prices))
+    out.write(f"probe cost:   {format_usd(per_day)}/day, {format_usd(per_month)}/month at these intervals (upper bound)\n")
+    for line in lines:
+        cost = "unpriced" if line.per_day is None else f"{format_usd(line.per_day)}/day"
+        out.write(f"  - {line.target}: {line.probes_per_day:,.0f} probes/day, {cost}\n")
+    if unpriced:
+        out.write(f"unpriced:     {', '.join(unpriced)} (no cost recorded; add [[prices]] to set one)\n")
+    for budget in settings.budgets:
+        pause = f", pause probes at {budget.pause_probes_at * 100:g}%" if budget.pause_probes_at else ""
+        out.write(f"budget:       {budget.name}: {format_usd(budget.limit_usd)} per {budget.period}, {budget.scope}{pause}\n")
+
+
+def _open_reader(args: argparse.Namespace, settings: Settings) -> Any:
+    from llmscope_tui.store import open_readonly
+
+    return open_readonly(_resolve_db(args, settings))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from llmscope_tui.report import render_report
+    from llmscope_tui.store import StoreError
+
+    settings = _settings(args)
+    try:
+        with _open_reader(args, settings) as store:
+            sys.stdout.write(render_report(store, settings, args.window, args.by))
+    except StoreError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def _rebaseline(args: argparse.Namespace) -> int:
+    from llmscope_tui.charts import ChartBank
+    from llmscope_tui.store import SampleStore, StoreError
+
+    settings = _settings(args)
+    db = _resolve_db(args, settings)
+    if not db.exists():
+        return _fail(f"no data file at {db}")
+    if args.until is not None and args.since is None:
+        return _fail("--until needs --since (the window start)")
+    try:
+        store = SampleStore(db)
+    except StoreError as exc:
+        return _fail(str(exc))
+    try:
+        bank = ChartBank(settings.spc, store)
+        who = args.target or "every target"
+        if args.since is None:
+            bank.rebaseline(args.target)
+            print(f"{PROG}: cleared the baselines of {who}; the next {settings.spc.baseline_samples} good "
+                  "samples of each metric set new limits (a running monitor: press b in the TUI, or restart it)")
+            return 0
+        now = time.time()
+        start, end = now - args.since, now - (args.until or 0)
+        if end <= start:
+            return _fail("--since must be further back than --until")
+        targets = [args.target] if args.target else store.targets()
+        frozen = 0
+        for name in targets:
+            for metric, baseline in bank.baseline_from_window(name, start, end):
+                frozen += 1
+                print(f"  {name} {metric}: center {baseline.center:.4g}, sigma {baseline.sigma:.4g} "
+                      f"from {baseline.n_used} samples")
+        if not frozen:
+            return _fail("no successful samples in that window to take a baseline from")
+        print(f"{PROG}: froze {frozen} baselines from that window (used from the next start)")
+        return 0
+    finally:
+        store.close()

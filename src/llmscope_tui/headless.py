@@ -17,6 +17,7 @@ from typing import IO, Any
 import anyio
 
 from llmscope_tui.config import Settings
+from llmscope_tui.ingest import IngestOptions
 from llmscope_tui.metrics import MetricsExporter
 from llmscope_tui.monitor import Monitor, RunSummary
 from llmscope_tui.session import demo_ready
@@ -33,6 +34,7 @@ class HeadlessOptions:
     metrics_host: str = "127.0.0.1"
     fail_on: tuple[str, ...] = ()
     format: str = "json"  # "json" (DESIGN 8 log) or "text" (one readable line per event)
+    ingest: IngestOptions | None = None
 
 
 class HeadlessError(Exception):
@@ -135,7 +137,7 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     exporter = MetricsExporter() if options.metrics_port is not None else None
     try:
         with demo_ready(settings) as ready:
-            monitor = Monitor(ready)
+            monitor = Monitor(ready, ingest=options.ingest)
             monitor.subscribe(writer)
             if exporter is not None:
                 try:
@@ -153,13 +155,30 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
                     "(no config file and no provider keys found); Ctrl-C to stop",
                     file=sys.stderr,
                 )
-            summary = anyio.run(_run, monitor, options)
+            try:
+                summary = anyio.run(_run, monitor, options)
+            except BaseExceptionGroup as group:
+                raise _sole_error(group) from None
             return exit_code(summary, options.fail_on)
     finally:
         if exporter is not None:
             exporter.close()
         if stream is not sys.stdout:
             stream.close()
+
+
+def _sole_error(group: BaseExceptionGroup) -> BaseException:
+    """Task groups wrap errors; a single user-facing one (port in use, bad data file) is
+    re-raised alone so the CLI can print it as one line."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    return leaves[0] if len(leaves) == 1 else group
 
 
 async def _run(monitor: Monitor, options: HeadlessOptions) -> RunSummary:

@@ -7,6 +7,7 @@ headless log line (DESIGN 8), so there is exactly one event vocabulary.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -16,13 +17,15 @@ from typing import Any
 import anyio
 
 from llmscope_tui import __version__
-from llmscope_tui.alerts import AlertRouter, TargetHealth, episode_alert
+from llmscope_tui.alerts import AlertRouter, TargetHealth, budget_event_alert, episode_alert
 from llmscope_tui.charts import ChartBank, episode_event, violation_event
 from llmscope_tui.config import Settings
-from llmscope_tui.costs import PriceBook
+from llmscope_tui.costs import Budget, PriceBook
+from llmscope_tui.ingest import IngestConfigError, IngestOptions, IngestServer
 from llmscope_tui.model import ErrorKind, Sample
 from llmscope_tui.probe.scheduler import ProbeScheduler
 from llmscope_tui.probe.stream import Timeouts
+from llmscope_tui.spend import BudgetTracker, budget_event
 from llmscope_tui.store import SampleStore
 
 log = logging.getLogger(__name__)
@@ -54,8 +57,11 @@ class Monitor:
         store: SampleStore | None = None,
         env: dict[str, str] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        ingest: IngestOptions | None = None,
     ) -> None:
         self.settings = settings
+        self.ingest_options = ingest
+        self.ingest_server: IngestServer | None = None
         self.env = env
         self.wall_clock = wall_clock
         self._store = store
@@ -73,6 +79,7 @@ class Monitor:
             clock=wall_clock,
         )
         self.health = TargetHealth()
+        self.budgets = BudgetTracker(settings.budgets, clock=wall_clock)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -86,6 +93,22 @@ class Monitor:
                 subscriber(event)
             except Exception:  # a broken face must not stop the probing
                 log.exception("event subscriber failed")
+
+    def _from_thread(self, fn: Callable[[str], None]) -> Callable[[str], None]:
+        """Wrap fn so another thread (the store's writer) can call it: it runs on this loop, where
+        subscribers expect every event."""
+        loop = asyncio.get_running_loop()
+
+        def call(message: str) -> None:
+            try:
+                loop.call_soon_threadsafe(fn, message)
+            except RuntimeError:  # the loop has closed: nobody left to tell but the log
+                log.error("%s", message)
+
+        return call
+
+    def _store_error(self, message: str) -> None:
+        self._error(message, where="store")
 
     def _error(self, message: str, **extra: Any) -> None:
         self.publish({"event": "error", "ts": self.wall_clock(), "message": message, **extra})
@@ -109,9 +132,11 @@ class Monitor:
         """Probe until stop(), the duration passes or count samples are taken."""
         settings = self.settings
         if self._store is None:
-            self._store = SampleStore(settings.db_path, on_error=lambda m: self._error(m, where="store"))
+            self._store = SampleStore(settings.db_path, on_error=self._from_thread(self._store_error))
         self.charts.store = self._store
         await anyio.to_thread.run_sync(self._prepare)
+        if self.ingest_options is not None:
+            await self._start_ingest(self.ingest_options)
         timeouts = Timeouts(
             connect_s=settings.connect_timeout_s,
             first_token_s=settings.first_token_timeout_s,
@@ -124,6 +149,7 @@ class Monitor:
             concurrency=settings.concurrency,
             env=self.env,
             max_probes=count,
+            is_paused=self.budgets.should_pause,
             wall_clock=self.wall_clock,
             grace_s=min(5.0, settings.timeout_s),
         )
@@ -146,6 +172,8 @@ class Monitor:
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                if self.ingest_server is not None:
+                    await self.ingest_server.stop()
                 await self._close_store()
                 self.publish(
                     {
@@ -168,6 +196,7 @@ class Monitor:
             "demo": s.demo,
             "config": str(s.config_file) if s.config_file else None,
             "db": str(s.db_path),
+            "ingest": self.ingest_server.events_url if self.ingest_server else None,
             "targets": [
                 {
                     "name": t.name,
@@ -183,23 +212,39 @@ class Monitor:
             ],
         }
 
+    async def _start_ingest(self, options: IngestOptions) -> None:
+        server = IngestServer(
+            self.ingest, host=options.host, port=options.port, api_key=options.api_key, clock=self.wall_clock
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            await self._close_store()
+            raise IngestConfigError(
+                f"cannot serve ingest on {options.host}:{options.port}: {exc.strerror or exc}"
+            ) from None
+        self.ingest_server = server
+
     def _prepare(self) -> None:
         """Blocking start-up work, run in a thread: load prices, restore frozen baselines."""
+        self.prices.snapshot()  # load the price database here, not on the first sample
         for target in self.settings.targets:
             self.prices.is_priced(target.provider, target.model)
         self.charts.restore()
+        self.budgets.seed(self._spend_since)
+
+    def _spend_since(self, budget: Budget, since: float) -> float:
+        kind, _, value = budget.scope.partition(":")
+        return self.store.spend(since=since, **({kind: value} if kind != "all" else {}))
 
     def _on_sample(self, sample: Sample) -> None:
-        """The hot path: price, store, chart and publish one sample (no blocking I/O)."""
-        if sample.cost_usd is None and (sample.tokens_in is not None or sample.tokens_out is not None):
-            sample.cost_usd = self.prices.cost_sample(sample)
-        self.store.add(sample)
+        """A probe finished: count it, then the shared path, then SPC and target health."""
         self.summary.samples += 1
         if not sample.ok:
             self.summary.failed += 1
             if sample.error_kind != ErrorKind.CANCELLED:
                 self.summary.errors += 1
-        self.publish({"event": "sample", **sample.to_dict()})
+        self._take(sample)
         update = self.charts.observe(sample)
         for violation in update.violations:
             self.store.add_violation(violation)
@@ -216,6 +261,23 @@ class Monitor:
         health_alert = self.health.observe(sample)
         if health_alert is not None:
             self.alerts.submit(health_alert)
+
+    def ingest(self, samples: list[Sample]) -> None:
+        """Application usage (source "app") from the ingest endpoint: priced, stored, published and
+        counted against budgets; not charted (app traffic mixes prompts and models, so a control
+        chart of it would flag the traffic, not the provider) and not counted in the run summary."""
+        for sample in samples:
+            self._take(sample)
+
+    def _take(self, sample: Sample) -> None:
+        """The hot path every sample takes: price, store, publish, budgets (no blocking I/O)."""
+        if sample.cost_usd is None and (sample.tokens_in is not None or sample.tokens_out is not None):
+            sample.cost_usd = self.prices.cost_sample(sample)
+        self.store.add(sample)
+        self.publish({"event": "sample", **sample.to_dict()})
+        for event in self.budgets.observe(sample):
+            self.publish(budget_event(event, sample.ts))
+            self.alerts.submit(budget_event_alert(event, ts=sample.ts))
 
     def rebaseline(self, target: str | None = None) -> list[tuple[str, str]]:
         """Start new baselines for one target, or all (the TUI binds this to a key)."""
