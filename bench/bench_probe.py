@@ -14,6 +14,12 @@ TTFT accuracy = measured TTFT - the server's own TTFT (first content sent - requ
 The difference is what the measurement adds: loopback transit both ways plus client scheduling.
 Goal (issue 2): median under 0.5 ms and p99 under 2 ms, at 1 and at 50 concurrent streams.
 
+`split` separates the two legs of that difference: the request leg (t0 -> the server has the
+request; real latency, part of TTFT by definition) and the response leg (the server writes the
+first token -> the client stamps it; the measurement's own delay).
+
+BENCH_UVLOOP=1 runs client and server on uvloop (pip install uvloop), for comparison.
+
 Sustained rate: N targets whose intervals add up to --rate probes/s, all through one
 ProbeScheduler. Goal: at least 200 completed streamed probes per second on 2 cores with
 schedule lag p99 under 50 ms.
@@ -105,7 +111,12 @@ def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
         Path(port_file).write_text(str(server.sockets[0].getsockname()[1]))
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    if os.environ.get("BENCH_UVLOOP"):
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 class ServerProcess:
@@ -172,6 +183,7 @@ async def _accuracy_round(base_url: str, concurrency: int, probes: int) -> list[
     return out
 
 
+LOOP = {"use_uvloop": bool(os.environ.get("BENCH_UVLOOP"))}
 FIRST_DELAY, GAP, TOKENS = float(os.environ.get("B_FIRST", "0.2")), float(os.environ.get("B_GAP", "0.02")), 16
 
 
@@ -182,7 +194,7 @@ def accuracy(probes: int) -> None:
         server = ServerProcess(first_delay=FIRST_DELAY, gap=GAP, tokens=TOKENS)
         try:
             server.stamps()  # clear warm-up stamps on a fresh server
-            measured = anyio.run(_accuracy_round, server.base_url, concurrency, probes)
+            measured = anyio.run(_accuracy_round, server.base_url, concurrency, probes, backend_options=LOOP)
             stamps = server.stamps()
         finally:
             server.close()
@@ -195,6 +207,42 @@ def accuracy(probes: int) -> None:
             f"{concurrency:>8} {len(errors):>7} {statistics.median(errors):>8.3f} {pct(errors, 0.9):>8.3f} "
             f"{pct(errors, 0.99):>8.3f} {max(errors):>8.3f}"
         )
+
+
+def split(probes: int) -> None:
+    """Split the difference into its two legs, by watching the probe's own t0 and first-arrival
+    stamps: request leg (t0 -> the server has the request: real latency, part of TTFT by
+    definition) and response leg (server writes the first token -> the client stamps it: the
+    measurement's own delay)."""
+    from llmscope_tui.probe import stream
+
+    captured: dict[str, tuple[int, int]] = {}
+    original = stream._build_sample
+
+    def spy(target, trace, out, state, start_wall, start_ns):  # noqa: ANN001, ANN202
+        sample = original(target, trace, out, state, start_wall, start_ns)
+        if sample.request_id and out.first_ns is not None:
+            captured[sample.request_id] = (trace.t0_ns, out.first_ns)
+        return sample
+
+    stream._build_sample = spy
+    print("TTFT error split at 1 stream (ms)")
+    server = ServerProcess(first_delay=FIRST_DELAY, gap=GAP, tokens=TOKENS)
+    try:
+        server.stamps()
+        anyio.run(_accuracy_round, server.base_url, 1, probes, backend_options=LOOP)
+        stamps = server.stamps()
+    finally:
+        server.close()
+        stream._build_sample = original
+    legs: dict[str, list[float]] = {"request leg": [], "response leg": []}
+    for rid, (t0, first) in captured.items():
+        if rid in stamps:
+            received, sent = stamps[rid]
+            legs["request leg"].append((received - t0) / 1e6)
+            legs["response leg"].append((first - sent) / 1e6)
+    for name, values in legs.items():
+        print(f"{name:>14}: median {statistics.median(values):.3f}  p99 {pct(values, 0.99):.3f}")
 
 
 # ----------------------------------------------------------------------------- sustained rate
@@ -227,7 +275,7 @@ def rate(probes_per_s: float, seconds: float, n_targets: int) -> None:
     print("Sustained probe rate: one ProbeScheduler, server in another process")
     server = ServerProcess(first_delay=0.005, gap=0.001, tokens=8)
     try:
-        anyio.run(_rate_round, server.base_url, probes_per_s, seconds, n_targets)
+        anyio.run(_rate_round, server.base_url, probes_per_s, seconds, n_targets, backend_options=LOOP)
     finally:
         server.close()
 
@@ -242,6 +290,8 @@ def main() -> None:
     s.add_argument("--port-file", required=True)
     a = sub.add_parser("accuracy")
     a.add_argument("--probes", type=int, default=400)
+    sp = sub.add_parser("split")
+    sp.add_argument("--probes", type=int, default=300)
     r = sub.add_parser("rate")
     r.add_argument("--rate", type=float, default=250)
     r.add_argument("--seconds", type=float, default=20)
@@ -251,10 +301,14 @@ def main() -> None:
         serve(args.first_delay, args.gap, args.tokens, args.port_file)
     elif args.what == "accuracy":
         accuracy(args.probes)
+    elif args.what == "split":
+        split(args.probes)
     elif args.what == "rate":
         rate(args.rate, args.seconds, args.targets)
     else:
         accuracy(400)
+        print()
+        split(300)
         print()
         rate(250, 20, 50)
 
