@@ -200,5 +200,5 @@ def test_text_format_is_readable(tmp_path: Path) -> None:
     result = run_cli("--demo", "--count", "4", "--db", str(tmp_path / "d.db"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split("  ", 1)[1].startswith("start: probing")
+    assert lines[0].split(" ", 1)[1].startswith("probing demo-openai")
     assert sum(" ok " in line or " FAIL " in line for line in lines) == 4

@@ -17,6 +17,7 @@ from typing import IO, Any
 import anyio
 
 from llmscope_tui.config import Settings
+from llmscope_tui.costs import format_usd
 from llmscope_tui.ingest import IngestOptions
 from llmscope_tui.metrics import MetricsExporter
 from llmscope_tui.monitor import Monitor, RunSummary
@@ -85,29 +86,29 @@ def format_event(event: dict[str, Any]) -> str | None:
     stamp = time.strftime("%H:%M:%S", time.localtime(event.get("ts", 0)))
     kind = event.get("event")
     if kind == "sample":
-        head = f"{stamp}  {event['target']:<22}"
+        head = f"{stamp} {event['target'][:18]:<18}"
         if not event["ok"]:
-            status = f" HTTP {event['http_status']}" if event.get("http_status") else ""
-            retry = f", retry after {event['retry_after_s']:g}s" if event.get("retry_after_s") is not None else ""
+            status = f" {event['http_status']}" if event.get("http_status") else ""
+            retry = f" retry {event['retry_after_s']:g}s" if event.get("retry_after_s") is not None else ""
             return f"{head} FAIL {event['error_kind']}{status}{retry}: {event.get('error_message') or ''}"
-        tps = "-" if event.get("tps") is None else f"{event['tps']:.1f} tok/s"
+        tps = "-" if event.get("tps") is None else f"{event['tps']:.0f}/s"
         est = "~" if event.get("tokens_estimated") else ""
-        cost = "" if event.get("cost_usd") is None else f"  ${event['cost_usd']:.6f}"
+        cost = "" if event.get("cost_usd") is None else f" {format_usd(event['cost_usd'])}"
         return (
-            f"{head} ok   ttft {_ms(event.get('ttft_ms')):>8}  latency {_ms(event.get('latency_ms')):>8}  "
-            f"{tps:>12}  tokens {est}{event.get('tokens_in')}/{est}{event.get('tokens_out')}{cost}"
+            f"{head} ok ttft {_ms(event.get('ttft_ms')):>7} lat {_ms(event.get('latency_ms')):>7} "
+            f"{tps:>5} {est}{event.get('tokens_in')}>{est}{event.get('tokens_out')} tok{cost}"
         )
     if kind == "alert":
-        return f"{stamp}  ALERT ({event['severity']}): {event['text']}"
+        return f"{stamp} ALERT ({event['severity']}): {event['text']}"
     if kind == "error":
-        return f"{stamp}  error: {event['message']}"
+        return f"{stamp} error: {event['message']}"
     if kind == "start":
         names = ", ".join(t["name"] for t in event["targets"] if t["enabled"])
-        return f"{stamp}  start: probing {names}; data file {event['db']}"
+        return f"{stamp} probing {names}\n{stamp} data file {event['db']}"
     if kind == "stop":
-        return f"{stamp}  stop ({event['reason']}): {event['samples']} samples, {event['failed']} failed"
+        return f"{stamp} stop ({event['reason']}): {event['samples']} samples, {event['failed']} failed"
     if kind == "budget":
-        return f"{stamp}  budget: {event.get('message', '')}"
+        return f"{stamp} budget: {event.get('message', '')}"
     return None
 
 
@@ -151,8 +152,8 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
                 print(f"llmscope-tui: metrics on http://{options.metrics_host}:{port}/metrics", file=sys.stderr)
             if ready.demo:
                 print(
-                    f"llmscope-tui: DEMO mode - probing {len(ready.targets)} simulated targets "
-                    "(no config file and no provider keys found); Ctrl-C to stop",
+                    f"llmscope-tui: DEMO - {len(ready.targets)} simulated targets "
+                    "(no config file, no provider keys); Ctrl-C stops",
                     file=sys.stderr,
                 )
             try:

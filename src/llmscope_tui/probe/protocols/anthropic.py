@@ -7,11 +7,10 @@ from typing import Any
 from llmscope_tui.model import ErrorKind, Target
 from llmscope_tui.probe.protocols.base import (
     FrameInfo,
-    MalformedFrame,
     RequestSpec,
     StreamState,
     generic_error,
-    load_json,
+    load_object,
 )
 
 _CONTENT_DELTAS = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
@@ -39,9 +38,7 @@ class AnthropicProtocol:
         return RequestSpec(url=f"{target.base_url}/v1/messages", headers=headers, body=body)
 
     def read_frame(self, event: str | None, data: str, state: StreamState) -> FrameInfo:
-        obj = load_json(data)
-        if not isinstance(obj, dict):
-            raise MalformedFrame(f"expected a JSON object, got {data[:80]!r}")
+        obj = load_object(data)
         kind = obj.get("type") or event
         if kind == "message_start":
             self._read_usage((obj.get("message") or {}).get("usage"), state)

@@ -72,6 +72,14 @@ def load_json(data: str) -> Any:
         raise MalformedFrame(f"unparseable frame: {data[:80]!r}") from exc
 
 
+def load_object(data: str) -> dict[str, Any]:
+    """A frame that must be one JSON object (every protocol's data frames are)."""
+    obj = load_json(data)
+    if not isinstance(obj, dict):
+        raise MalformedFrame(f"expected a JSON object, got {data[:80]!r}")
+    return obj
+
+
 def generic_error(body: Any) -> tuple[str | None, str]:
     """Error type and message from the common {"error": {...}} / {"error": "..."} shapes."""
     if isinstance(body, dict):

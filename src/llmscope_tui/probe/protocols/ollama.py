@@ -7,11 +7,10 @@ from typing import Any
 from llmscope_tui.model import ErrorKind, Target
 from llmscope_tui.probe.protocols.base import (
     FrameInfo,
-    MalformedFrame,
     RequestSpec,
     StreamState,
     generic_error,
-    load_json,
+    load_object,
 )
 
 
@@ -33,9 +32,7 @@ class OllamaProtocol:
         return RequestSpec(url=f"{target.base_url}/api/chat", headers=headers, body=body)
 
     def read_frame(self, event: str | None, data: str, state: StreamState) -> FrameInfo:
-        obj = load_json(data)
-        if not isinstance(obj, dict):
-            raise MalformedFrame(f"expected a JSON object, got {data[:80]!r}")
+        obj = load_object(data)
         if obj.get("error"):
             _, message = generic_error(obj)
             return FrameInfo(error=(ErrorKind.STREAM_ERROR, message))

@@ -7,11 +7,10 @@ from typing import Any
 from llmscope_tui.model import ErrorKind, Target
 from llmscope_tui.probe.protocols.base import (
     FrameInfo,
-    MalformedFrame,
     RequestSpec,
     StreamState,
     generic_error,
-    load_json,
+    load_object,
 )
 
 
@@ -45,9 +44,7 @@ class OpenAIProtocol:
     def read_frame(self, event: str | None, data: str, state: StreamState) -> FrameInfo:
         if data.strip() == "[DONE]":
             return FrameInfo(done=True)
-        obj = load_json(data)
-        if not isinstance(obj, dict):
-            raise MalformedFrame(f"expected a JSON object, got {data[:80]!r}")
+        obj = load_object(data)
         if obj.get("error"):
             kind, message = generic_error(obj)
             error = ErrorKind.OVERLOADED if kind == "overloaded_error" else ErrorKind.STREAM_ERROR
