@@ -8,7 +8,6 @@ so a week of a busy monitor rolls up in milliseconds, fast enough for a live UI 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,6 @@ from llmscope_tui.model import ErrorKind, Metric
 
 WINDOWS: dict[str, float] = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
-ROLLUP_COLUMNS: tuple[str, ...] = ("target", "provider", "ok", "error_kind", *METRICS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,38 +56,42 @@ class Rollup:
         return None if availability is None else 1.0 - availability
 
 
-def compute_rollups(columns: dict[str, Any], group_by: str = "target", window: str = "") -> list[Rollup]:
-    """Rollups from columns as returned by the store (ROLLUP_COLUMNS), one per group, sorted."""
-    keys = np.asarray(columns[group_by], dtype=object)
-    if keys.size == 0:
-        return []
-    ok = np.asarray(columns["ok"], dtype=np.int64)
-    kinds = np.asarray(columns["error_kind"], dtype=object)
-    values = {m: np.asarray(columns[m], dtype=np.float64) for m in METRICS}
-    out: list[Rollup] = []
-    for key in sorted(set(keys.tolist())):
-        mask = keys == key
-        good = mask & (ok == 1)
-        rollup = Rollup(key=key, window=window, count=int(mask.sum()), ok=int(good.sum()))
-        rollup.errors_by_kind = dict(Counter(k for k in kinds[mask & (ok == 0)].tolist() if k))
-        for metric, series in values.items():
-            picked = series[good]
-            picked = picked[np.isfinite(picked)]
-            if picked.size:
-                p50, p95, p99 = np.percentile(picked, [50, 95, 99])
-                rollup.metrics[metric] = MetricStats(
-                    int(picked.size), float(picked.mean()), float(p50), float(p95), float(p99)
-                )
-        out.append(rollup)
-    return out
+def metric_stats(values: np.ndarray) -> MetricStats | None:
+    """Mean and p50/p95/p99 of the finite values, or None when there are none."""
+    picked = values[np.isfinite(values)]
+    if not picked.size:
+        return None
+    p50, p95, p99 = np.percentile(picked, [50, 95, 99])
+    return MetricStats(int(picked.size), float(picked.mean()), float(p50), float(p95), float(p99))
 
 
 def rollups(store: Any, window: str = "24h", group_by: str = "target", now: float | None = None) -> list[Rollup]:
-    """Rollups of probe samples over the named window, read from the store (blocking)."""
+    """Rollups of probe samples over the named window, read from the store (blocking).
+
+    Counts come from one GROUP BY in SQL; metric values from each target's covering index, so
+    no row becomes a Python object beyond four floats.
+    """
     if window not in WINDOWS:
         raise ValueError(f"unknown window {window!r}; expected one of {list(WINDOWS)}")
     if group_by not in ("target", "provider"):
         raise ValueError(f"group_by must be 'target' or 'provider', got {group_by!r}")
     since = (time.time() if now is None else now) - WINDOWS[window]
-    columns = store.columns(ROLLUP_COLUMNS, since=since, source="probe")
-    return compute_rollups(columns, group_by, window)
+    groups: dict[str, Rollup] = {}
+    members: dict[str, set[str]] = {}
+    for target, provider, ok, kind, n in store.outcome_counts(since=since, source="probe"):
+        key = target if group_by == "target" else provider
+        rollup = groups.setdefault(key, Rollup(key=key, window=window, count=0, ok=0))
+        members.setdefault(key, set()).add(target)
+        rollup.count += n
+        if ok:
+            rollup.ok += n
+        else:
+            kind = kind or "unknown"
+            rollup.errors_by_kind[kind] = rollup.errors_by_kind.get(kind, 0) + n
+    for key, rollup in groups.items():
+        tables = [store.metric_table(target, since=since) for target in sorted(members[key])]
+        for metric in METRICS:
+            stats = metric_stats(np.concatenate([t[metric] for t in tables]))
+            if stats is not None:
+                rollup.metrics[metric] = stats
+    return [groups[key] for key in sorted(groups)]

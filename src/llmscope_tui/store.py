@@ -71,6 +71,11 @@ BASELINE_COLUMNS: tuple[str, ...] = (
     "active",
 )
 
+_NULL_SENTINEL = -1.0e300
+
+#: The charted metrics, in the order of the covering index.
+METRIC_COLUMNS: tuple[str, ...] = ("ttft_ms", "latency_ms", "itl_ms", "tps")
+
 #: Numeric sample columns that metric_series() can read.
 SERIES_COLUMNS: frozenset[str] = frozenset(
     {
@@ -695,6 +700,54 @@ class StoreReader:
                 arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
             out[name] = arr
         return out
+
+    def outcome_counts(
+        self, since: float | None = None, until: float | None = None, *, source: str | None = None
+    ) -> list[tuple[str, str, int, str | None, int]]:
+        """(target, provider, ok, error_kind, count) in [since, until), for rollups.
+
+        Per target through the covering (target, ts, id, ok, ...) index: successes are counted
+        in the index alone and only failed rows (few) are looked up for their error kind, so a
+        week of a busy file is counted in milliseconds instead of a scan of every row. A
+        target's provider and source are those of its latest sample.
+        """
+        where, params = _where(None, since, until)
+        where = where.replace(" WHERE ", " AND ", 1) if where else ""
+        out: list[tuple[str, str, int, str | None, int]] = []
+        for target in self.targets():
+            latest = self._query(
+                "SELECT provider, source FROM samples WHERE target = ? ORDER BY ts DESC LIMIT 1", [target]
+            )
+            if not latest or (source is not None and latest[0][1] != source):
+                continue
+            provider = latest[0][0]
+            scope = f"FROM samples WHERE target = ?{where}"
+            ok = self._query(f"SELECT count(*) {scope} AND ok = 1", [target, *params])[0][0]
+            if ok:
+                out.append((target, provider, 1, None, ok))
+            for kind, n in self._query(
+                f"SELECT error_kind, count(*) {scope} AND ok = 0 GROUP BY error_kind", [target, *params]
+            ):
+                out.append((target, provider, 0, kind, n))
+        return out
+
+    def metric_table(
+        self, target: str, since: float | None = None, until: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """The four charted metrics of the target's successful samples, as float64 arrays (NaN
+        where a sample has no value). Reads only the covering (target, ts, ...) index."""
+        where, params = _where(target, since, until)
+        # NULL comes back as a sentinel so rows flatten in C (itertools), then becomes NaN in numpy
+        picked = ", ".join(f"coalesce({name}, {_NULL_SENTINEL!r})" for name in METRIC_COLUMNS)
+        sql = f"SELECT {picked} FROM samples{where} AND ok = 1"
+        try:
+            cursor = self._reader().execute(sql, params)
+            flat = np.fromiter(itertools.chain.from_iterable(cursor), dtype=np.float64)
+        except sqlite3.DatabaseError as exc:
+            raise _as_store_error(self.path, exc) from exc
+        flat[flat == _NULL_SENTINEL] = np.nan
+        table = flat.reshape(-1, len(METRIC_COLUMNS))
+        return {name: np.ascontiguousarray(table[:, i]) for i, name in enumerate(METRIC_COLUMNS)}
 
     def active_baselines(self) -> dict[tuple[str, str], dict[str, Any]]:
         """The frozen SPC baselines in force, by (target, metric), as column -> value dicts."""
