@@ -202,3 +202,41 @@ def test_text_format_is_readable(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split(" ", 1)[1].startswith("probing demo-openai")
     assert sum(" ok " in line or " FAIL " in line for line in lines) == 4
+
+
+def test_ingest_file_report_and_rebaseline(tmp_path: Path, fake_provider: object) -> None:
+    db = tmp_path / "s.db"
+    config = config_for(tmp_path, fake_provider.base_url)  # type: ignore[attr-defined]
+    config.write_text(config.read_text() + "\n[spc]\nbaseline_samples = 5\n")
+    assert run_cli("--headless", "--config", str(config), "--db", str(db), "--count", "6",
+                   env={"FAKE_KEY": "k"}).returncode == 0
+
+    usage = tmp_path / "usage.jsonl"
+    usage.write_text(
+        '{"provider": "openai", "model": "gpt-4o-mini", "tokens_in": 1000, "tokens_out": 200, "project": "shop"}\n'
+        "\n"
+        '{"provider": "openai", "model": "gpt-4o-mini", "tokens_in": -5}\n'
+        "not json\n"
+    )
+    result = run_cli("ingest", str(usage), "--config", str(config), "--db", str(db))
+    assert result.returncode == 1  # some lines were refused
+    assert "took 1" in result.stderr and ":3: tokens_in" in result.stderr and ":4:" in result.stderr
+    with sqlite3.connect(db) as conn:
+        cost = conn.execute("select cost_usd from samples where source = 'app'").fetchone()[0]
+    assert cost and cost > 0  # priced like probes (gpt-4o-mini is in the price database)
+
+    report = run_cli("report", "--config", str(config), "--db", str(db), "--window", "1h")
+    assert report.returncode == 0, report.stderr
+    assert "fake-openai" in report.stdout and "100.0%" in report.stdout
+    assert "by source: app" in report.stdout and "unpriced" in report.stdout  # the fake's model
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from baselines where active = 1").fetchone()[0] > 0
+    cleared = run_cli("rebaseline", "--config", str(config), "--db", str(db))
+    assert cleared.returncode == 0 and "cleared the baselines" in cleared.stdout
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from baselines where active = 1").fetchone()[0] == 0
+    frozen = run_cli("rebaseline", "--config", str(config), "--db", str(db), "--target", "fake-openai",
+                     "--since", "1h")
+    assert frozen.returncode == 0 and "froze 4 baselines" in frozen.stdout
+    assert run_cli("rebaseline", "--db", str(tmp_path / "missing.db")).returncode == 2
