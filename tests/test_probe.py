@@ -190,6 +190,23 @@ async def test_a_cut_off_stream_counts_the_chunks_that_arrived(fake_provider: Fa
     assert (sample.tokens_out, sample.tokens_estimated) == (3, 1)
 
 
+@pytest.mark.parametrize(
+    ("protocol", "frame"),
+    [
+        ("openai", b'data: {"choices": "not a list"}\n\n'),
+        ("openai", b'data: {"choices": [{"delta": "text"}]}\n\n'),
+        ("anthropic", b'event: content_block_delta\ndata: {"type": "content_block_delta", "delta": 5}\n\n'),
+        ("gemini", b'data: {"candidates": [{"content": {"parts": "x"}}]}\n\n'),
+        ("ollama", b'{"message": "hello", "done": false}\n'),
+        ("openai", b'data: [1, 2]\n\n'),
+    ],
+)
+async def test_frames_of_the_wrong_shape_are_malformed(fake_provider: FakeProvider, protocol: str, frame: bytes) -> None:
+    fake_provider.script(default=Script(fault="malformed", malformed_frame=frame))
+    sample = await probe(fake_provider, protocol)
+    assert sample.error_kind == ErrorKind.MALFORMED, sample
+
+
 async def test_anthropic_overloaded_event_in_stream(fake_provider: FakeProvider) -> None:
     fake_provider.script(default=Script(fault="error_event", error_event_type="overloaded_error"))
     sample = await probe(fake_provider, "anthropic")
@@ -313,3 +330,28 @@ async def test_scheduler_reads_the_key_from_the_environment_and_skips_disabled(f
             await sched.run()
     assert {s.target for s in samples} == {ok.name}
     assert fake_provider.wait_for_requests(1)[0].headers["x-api-key"] == "k-123"
+
+
+async def test_an_unexpected_error_in_a_probe_does_not_end_the_loop(
+    fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmscope_tui.probe import scheduler as scheduler_module
+
+    real = scheduler_module.probe_once
+    calls = 0
+
+    async def flaky(*args: object, **kwargs: object) -> Sample:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scheduler_module, "probe_once", flaky)
+    samples: list[Sample] = []
+    target = target_for(fake_provider, "openai", interval_s=0.05)
+    sched = ProbeScheduler([target], samples.append, timeouts=FAST, env={}, max_probes=3)
+    with anyio.fail_after(10):
+        await sched.run()
+    assert [s.ok for s in samples] == [0, 1, 1]
+    assert "RuntimeError: a bug" in (samples[0].error_message or "")

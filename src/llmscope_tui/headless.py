@@ -86,7 +86,7 @@ def format_event(event: dict[str, Any]) -> str | None:
     stamp = time.strftime("%H:%M:%S", time.localtime(event.get("ts", 0)))
     kind = event.get("event")
     if kind == "sample":
-        head = f"{stamp} {event['target'][:18]:<18}"
+        head = f"{stamp} {event['target'][:16]:<16}"
         if not event["ok"]:
             status = f" {event['http_status']}" if event.get("http_status") else ""
             retry = f" retry {event['retry_after_s']:g}s" if event.get("retry_after_s") is not None else ""
@@ -96,7 +96,7 @@ def format_event(event: dict[str, Any]) -> str | None:
         cost = "" if event.get("cost_usd") is None else f" {format_usd(event['cost_usd'])}"
         return (
             f"{head} ok ttft {_ms(event.get('ttft_ms')):>7} lat {_ms(event.get('latency_ms')):>7} "
-            f"{tps:>5} {est}{event.get('tokens_in')}>{est}{event.get('tokens_out')} tok{cost}"
+            f"{tps:>5} {est}{event.get('tokens_in')}>{est}{event.get('tokens_out')}{cost}"
         )
     if kind == "alert":
         return f"{stamp} ALERT ({event['severity']}): {event['text']}"

@@ -8,6 +8,7 @@ ones in flight get a grace period before they are cancelled (and recorded as `ca
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -20,6 +21,8 @@ import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
 from llmscope_tui.probe.stream import Timeouts, probe_once
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -163,6 +166,17 @@ class ProbeScheduler:
         started_wall = self.wall_clock()
         try:
             return await probe_once(client, target, api_key, self.timeouts, wall_clock=self.wall_clock)
+        except Exception as exc:  # a bug of ours must not end this target's loop: record and go on
+            log.exception("probe of %s failed unexpectedly", target.name)
+            return Sample(
+                ts=started_wall,
+                target=target.name,
+                provider=target.provider,
+                model=target.model,
+                ok=0,
+                error_kind=str(ErrorKind.MALFORMED),
+                error_message=f"unexpected error while probing: {type(exc).__name__}: {exc}"[:300],
+            )
         except anyio.get_cancelled_exc_class():
             # Stopped mid-probe: the attempt still happened, so it is still a sample.
             self._record(
