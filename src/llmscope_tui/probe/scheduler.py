@@ -197,4 +197,7 @@ class ProbeScheduler:
         if not sample.ok:
             self.stats.failed += 1
         self.stats.done_at.append(anyio.current_time())
-        self.on_sample(sample)
+        try:
+            self.on_sample(sample)
+        except Exception:  # whatever the consumer does wrong, the probing goes on
+            log.exception("handling the sample of %s failed", sample.target)
