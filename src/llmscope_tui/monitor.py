@@ -134,32 +134,33 @@ class Monitor:
         if self._store is None:
             self._store = SampleStore(settings.db_path, on_error=self._from_thread(self._store_error))
         self.charts.store = self._store
-        await anyio.to_thread.run_sync(self._prepare)
-        if self.ingest_options is not None:
-            await self._start_ingest(self.ingest_options)
-        timeouts = Timeouts(
-            connect_s=settings.connect_timeout_s,
-            first_token_s=settings.first_token_timeout_s,
-            total_s=settings.timeout_s,
-        )
-        self.scheduler = ProbeScheduler(
-            settings.targets,
-            self._on_sample,
-            timeouts=timeouts,
-            concurrency=settings.concurrency,
-            env=self.env,
-            max_probes=count,
-            is_paused=self.budgets.should_pause,
-            wall_clock=self.wall_clock,
-            grace_s=min(5.0, settings.timeout_s),
-        )
-        self.publish(self._start_event())
-        for target in settings.targets:
-            if not target.enabled:
-                self._error(f"target {target.name} is disabled: {target.disabled_reason}", target=target.name)
-        if self._stop_requested:
-            self.scheduler.stop()
+        started = False
         try:
+            await anyio.to_thread.run_sync(self._prepare)
+            if self.ingest_options is not None:
+                await self._start_ingest(self.ingest_options)
+            self.scheduler = ProbeScheduler(
+                settings.targets,
+                self._on_sample,
+                timeouts=Timeouts(
+                    connect_s=settings.connect_timeout_s,
+                    first_token_s=settings.first_token_timeout_s,
+                    total_s=settings.timeout_s,
+                ),
+                concurrency=settings.concurrency,
+                env=self.env,
+                max_probes=count,
+                is_paused=self.budgets.should_pause,
+                wall_clock=self.wall_clock,
+                grace_s=min(5.0, settings.timeout_s),
+            )
+            self.publish(self._start_event())
+            started = True
+            for target in settings.targets:
+                if not target.enabled:
+                    self._error(f"target {target.name} is disabled: {target.disabled_reason}", target=target.name)
+            if self._stop_requested:
+                self.scheduler.stop()
             async with anyio.create_task_group() as tg:
                 if duration_s is not None:
                     tg.start_soon(self._stop_after, duration_s)
@@ -171,20 +172,22 @@ class Monitor:
                 await self.alerts.aclose()
                 tg.cancel_scope.cancel()
         finally:
+            # whatever happened, every sample taken reaches the disk and the file is closed
             with anyio.CancelScope(shield=True):
                 if self.ingest_server is not None:
                     await self.ingest_server.stop()
                 await self._close_store()
-                self.publish(
-                    {
-                        "event": "stop",
-                        "ts": self.wall_clock(),
-                        "reason": self.summary.reason,
-                        "samples": self.summary.samples,
-                        "failed": self.summary.failed,
-                        "violations": self.summary.violations,
-                    }
-                )
+                if started:
+                    self.publish(
+                        {
+                            "event": "stop",
+                            "ts": self.wall_clock(),
+                            "reason": self.summary.reason,
+                            "samples": self.summary.samples,
+                            "failed": self.summary.failed,
+                            "violations": self.summary.violations,
+                        }
+                    )
         return self.summary
 
     def _start_event(self) -> Event:
@@ -219,7 +222,6 @@ class Monitor:
         try:
             await server.start()
         except OSError as exc:
-            await self._close_store()
             raise IngestConfigError(
                 f"cannot serve ingest on {options.host}:{options.port}: {exc.strerror or exc}"
             ) from None
