@@ -1,0 +1,91 @@
+"""Costs: prices, budgets, projections and recommendations (DESIGN 7).
+
+Pure logic, no I/O of its own: the monitor prices samples with a :class:`PriceBook`, the store
+sums spend per period, and this package turns spend into budget states, alerts, projections and
+"switch X to Y" recommendations. It imports nothing from the UI (no Textual) and nothing from
+the probe, and importing it does not import genai-prices either (see :mod:`.prices`).
+
+Import everything from here (``from llmscope_tui.costs import PriceBook``); the modules are:
+
+``prices``
+    :class:`PriceBook`: every price from genai-prices' bundled snapshot or a ``[[prices]]``
+    override (:class:`PriceOverride`); :class:`UnitPrices`, :class:`CatalogueModel`,
+    :data:`PROVIDER_IDS`. Its docstring says exactly how a call is priced.
+``periods``
+    :func:`period_bounds` (UTC day, calendar month) and :func:`projected_period_spend`.
+``budgets``
+    :class:`Budget`, :class:`BudgetStatus`, :func:`budget_status`: warning at 80 %, critical
+    at 100 %.
+``alerter``
+    :class:`BudgetAlerter` and :class:`BudgetEvent`: an alert when 50 %, 80 % and 100 % are
+    first reached in a period, and optional probe pausing. See :class:`BudgetAlerter` for what
+    happens across restarts.
+``overhead``
+    What monitoring itself costs: :func:`probe_overhead`, :func:`overhead_totals`.
+``recommendations``
+    :func:`recommend`: cheaper alternatives to the models in use.
+``parsing``
+    ``[[budgets]]`` and ``[[prices]]`` config tables -> :class:`Budget` / :class:`PriceOverride`.
+``errors``
+    :class:`CostConfigError`.
+``formatting``
+    :func:`format_usd`.
+
+Dependencies, with no cycle: formatting, errors, periods and prices import nothing from the
+package; budgets uses errors and periods; alerter uses budgets and formatting; overhead uses
+prices; recommendations uses prices and formatting; parsing uses errors, periods, prices and
+budgets.
+"""
+
+from __future__ import annotations
+
+from llmscope_tui.costs.alerter import BUDGET_THRESHOLDS, BudgetAlerter, BudgetEvent
+from llmscope_tui.costs.budgets import CRITICAL_AT, WARNING_AT, Budget, BudgetStatus, budget_status
+from llmscope_tui.costs.errors import CostConfigError
+from llmscope_tui.costs.formatting import format_usd
+from llmscope_tui.costs.overhead import (
+    DAYS_PER_MONTH,
+    PROMPT_OVERHEAD_TOKENS,
+    OverheadLine,
+    estimate_prompt_tokens,
+    overhead_totals,
+    probe_overhead,
+)
+from llmscope_tui.costs.parsing import parse_budget, parse_budgets, parse_price
+from llmscope_tui.costs.periods import PERIODS, period_bounds, projected_period_spend
+from llmscope_tui.costs.prices import PROVIDER_IDS, CatalogueModel, PriceBook, PriceOverride, UnitPrices
+from llmscope_tui.costs.recommendations import NON_CHAT_MARKERS, ModelUsage, Recommendation, recommend
+
+__all__ = [
+    "BUDGET_THRESHOLDS",
+    "CRITICAL_AT",
+    "DAYS_PER_MONTH",
+    "NON_CHAT_MARKERS",
+    "PERIODS",
+    "PROMPT_OVERHEAD_TOKENS",
+    "PROVIDER_IDS",
+    "WARNING_AT",
+    "Budget",
+    "BudgetAlerter",
+    "BudgetEvent",
+    "BudgetStatus",
+    "CatalogueModel",
+    "CostConfigError",
+    "ModelUsage",
+    "OverheadLine",
+    "PriceBook",
+    "PriceOverride",
+    "Recommendation",
+    "UnitPrices",
+    "budget_status",
+    "estimate_prompt_tokens",
+    "format_usd",
+    "overhead_totals",
+    "parse_budget",
+    "parse_budgets",
+    "parse_price",
+    "period_bounds",
+    "probe_overhead",
+    "projected_period_spend",
+    "recommend",
+]

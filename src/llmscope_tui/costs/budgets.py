@@ -1,0 +1,137 @@
+"""Budgets: :class:`Budget` (limit, period, scope) and :func:`budget_status` (where it stands).
+
+Warning at 80 %, critical at 100 %. Threshold alerts and probe pausing over time are
+:class:`~llmscope_tui.costs.alerter.BudgetAlerter`'s job.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from llmscope_tui.costs.errors import CostConfigError
+from llmscope_tui.costs.periods import PERIODS, period_bounds, projected_period_spend
+from llmscope_tui.model import Target
+
+#: Budget bar states: warning from this fraction, critical from 1.0.
+WARNING_AT = 0.8
+CRITICAL_AT = 1.0
+
+# Sums of many float costs land a hair below a round limit (39.99999999 of 40): compare with slack.
+_EPS = 1e-9
+
+_SCOPE_HELP = 'expected "all", "provider:NAME", "target:NAME", "source:probe" or "source:app"'
+
+
+def _parse_scope(scope: Any) -> tuple[str, str | None]:
+    """'all' -> ('all', None); 'provider:openai' -> ('provider', 'openai'); CostConfigError else."""
+    if not isinstance(scope, str):
+        raise CostConfigError("scope", f"{_SCOPE_HELP}, got {scope!r}")
+    text = scope.strip()
+    if text == "all":
+        return "all", None
+    kind, sep, value = text.partition(":")
+    kind, value = kind.strip(), value.strip()
+    if not sep or kind not in ("provider", "target", "source") or not value:
+        raise CostConfigError("scope", f"{_SCOPE_HELP}, got {scope!r}")
+    if kind == "source" and value not in ("probe", "app"):
+        raise CostConfigError("scope", f'source must be "probe" or "app", got {value!r}')
+    return kind, value
+
+
+def _field(obj: Any, name: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A spending limit (DESIGN 7), e.g. ``Budget("all", 50.0, "month", "all", 1.0)``.
+
+    ``scope``: "all" | "provider:NAME" | "target:NAME" | "source:probe" | "source:app".
+    ``pause_probes_at``: pause the probes in scope once spend reaches this fraction of the
+    limit (None: never pause). Build from config with :func:`parse_budget`.
+    """
+
+    name: str
+    limit_usd: float
+    period: str = "month"
+    scope: str = "all"
+    pause_probes_at: float | None = None
+    _scope: tuple[str, str | None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.period not in PERIODS:
+            raise CostConfigError("period", f'must be "day" or "month", got {self.period!r}')
+        object.__setattr__(self, "_scope", _parse_scope(self.scope))
+
+    def matches(self, sample_like: Any) -> bool:
+        """Does a sample (or a mapping with provider/target/source) count against this budget?
+
+        A missing ``source`` counts as "probe" (the Sample default).
+        """
+        kind, value = self._scope
+        if kind == "all":
+            return True
+        if kind == "provider":
+            return _field(sample_like, "provider") == value
+        if kind == "target":
+            return _field(sample_like, "target") == value
+        return (_field(sample_like, "source") or "probe") == value
+
+    def matches_target(self, target: Target) -> bool:
+        """Do this target's probes count against this budget?"""
+        return self.matches({"provider": target.provider, "target": target.name, "source": "probe"})
+
+    def bounds(self, now: datetime) -> tuple[datetime, datetime]:
+        return period_bounds(self.period, now)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """Where one budget stands now. ``fraction`` = spent / limit; state "ok" | "warning" | "critical"."""
+
+    name: str
+    spent: float
+    limit: float
+    fraction: float
+    projected: float
+    state: Literal["ok", "warning", "critical"]
+    period_start: datetime
+    period_end: datetime
+    period: str = "month"
+    pause_probes: bool = False
+
+
+def budget_status(budget: Budget, spent: float, now: datetime) -> BudgetStatus:
+    """The status of ``budget`` given ``spent`` USD so far in the period containing ``now``."""
+    start, end = budget.bounds(now)
+    spent = max(float(spent), 0.0)
+    limit = float(budget.limit_usd)
+    if limit > 0:
+        fraction = spent / limit
+    else:
+        fraction = math.inf if spent > 0 else 0.0
+    if fraction >= CRITICAL_AT - _EPS:
+        state: Literal["ok", "warning", "critical"] = "critical"
+    elif fraction >= WARNING_AT - _EPS:
+        state = "warning"
+    else:
+        state = "ok"
+    pause = budget.pause_probes_at is not None and fraction >= budget.pause_probes_at - _EPS
+    return BudgetStatus(
+        name=budget.name,
+        spent=spent,
+        limit=limit,
+        fraction=fraction,
+        projected=projected_period_spend(spent, start, end, now),
+        state=state,
+        period_start=start,
+        period_end=end,
+        period=budget.period,
+        pause_probes=pause,
+    )
