@@ -547,3 +547,38 @@ def test_format_duration() -> None:
         "1h 2m",
         "1d 1h",
     ]
+
+
+def _health_alert(kind: str, ts: float) -> Alert:
+    return Alert(kind=kind, target="t", key=f"t:{kind.split('_')[1]}", text=kind, ts=ts)  # type: ignore[arg-type]
+
+
+def test_a_flapping_target_that_ends_down_is_announced_down_after_the_cooldown() -> None:
+    now = [1000.0]
+    published: list[dict[str, Any]] = []
+    router = AlertRouter(cooldown_s=60, publish=published.append, clock=lambda: now[0])
+    assert router.submit(_health_alert("target_down", now[0]))
+    assert router.submit(_health_alert("target_up", now[0]))
+    now[0] += 10
+    assert not router.submit(_health_alert("target_down", now[0]))  # cooling down: kept as pending
+    now[0] += 10
+    assert router.release_deferred() == 0  # still cooling down
+    now[0] += 60
+    assert router.release_deferred() == 1  # the sinks heard "up" last, but it is down
+    kinds = [e["kind"] for e in published if e["event"] == "alert"]
+    assert kinds == ["target_down", "target_up", "target_down"]
+    assert router.release_deferred() == 0
+
+
+def test_a_flapping_target_that_ends_up_sends_nothing_more() -> None:
+    now = [1000.0]
+    published: list[dict[str, Any]] = []
+    router = AlertRouter(cooldown_s=60, publish=published.append, clock=lambda: now[0])
+    router.submit(_health_alert("target_down", now[0]))
+    router.submit(_health_alert("target_up", now[0]))
+    for kind in ("target_down", "target_up", "target_down", "target_up"):
+        now[0] += 5
+        assert not router.submit(_health_alert(kind, now[0]))
+    now[0] += 120
+    assert router.release_deferred() == 0
+    assert [e["kind"] for e in published if e["event"] == "alert"] == ["target_down", "target_up"]

@@ -16,10 +16,13 @@ Per ``Alert.key``: an alert whose key was *delivered* less than ``cooldown_s`` a
 suppressed (counted in ``AlertRouter.suppressed``, sent to no sink, and it does not extend the
 window). Keys name a target + rule, so different targets, rules and metrics never suppress one
 another. ``target_down`` and ``target_up`` have different keys (``<target>:down`` /
-``<target>:up``): a recovery is never suppressed by the cooldown of the outage before it. The
-price, for a target flapping faster than the cooldown: down, up, (down suppressed), (up
-suppressed) -- the sinks hear the first outage and the first recovery, the TUI's live state
-shows the rest.
+``<target>:up``): a recovery is never suppressed by the cooldown of the outage before it. A
+target flapping faster than the cooldown must still never leave the sinks believing the wrong
+state: a suppressed down/up is kept as *pending* (the latest wins), and
+:meth:`AlertRouter.release_deferred` (the monitor calls it on every sample) delivers it once
+its cooldown has passed, if it differs from the state the sinks last heard. So down, up,
+(down), (up) sends two alerts and nothing later; down, up, (down) sends the down when the
+cooldown ends.
 
 Webhook delivery
 ----------------
@@ -468,6 +471,9 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+_HEALTH_KINDS = ("target_down", "target_up")
+
+
 class AlertRouter:
     """Cooldown + delivery of alerts to the log, hooks and an optional webhook (module docstring).
 
@@ -507,6 +513,9 @@ class AlertRouter:
         self.max_queue = max_queue
         self._hooks: list[Hook] = []
         self._last_delivered: dict[str, float] = {}
+        #: Per target: the health state the sinks last heard, and a suppressed change to it.
+        self._heard_health: dict[str, str] = {}
+        self._pending_health: dict[str, Alert] = {}
         # Only a router with a webhook has a queue (anyio warns about streams left unclosed).
         self._send: MemoryObjectSendStream[Alert] | None = None
         self._receive: MemoryObjectReceiveStream[Alert] | None = None
@@ -557,11 +566,17 @@ class AlertRouter:
         """
         now = self.clock()
         last = self._last_delivered.get(alert.key)
+        health = alert.kind in _HEALTH_KINDS and alert.target is not None
         # A clock stepped backwards (NTP) must not mute a key for the size of the step.
         if last is not None and 0 <= now - last < self.cooldown_s:
             self.suppressed += 1
             log.debug("alert suppressed by cooldown: %s", alert.key)
+            if health:
+                self._pending_health[alert.target] = alert  # type: ignore[index]
             return False
+        if health:
+            self._heard_health[alert.target] = alert.kind  # type: ignore[index]
+            self._pending_health.pop(alert.target, None)  # type: ignore[arg-type]
         self._last_delivered[alert.key] = now
         if len(self._last_delivered) > 4096:
             self._forget_expired(now)
@@ -576,6 +591,20 @@ class AlertRouter:
         if self._send is not None:
             self._enqueue(alert)
         return True
+
+    def release_deferred(self) -> int:
+        """Deliver suppressed target down/up alerts whose cooldown has passed, when they differ
+        from the state the sinks last heard; drop those that no longer do. Returns how many went
+        out. Cheap when nothing is pending (the monitor calls it on every sample)."""
+        if not self._pending_health:
+            return 0
+        sent = 0
+        for target, alert in list(self._pending_health.items()):
+            if self._heard_health.get(target) == alert.kind:
+                del self._pending_health[target]
+            elif self.submit(alert):
+                sent += 1
+        return sent
 
     def reset_cooldown(self, key: str | None = None) -> None:
         """Forget when ``key`` (or every key) was last delivered."""

@@ -263,6 +263,7 @@ class Monitor:
         health_alert = self.health.observe(sample)
         if health_alert is not None:
             self.alerts.submit(health_alert)
+        self.alerts.release_deferred()
 
     def ingest(self, samples: list[Sample]) -> None:
         """Application usage (source "app") from the ingest endpoint: priced, stored, published and
