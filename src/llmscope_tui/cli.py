@@ -47,6 +47,16 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _fps(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not 0.2 <= number <= 30:
+        raise argparse.ArgumentTypeError(f"must be between 0.2 and 30, got {value}")
+    return number
+
+
 def _port(value: str) -> int:
     try:
         number = int(value)
@@ -69,10 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         parents=[common],
         description="Live monitor for LLM APIs: TTFT, latency, throughput, errors and cost, with SPC.",
-        epilog="Commands: export, check-config. Docs: README.md and docs/ in the project.",
+        epilog="'llmscope-tui COMMAND --help' shows a command's options. Docs: README.md and docs/.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--headless", action="store_true", help="run without UI, one JSON object per line")
+    parser.add_argument("--tui", action="store_true", help="open the terminal UI (Textual)")
+    parser.add_argument(
+        "--fps", metavar="N", type=_fps, default=4.0, help="TUI screen updates per second (default 4; lower on slow links)"
+    )
+    parser.add_argument("--no-mouse", action="store_true", help="TUI: leave the mouse to the terminal (its own text selection)")
     parser.add_argument(
         "--format", choices=("json", "text"), default=None, help="headless log format (default: json)"
     )
@@ -159,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "rebaseline":
             return _rebaseline(args)
+        if args.tui and not args.headless:
+            return _run_tui(args)
         return _run(args)
     except (ConfigError, IngestConfigError) as exc:
         return _fail(str(exc))
@@ -192,6 +209,23 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return run_headless(settings, options)
     except (HeadlessError, StoreError) as exc:
+        return _fail(str(exc))
+
+
+def _run_tui(args: argparse.Namespace) -> int:
+    """The Textual face (imported only here: the headless path never loads Textual)."""
+    from llmscope_tui.session import demo_ready
+    from llmscope_tui.store import StoreError
+    from llmscope_tui.tui.app import LLMScopeApp
+
+    settings = _settings(args)
+    _runnable(settings)
+    try:
+        with demo_ready(settings) as ready:
+            app = LLMScopeApp(ready, fps=args.fps)
+            app.run(mouse=not args.no_mouse)
+            return app.return_code or 0
+    except StoreError as exc:
         return _fail(str(exc))
 
 

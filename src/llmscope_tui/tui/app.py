@@ -1,0 +1,595 @@
+"""The Textual face: runs the monitor on Textual's event loop and shows its events.
+
+Event flow: the monitor calls our subscriber on this loop; the subscriber only appends to a
+deque. A timer (``fps`` per second) drains the deque into the ViewState and, unless the display
+is paused, updates the panes in place. Store reads (percentiles, spend, budgets) run in a
+thread worker every few seconds and never overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import threading
+import time
+import urllib.request
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Vertical
+from textual.css.query import NoMatches
+from textual.widgets import DataTable, Footer, Input, Static
+
+from llmscope_tui import paths
+from llmscope_tui.config import Settings
+from llmscope_tui.monitor import Monitor
+
+from .screens import ConfirmScreen, HelpScreen
+from .state import METRIC_LABEL, METRICS, ViewState
+from .themes import DEFAULT_THEME, ChartColors, LoadedTheme, load_themes
+from .widgets import ChartsPane, CostsPane, TargetsTable, ViolationsTable
+from .widgets.costs import CostData
+
+TOAST_EVERY_S = 3.0
+SLOW_PANES_EVERY_S = 1.0
+PANES = ("targets-pane", "charts-pane", "violations-pane", "costs-pane")
+
+
+class Pane(Vertical):
+    """A bordered, titled, maximisable pane."""
+
+    ALLOW_MAXIMIZE = True
+
+
+class LLMScopeApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "llmscope-tui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    BINDINGS = [
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("p", "pause", "Pause"),
+        Binding("r", "refresh_now", "Refresh"),
+        Binding("c", "metric(1)", "Metric"),
+        Binding("C", "metric(-1)", "Metric back", show=False),
+        Binding("plus,equals_sign", "zoom(-1)", "Zoom in", show=False),
+        Binding("minus", "zoom(1)", "Zoom out", show=False),
+        Binding("b", "rebaseline", "Rebaseline"),
+        Binding("e", "export", "Export"),
+        Binding("t", "cycle_theme", "Theme"),
+        Binding("m", "maximize", "Max"),
+        Binding("slash", "filter", "Filter"),
+        Binding("1", "focus_pane(0)", "Targets", show=False),
+        Binding("2", "focus_pane(1)", "Charts", show=False),
+        Binding("3", "focus_pane(2)", "Violations", show=False),
+        Binding("4", "focus_pane(3)", "Costs", show=False),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        fps: float = 4.0,
+        store_every_s: float = 5.0,
+        monitor: Monitor | None = None,
+        shutdown_timeout_s: float = 6.0,
+        export_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.fps = max(0.2, min(float(fps), 30.0))
+        self.store_every_s = store_every_s
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.export_dir = export_dir
+        self.monitor = monitor or Monitor(settings)
+        self.state = ViewState(
+            demo=settings.demo,
+            db=str(settings.db_path),
+            config=str(settings.config_file) if settings.config_file else None,
+        )
+        for target in settings.targets:
+            view = self.state.target(target.name)
+            view.provider, view.model, view.enabled = target.provider, target.model, target.enabled
+        self._events: deque[dict[str, Any]] = deque()
+        self.monitor.subscribe(self._events.append)  # the monitor calls this on our loop
+        self.paused = False
+        self._rendered = -1
+        self._last_slow = -1e9
+        self._episodes_rendered = -1
+        self._status_line = self._banner_line = ""
+        self._store_busy = False
+        self._history_loaded = False
+        self._monitor_done = asyncio.Event()
+        self._quitting = False
+        self._pending_opened: list[dict[str, Any]] = []
+        self._pending_budget: list[dict[str, Any]] = []
+        self._last_toast = -1e9
+        self.stats: dict[str, Any] = {}
+        self.cost_today: dict[str, float] = {}
+        self.cost_data = CostData()
+        self.themes: dict[str, LoadedTheme] = {}
+        self.demo_incident: str | None = None
+        self.last_export: Path | None = None
+        self.exit_code = 0
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        if self.settings.demo:
+            yield Static("DEMO: simulated provider", id="banner")
+        with Container(id="body"):
+            with Pane(id="targets-pane", classes="pane"):
+                yield Input(placeholder="filter targets by name (Enter keeps, Esc clears)", id="filter")
+                yield TargetsTable(id="targets")
+            with Pane(id="charts-pane", classes="pane"):
+                yield ChartsPane(id="charts")
+            with Pane(id="violations-pane", classes="pane"):
+                yield ViolationsTable(id="violations")
+            with Pane(id="costs-pane", classes="pane"):
+                yield CostsPane(id="costs")
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.main = self.screen  # panes are looked up here even while a modal screen is on top
+        self._load_themes()
+        titles = ("1 Targets", "2 Charts", "3 Violations (SPC episodes)", "4 Costs")
+        for pane_id, title in zip(PANES, titles, strict=True):
+            self.main.query_one(f"#{pane_id}").border_title = title
+        self.main.query_one("#filter", Input).display = False
+        self._monitor_worker = self.run_worker(self._run_monitor(), name="monitor", group="monitor", exclusive=True)
+        self.set_interval(1.0 / self.fps, self._tick, name="refresh")
+        self.set_interval(self.store_every_s, self._read_store_soon, name="store")
+        self.set_timer(0.3, self._read_store_soon)
+        self.main.query_one(TargetsTable).focus()
+        self._install_signals()
+        self._tick()
+
+    # -- themes -------------------------------------------------------------------------------
+
+    def _load_themes(self) -> None:
+        loaded = load_themes()
+        for name, error in loaded.errors:
+            self.notify(f"theme {name!r} failed to load: {error}", title="theme", severity="error", timeout=10)
+        for name, theme in loaded.themes.items():
+            problem = self._theme_problem(theme.theme)
+            if problem is not None:
+                self.notify(f"theme {name!r} cannot be used: {problem}", title="theme", severity="error", timeout=10)
+                continue
+            self.register_theme(theme.theme)
+            self.themes[name] = theme
+        if DEFAULT_THEME in self.themes:
+            self.theme = DEFAULT_THEME
+            self._apply_chart_colors()
+
+    def _theme_problem(self, theme: Any) -> str | None:
+        """Try the theme on a copy of the stylesheet: Textual only finds a missing CSS variable
+        when it applies a theme, and then the app dies; better to refuse the theme here."""
+        variables = {
+            **self.get_theme_variable_defaults(),
+            **theme.to_color_system().generate(),
+            **theme.variables,
+        }
+        sheet = self.stylesheet.copy()
+        try:
+            sheet.set_variables(variables)
+            sheet.reparse()
+        except Exception as exc:
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None
+
+    def _apply_chart_colors(self) -> None:
+        loaded = self.themes.get(self.theme)
+        self.main.query_one(ChartsPane).chart_colors = loaded.chart if loaded else ChartColors()
+        self._rendered = -1
+
+    def watch_theme(self, theme: str) -> None:
+        if self.is_mounted and self.themes:
+            self._apply_chart_colors()
+
+    def action_cycle_theme(self) -> None:
+        names = list(self.themes) or [self.theme]
+        index = names.index(self.theme) if self.theme in names else -1
+        name = names[(index + 1) % len(names)]
+        try:
+            self.theme = name
+        except Exception as exc:  # a theme Textual cannot apply: say which, keep the default
+            self.notify(f"theme {name!r} cannot be used: {exc}", severity="error", timeout=10)
+            self.themes.pop(name, None)
+            self.theme = DEFAULT_THEME if DEFAULT_THEME in self.themes else "textual-dark"
+            return
+        self.notify(f"theme: {self.theme}", timeout=2)
+
+    # -- the monitor --------------------------------------------------------------------------
+
+    async def _run_monitor(self) -> None:
+        try:
+            await self.monitor.run()
+        except Exception as exc:  # shown, not raised: the UI stays up to say what happened
+            self.state.last_error = f"the monitor stopped: {exc}"
+            self.state.stopped = "failed"
+            self.notify(f"the monitor stopped: {exc}", severity="error", timeout=30)
+        finally:
+            self._monitor_done.set()
+
+    def _install_signals(self) -> None:
+        """SIGHUP (terminal gone, SSH dropped) and SIGTERM: stop probing and exit."""
+        loop = asyncio.get_running_loop()
+        for name in ("SIGHUP", "SIGTERM"):
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            try:
+                loop.add_signal_handler(signum, lambda n=name: self.call_next(self._on_signal, n))
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+
+    def _remove_signals(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        for name in ("SIGHUP", "SIGTERM"):
+            signum = getattr(signal, name, None)
+            if signum is not None:
+                try:
+                    loop.remove_signal_handler(signum)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+
+    async def _on_signal(self, name: str) -> None:
+        """The terminal went away (SIGHUP) or we were told to stop (SIGTERM): stop probing with
+        the data safe on disk, then exit. Restoring a hung-up terminal can block Textual's exit
+        for ever, so once the store is closed a watchdog ends the process if the exit stalls:
+        no orphan left spinning after an SSH drop."""
+        await self._stop_and_exit(f"signal {name}", watchdog_s=3.0)
+
+    async def _stop_and_exit(self, reason: str, watchdog_s: float | None = None) -> None:
+        if self._quitting:
+            self.exit(self.exit_code)
+            return
+        self._quitting = True
+        self.state.stopped = "stopping…"
+        self._render_status()
+        self.monitor.stop(reason)
+        try:
+            await asyncio.wait_for(self._monitor_done.wait(), self.shutdown_timeout_s)
+        except TimeoutError:
+            pass  # the worker is cancelled on exit; the store still closes (shielded)
+        self._remove_signals()
+        if watchdog_s is not None:
+            timer = threading.Timer(watchdog_s, os._exit, (self.exit_code,))
+            timer.daemon = True
+            timer.start()
+        self.exit(self.exit_code)
+
+    async def action_quit(self) -> None:
+        await self._stop_and_exit("quit")
+
+    # -- refresh ------------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        events = self._events
+        opened: list[dict[str, Any]] = []
+        budget: list[dict[str, Any]] = []
+        while events:
+            event = events.popleft()
+            self.state.apply(event)
+            kind = event.get("event")
+            if kind == "episode" and event.get("state") == "opened":
+                opened.append(event)
+            elif kind == "budget":
+                budget.append(event)
+        self._pending_opened.extend(opened)
+        self._pending_budget.extend(budget)
+        now = time.monotonic()
+        if (self._pending_opened or self._pending_budget) and now - self._last_toast >= TOAST_EVERY_S:
+            self._last_toast = now
+            self._announce(self._pending_opened, self._pending_budget)
+            self._pending_opened, self._pending_budget = [], []
+        try:
+            if not self.paused and self.state.version != self._rendered:
+                self._render_panes()
+            self._render_status()
+        except NoMatches:  # the screen is being torn down (exit)
+            pass
+
+    def _announce(self, opened: list[dict[str, Any]], budget: list[dict[str, Any]]) -> None:
+        """New violation episodes and budget thresholds: at most one toast every few seconds
+        and one on screen (a restart against old limits can open a dozen episodes at once)."""
+        self.clear_notifications()
+        if len(opened) == 1:
+            e = opened[0]
+            self.notify(
+                f"{e['target']} {METRIC_LABEL.get(e['metric'], e['metric'])}: rule {e['rule']}, {e['text']}",
+                title="SPC violation", severity="warning", timeout=5,
+            )
+        elif opened:
+            names = sorted({f"{e['target']} {METRIC_LABEL.get(e['metric'], e['metric'])}" for e in opened})
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            self.notify(
+                f"{len(opened)} new episodes: {', '.join(names[:3])}{more} (pane 3)",
+                title="SPC violations", severity="warning", timeout=5,
+            )
+        for event in budget[-2:]:
+            self.notify(str(event.get("message") or "budget threshold crossed"), title="budget", severity="warning")
+        if self.settings.alerts.bell:
+            self.bell()
+
+    def _render_panes(self) -> None:
+        """The chart follows every frame (when it changed); the tables and sparklines, whose
+        numbers move once per probe, at most once a second; the violations when episodes did."""
+        force = self._rendered == -1
+        now = time.monotonic()
+        slow_due = force or now - self._last_slow >= SLOW_PANES_EVERY_S
+        targets = self.main.query_one(TargetsTable)
+        charts = self.main.query_one(ChartsPane)
+        if slow_due:
+            self._last_slow = now
+            targets.refresh_rows(self.state, self.stats, self.cost_today)
+            if charts.selected is None:
+                charts.selected = targets.selected_target()
+        charts.render_state(self.state, self.monitor, sparks=slow_due, force=force)
+        if force or self.state.episodes_version != self._episodes_rendered:
+            self._episodes_rendered = self.state.episodes_version
+            self.main.query_one(ViolationsTable).refresh_rows(self.state)
+            self._set_title("#violations-pane", f"3 Violations (SPC episodes) · {len(self.state.episodes)}")
+        self._set_title("#charts-pane", f"2 Charts · {METRIC_LABEL[charts.metric]}")
+        if slow_due:
+            self._rendered = self.state.version  # else: the next tick finishes the slow panes
+
+    def _set_title(self, selector: str, title: str) -> None:
+        pane = self.main.query_one(selector)
+        if pane.border_title != title:
+            pane.border_title = title
+
+    def _render_status(self) -> None:
+        s = self.state
+        source = "DEMO" if s.demo else (f"config {s.config}" if s.config else "no config file (keys from environment)")
+        parts = [
+            "PAUSED (p resumes; probing continues)" if self.paused else "LIVE",
+            source,
+            f"{self.state.probes_per_s():.1f} probes/s",
+            f"{s.samples} samples",
+            f"{s.errors} errors",
+            f"{s.violations} violations",
+        ]
+        if s.stopped:
+            parts.insert(1, f"monitor {s.stopped}")
+        parts.append(f"data {s.db}")
+        line = " · ".join(parts)
+        if line != self._status_line:  # an unchanged line costs no repaint
+            self._status_line = line
+            self.main.query_one("#status", Static).update(line)
+        if self.settings.demo:
+            banner = "DEMO: simulated provider (no config file and no provider keys)"
+            if self.demo_incident:
+                banner += f" · scripted incident now: {self.demo_incident}"
+            if banner != self._banner_line:
+                self._banner_line = banner
+                self.main.query_one("#banner", Static).update(banner)
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            self._rendered = -1
+        self._tick()
+
+    def action_refresh_now(self) -> None:
+        self._rendered = -1
+        self._tick()
+        self._read_store_soon()
+        self.notify("refreshing", timeout=1)
+
+    # -- store reads (thread worker, never overlapping) -----------------------------------------
+
+    def _read_store_soon(self) -> None:
+        if self._store_busy or self._quitting:
+            return
+        self._store_busy = True
+        self.run_worker(self._read_store, thread=True, group="store", name="store-read", exit_on_error=False)
+
+    def _read_store(self) -> None:
+        from llmscope_tui.report import budget_statuses, cost_summary, overhead, recommendations
+        from llmscope_tui.rollups import rollups
+        from llmscope_tui.store import open_readonly
+
+        result: dict[str, Any] = {}
+        try:
+            prices = self.monitor.prices
+            if self.cost_data.overhead_day is None:
+                _, per_day, per_month, unpriced = overhead(self.settings, prices)
+                result["overhead"] = (per_day, per_month, unpriced)
+            if Path(self.settings.db_path).exists():
+                with open_readonly(self.settings.db_path) as store:
+                    if not self._history_loaded:
+                        result["history"] = _read_history(store, [t.name for t in self.settings.targets])
+                    ups = rollups(store, "1h", "target")
+                    result["stats"] = {r.key: r for r in ups}
+                    result["summary"] = cost_summary(store, prices)
+                    result["budgets"] = budget_statuses(store, self.settings)
+                    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+                    result["today"] = store.spend_by("target", since=day)
+                    result["recs"] = [r.text for r in recommendations(store, self.settings, prices, ups)[:3]]
+            if self.settings.demo:
+                result["incident"] = _demo_incident(self.settings)
+        except Exception as exc:  # a locked or damaged file: say so in the pane, keep going
+            result["error"] = str(exc)
+        try:
+            self.call_from_thread(self._apply_store, result)
+        except RuntimeError:
+            pass  # the app is gone
+
+    def _apply_store(self, result: dict[str, Any]) -> None:
+        self._store_busy = False
+        data = self.cost_data
+        if "history" in result:
+            self._history_loaded = True
+            self.state.backfill(*result["history"])
+        if "overhead" in result:
+            data.overhead_day, data.overhead_month, data.unpriced_targets = result["overhead"]
+        if "summary" in result:
+            data.summary = result["summary"]
+            data.budgets = result["budgets"]
+            data.recommendations = result["recs"]
+            self.stats = result["stats"]
+            self.cost_today = result["today"]
+            for view in self.state.targets.values():
+                view.cost_live = 0.0
+        data.error = result.get("error")
+        if "incident" in result:
+            self.demo_incident = result["incident"]
+        if not self.paused:
+            try:
+                self.main.query_one(CostsPane).render_data(data)
+            except NoMatches:
+                return
+            self._rendered = -1
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_focus_pane(self, index: int) -> None:
+        widget = (TargetsTable, ChartsPane, ViolationsTable, CostsPane)[index]
+        self.main.query_one(widget).focus()
+
+    def action_maximize(self) -> None:
+        screen = self.screen
+        if screen.maximized is not None:
+            screen.minimize()
+        elif screen.focused is not None:
+            screen.maximize(screen.focused)
+
+    def action_metric(self, step: int) -> None:
+        charts = self.main.query_one(ChartsPane)
+        charts.metric = METRICS[(METRICS.index(charts.metric) + step) % len(METRICS)]
+        self._rendered = -1
+        self._tick()
+
+    def action_zoom(self, step: int) -> None:
+        window = self.main.query_one(ChartsPane).zoom(step)
+        self._rendered = -1
+        self._tick()
+        self.notify(f"chart: last {window} points", timeout=1.5)
+
+    def action_filter(self) -> None:
+        box = self.main.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.main.query_one(TargetsTable).filter_text = event.value
+            self._rendered = -1
+            self._tick()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value:
+                event.input.display = False
+            self.main.query_one(TargetsTable).focus()
+
+    def on_key(self, event: Any) -> None:
+        box = self.main.query_one("#filter", Input)
+        if event.key == "escape" and box.has_focus:
+            box.value = ""
+            box.display = False
+            self.main.query_one(TargetsTable).focus()
+            event.stop()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if isinstance(event.data_table, TargetsTable) and event.row_key is not None:
+            charts = self.main.query_one(ChartsPane)
+            if charts.selected != event.row_key.value:
+                charts.selected = str(event.row_key.value)
+                self._rendered = -1
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if isinstance(event.data_table, ViolationsTable) and event.row_key is not None:
+            target_metric = event.data_table.episode_keys.get(str(event.row_key.value))
+            if target_metric:
+                charts = self.main.query_one(ChartsPane)
+                charts.selected, charts.metric = target_metric
+                self._rendered = -1
+                charts.focus()
+                self._tick()
+
+    def on_charts_pane_selected(self, message: ChartsPane.Selected) -> None:
+        table = self.main.query_one(TargetsTable)
+        try:
+            table.move_cursor(row=table.get_row_index(message.target))
+        except Exception:
+            pass
+        self._rendered = -1
+        self._tick()
+
+    def action_rebaseline(self) -> None:
+        target = self.main.query_one(ChartsPane).selected or self.main.query_one(TargetsTable).selected_target()
+        if target is None:
+            self.notify("no target selected", severity="warning")
+            return
+        n = self.settings.spc.baseline_samples
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                keys = self.monitor.rebaseline(target)
+                self.notify(f"{target}: {len(keys)} charts start a new baseline ({n} good samples each)")
+                self._rendered = -1
+                self._tick()
+
+        self.push_screen(
+            ConfirmScreen(f"Rebaseline {target}?\nIts control limits are forgotten; the next {n} good samples set new ones."),
+            done,
+        )
+
+    def action_export(self) -> None:
+        self.run_worker(self._export, thread=True, group="export", name="export", exit_on_error=False)
+
+    def _export(self) -> None:
+        from llmscope_tui.export import write_csv
+
+        folder = self.export_dir or (paths.data_dir() / "exports")
+        out = folder / f"llmscope-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            count = write_csv(self.settings.db_path, out)
+        except Exception as exc:
+            self.call_from_thread(self.notify, f"export failed: {exc}", severity="error", timeout=10)
+            return
+        self.last_export = out
+        self.call_from_thread(self.notify, f"exported {count} samples to {out}", title="CSV export", timeout=10)
+
+
+def _read_history(store: Any, targets: list[str]) -> tuple[dict[tuple[str, str], list[tuple[float, float]]], list[Any]]:
+    """The last points of each chart and the recent rule firings, so a restart does not open on
+    empty charts (index-only reads: fast on a file of millions of samples)."""
+    from .state import HISTORY
+
+    series: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for name in targets:
+        for metric in METRICS:
+            ts, values = store.metric_series(name, metric, limit=HISTORY)
+            if len(ts):
+                series[(name, metric)] = list(zip(ts.tolist(), values.tolist(), strict=True))
+    return series, store.violations(limit=HISTORY)
+
+
+def _demo_incident(settings: Settings) -> str | None:
+    """Ask the demo provider (loopback) which scripted incident is active, for the banner."""
+    for target in settings.targets:
+        root = target.base_url.rstrip("/").removesuffix("/v1")
+        try:
+            with urllib.request.urlopen(root + "/", timeout=1.0) as response:  # noqa: S310 (loopback demo)
+                return json.loads(response.read()).get("incident")
+        except Exception:
+            continue
+    return None

@@ -1,0 +1,259 @@
+"""What the TUI knows, built from the monitor's events and the periodic store reads.
+
+Plain Python (no Textual): the app feeds every event to :meth:`ViewState.apply` (O(1) each) and
+the widgets read from it on the refresh timer. Keeping this apart from the widgets makes it
+testable without a screen and keeps per-event work tiny.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmscope_tui.spc import RULE_TEXT
+
+METRICS: tuple[str, ...] = ("ttft_ms", "latency_ms", "itl_ms", "tps")
+METRIC_LABEL: dict[str, str] = {
+    "ttft_ms": "TTFT ms",
+    "latency_ms": "latency ms",
+    "itl_ms": "ITL ms",
+    "tps": "tokens/s",
+}
+#: Points kept per target and metric for the sparklines and the control chart.
+HISTORY = 600
+#: Recent attempts that decide a target's status.
+RECENT = 10
+MAX_EPISODES = 500
+
+#: status -> (symbol, word). The word is always shown: no state is told by colour alone.
+STATUS: dict[str, tuple[str, str]] = {
+    "up": ("●", "up"),
+    "degraded": ("▲", "degraded"),
+    "down": ("✖", "down"),
+    "waiting": ("…", "waiting"),
+    "disabled": ("-", "disabled"),
+}
+
+
+@dataclass(slots=True)
+class TargetView:
+    name: str
+    provider: str = ""
+    model: str = ""
+    enabled: bool = True
+    samples: int = 0
+    failures: int = 0
+    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=RECENT))
+    last: dict[str, float | None] = field(default_factory=dict)
+    last_error: str | None = None
+    last_ts: float | None = None
+    #: metric -> deque of (ts, value), successful samples only (what SPC charts)
+    series: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
+    #: metric -> deque of (ts, value, rule) rule firings
+    firings: dict[str, deque[tuple[float, float, int]]] = field(default_factory=dict)
+    cost_live: float = 0.0  # spend seen in events since the last store read
+
+    def status(self, open_episodes: int = 0) -> str:
+        if not self.enabled:
+            return "disabled"
+        if not self.recent:
+            return "waiting"
+        recent = list(self.recent)
+        if not any(recent[-3:]):
+            return "down"
+        if not all(recent) or open_episodes:
+            return "degraded"
+        return "up"
+
+    @property
+    def error_rate(self) -> float | None:
+        """Share of failed probes among the recent ones."""
+        if not self.recent:
+            return None
+        return 1.0 - sum(self.recent) / len(self.recent)
+
+
+@dataclass(slots=True)
+class EpisodeView:
+    target: str
+    metric: str
+    rule: int
+    start_ts: float
+    last_ts: float
+    count: int
+    open: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.target}\x1f{self.metric}\x1f{self.rule}\x1f{self.start_ts!r}"
+
+    @property
+    def text(self) -> str:
+        return RULE_TEXT.get(self.rule, f"rule {self.rule}")
+
+
+@dataclass(slots=True)
+class ViewState:
+    """Everything the panes show that comes from events."""
+
+    targets: dict[str, TargetView] = field(default_factory=dict)
+    episodes: dict[str, EpisodeView] = field(default_factory=dict)
+    demo: bool = False
+    config: str | None = None
+    db: str | None = None
+    samples: int = 0
+    errors: int = 0
+    violations: int = 0
+    stopped: str | None = None
+    last_error: str | None = None
+    alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
+    budget_events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
+    rebaselines: int = 0
+    #: monotonic times of recent samples, for probes/s
+    _arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    _first_arrival: float | None = None
+    version: int = 0  # bumped by every change, so widgets can skip identical refreshes
+    episodes_version: int = 0  # bumped when an episode opens, grows or closes
+
+    def target(self, name: str) -> TargetView:
+        view = self.targets.get(name)
+        if view is None:
+            view = self.targets[name] = TargetView(name)
+        return view
+
+    def open_episodes(self, target: str) -> int:
+        return sum(1 for e in self.episodes.values() if e.open and e.target == target)
+
+    def probes_per_s(self, now: float | None = None, window: float = 10.0) -> float:
+        now = time.monotonic() if now is None else now
+        arrivals = self._arrivals
+        while arrivals and arrivals[0] < now - window:
+            arrivals.popleft()
+        if self._first_arrival is None:
+            return 0.0
+        span = min(window, max(1.0, now - self._first_arrival))  # a fresh start is not diluted
+        return len(arrivals) / span
+
+    def backfill(self, series: dict[tuple[str, str], list[tuple[float, float]]], firings: list[Any]) -> None:
+        """Put stored history in front of what the live events brought (older points only)."""
+        for (name, metric), points in series.items():
+            view = self.target(name)
+            live = view.series.get(metric) or deque()
+            first_live = live[0][0] if live else float("inf")
+            merged: deque[tuple[float, float]] = deque((p for p in points if p[0] < first_live), maxlen=HISTORY)
+            merged.extend(live)
+            view.series[metric] = merged
+        first_live = {
+            (name, metric): f[0][0] for name, view in self.targets.items() for metric, f in view.firings.items() if f
+        }
+        stored: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
+        for v in firings:
+            if v.ts < first_live.get((v.target, v.metric), float("inf")):
+                stored.setdefault((v.target, v.metric), []).append((float(v.ts), float(v.value), int(v.rule)))
+        for (name, metric), older in stored.items():
+            view = self.target(name)
+            view.firings[metric] = deque(sorted([*older, *view.firings.get(metric, ())]), maxlen=HISTORY)
+        self.version += 1
+
+    def apply(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is not None:
+            handler(event)
+            self.version += 1
+
+    # -- per event ----------------------------------------------------------------------------
+
+    def _on_start(self, event: dict[str, Any]) -> None:
+        self.demo = bool(event.get("demo"))
+        self.config = event.get("config")
+        self.db = event.get("db")
+        self.stopped = None
+        for t in event.get("targets", []):
+            view = self.target(t["name"])
+            view.provider, view.model, view.enabled = t.get("provider", ""), t.get("model", ""), t.get("enabled", True)
+
+    def _on_sample(self, event: dict[str, Any]) -> None:
+        if event.get("source", "probe") != "probe":
+            return
+        view = self.target(event["target"])
+        ok = bool(event.get("ok"))
+        view.samples += 1
+        view.recent.append(ok)
+        view.last_ts = event.get("ts")
+        self.samples += 1
+        arrived = time.monotonic()
+        self._arrivals.append(arrived)
+        if self._first_arrival is None:
+            self._first_arrival = arrived
+        if event.get("cost_usd"):
+            view.cost_live += float(event["cost_usd"])
+        if not ok:
+            view.failures += 1
+            if event.get("error_kind") != "cancelled":
+                self.errors += 1
+            view.last_error = event.get("error_kind")
+            return
+        view.last_error = None
+        ts = float(event.get("ts") or 0.0)
+        for metric in METRICS:
+            value = event.get(metric)
+            view.last[metric] = value
+            if value is not None:
+                series = view.series.get(metric)
+                if series is None:
+                    series = view.series[metric] = deque(maxlen=HISTORY)
+                series.append((ts, float(value)))
+
+    def _on_violation(self, event: dict[str, Any]) -> None:
+        self.violations += 1
+        self.episodes_version += 1
+        view = self.target(event["target"])
+        firings = view.firings.get(event["metric"])
+        if firings is None:
+            firings = view.firings[event["metric"]] = deque(maxlen=HISTORY)
+        firings.append((float(event["ts"]), float(event["value"]), int(event["rule"])))
+        for episode in self.episodes.values():
+            if episode.open and (episode.target, episode.metric, episode.rule) == (
+                event["target"], event["metric"], event["rule"]
+            ):
+                if event["ts"] > episode.last_ts:
+                    episode.last_ts = event["ts"]
+                    episode.count += 1
+
+    def _on_episode(self, event: dict[str, Any]) -> None:
+        self.episodes_version += 1
+        episode = EpisodeView(
+            target=event["target"],
+            metric=event["metric"],
+            rule=int(event["rule"]),
+            start_ts=float(event["start_ts"]),
+            last_ts=float(event["last_ts"]),
+            count=int(event.get("count") or 1),
+            open=event.get("state") == "opened",
+        )
+        self.episodes[episode.key] = episode
+        while len(self.episodes) > MAX_EPISODES:
+            self.episodes.pop(next(iter(self.episodes)))
+
+    def _on_rebaseline(self, event: dict[str, Any]) -> None:
+        self.rebaselines += 1
+        self.episodes_version += 1
+        target = event.get("target")
+        for episode in self.episodes.values():
+            if target is None or episode.target == target:
+                episode.open = False
+
+    def _on_alert(self, event: dict[str, Any]) -> None:
+        self.alerts.append(event)
+
+    def _on_budget(self, event: dict[str, Any]) -> None:
+        self.budget_events.append(event)
+
+    def _on_error(self, event: dict[str, Any]) -> None:
+        self.last_error = str(event.get("message", ""))
+
+    def _on_stop(self, event: dict[str, Any]) -> None:
+        self.stopped = str(event.get("reason", "stopped"))

@@ -1,0 +1,142 @@
+"""Charts pane: a sparkline per target for the selected metric, and the selected target's full
+individuals control chart (center line, UCL/LCL, 1 and 2 sigma zones, rule firings marked)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Static
+
+from ..chartrender import control_chart, fmt_value, sparkline
+from ..state import METRIC_LABEL, METRICS, ViewState
+from ..themes import ChartColors
+
+
+#: +/- zoom steps: how many of the latest points the control chart shows
+ZOOMS: tuple[int, ...] = (25, 50, 100, 200, 400, 600)
+ZOOM_DEFAULT = 2
+
+
+class ChartsPane(Widget, can_focus=True):
+    """Focusable: up/down (j/k) pick the target, c / C switch the metric."""
+
+    ALLOW_MAXIMIZE = True
+    BINDINGS = [
+        Binding("j,down", "move(1)", "Next target", show=False),
+        Binding("k,up", "move(-1)", "Previous target", show=False),
+    ]
+
+    class Selected(Message):
+        def __init__(self, target: str) -> None:
+            super().__init__()
+            self.target = target
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metric = METRICS[0]
+        self.window = ZOOMS[ZOOM_DEFAULT]
+        self.selected: str | None = None
+        self.names: list[str] = []
+        self.chart_colors = ChartColors()
+        self._signature: tuple[Any, ...] | None = None
+
+    def compose(self):  # type: ignore[override]
+        yield Static(id="sparks")
+        yield Static(id="chart-title")
+        yield Static(id="chart")
+
+    def zoom(self, step: int) -> int:
+        """step < 0 zooms in (fewer points), > 0 out; returns the new window."""
+        index = ZOOMS.index(self.window) if self.window in ZOOMS else ZOOM_DEFAULT
+        self.window = ZOOMS[max(0, min(len(ZOOMS) - 1, index + step))]
+        return self.window
+
+    def action_move(self, step: int) -> None:
+        if not self.names:
+            return
+        index = self.names.index(self.selected) if self.selected in self.names else 0
+        self.selected = self.names[(index + step) % len(self.names)]
+        self.post_message(self.Selected(self.selected))
+
+    def render_state(self, state: ViewState, monitor: Any, sparks: bool = True, force: bool = False) -> None:
+        """Redraw the sparklines (when ``sparks``) and the control chart (when what it shows
+        changed, or ``force``)."""
+        self.names = list(state.targets)
+        if not sparks:
+            self._render_chart(state, monitor, force)
+            return
+        if self.selected not in state.targets and self.names:
+            self.selected = self.names[0]
+        metric = self.metric
+        width = max(20, self.size.width)
+        name_w = min(20, max((len(n) for n in self.names), default=6) + 3)
+        spark_w = max(8, width - name_w - 26)
+        sparks = Text(no_wrap=True, overflow="ellipsis")
+        for name in self.names:
+            view = state.targets[name]
+            values = [v for _, v in view.series.get(metric, ())]
+            chart = monitor.charts.chart(name, metric) if monitor is not None else None
+            marker = "▶ " if name == self.selected else "  "
+            sparks.append(f"{marker}{name[: name_w - 3]:<{name_w - 2}}", style="bold" if name == self.selected else "")
+            sparks.append(sparkline(values, spark_w), style=self.chart_colors.points)
+            sparks.append(f" {fmt_value(values[-1]) if values else '-':>6} ")
+            sparks.append(_phase(chart, state, name, metric))
+            sparks.append("\n")
+        self.query_one("#sparks", Static).update(sparks)
+        self._render_chart(state, monitor, force)
+
+    def _render_chart(self, state: ViewState, monitor: Any, force: bool = False) -> None:
+        title = self.query_one("#chart-title", Static)
+        body = self.query_one("#chart", Static)
+        name, metric = self.selected, self.metric
+        if name is None:
+            title.update("waiting for the first sample…")
+            body.update("")
+            return
+        view = state.targets[name]
+        chart = monitor.charts.chart(name, metric) if monitor is not None else None
+        series = view.series.get(metric)
+        firings_now = view.firings.get(metric)
+        signature = (
+            name, metric, self.chart_colors, body.size,
+            len(series) if series else 0, series[-1][0] if series else None,
+            len(firings_now) if firings_now else 0, self.window,
+            None if chart is None else (chart.phase, chart.progress, chart.center),
+        )
+        if not force and signature == self._signature:
+            return  # nothing it shows has changed: no re-render
+        self._signature = signature
+        limits = chart.limits(original_unit=True) if chart is not None else None
+        heading = Text(no_wrap=True, overflow="ellipsis")
+        heading.append(f"{name} · {METRIC_LABEL[metric]}", style="bold")
+        if limits is not None:
+            heading.append(f"  CL {fmt_value(limits.center)}  UCL {fmt_value(limits.ucl)}  LCL {fmt_value(limits.lcl)}")
+        heading.append(f"  {_phase(chart, state, name, metric).plain}  last {self.window} points  • point ✖ rule fired", style="dim")
+        title.update(heading)
+        firings = {ts for ts, _, _ in view.firings.get(metric, ())}
+        points = list(view.series.get(metric, ()))
+        height = max(4, body.size.height or 10)
+        body.update(
+            control_chart(
+                points, firings, limits, max(30, body.size.width or self.size.width), height, self.chart_colors,
+                window=self.window,
+            )
+        )
+
+
+def _phase(chart: Any, state: ViewState, name: str, metric: str) -> Text:
+    if chart is None:
+        return Text("no live point yet", style="dim")
+    if chart.phase == "baseline":
+        k, n = chart.progress
+        return Text(f"baseline {k}/{n}", style="italic")
+    view = state.targets[name]
+    firings = view.firings.get(metric)
+    last = view.series.get(metric)
+    if firings and last and firings[-1][0] == last[-1][0]:
+        return Text(f"✖ rule {firings[-1][2]}", style="bold red")
+    return Text("in control", style="green")

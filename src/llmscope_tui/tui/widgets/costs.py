@@ -1,0 +1,106 @@
+"""Costs pane: cards (today, this month, projected month-end, probe overhead) and budget bars
+with their numbers written on them; bars turn warning at 80 % and critical at 100 %, and say so
+in words as well as colour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from llmscope_tui.costs import format_usd
+
+BAR_STYLE = {"ok": "reverse green", "warning": "reverse yellow", "critical": "reverse bold red"}
+
+
+@dataclass(slots=True)
+class CostData:
+    """What the slow store read found (all optional until the first read)."""
+
+    summary: Any = None
+    budgets: list[Any] = field(default_factory=list)
+    overhead_day: float | None = None
+    overhead_month: float | None = None
+    unpriced_targets: list[str] = field(default_factory=list)
+    recommendations: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def budget_bar(status: Any, width: int) -> Text:
+    """One budget as a bar: the filled part in reverse video, the numbers on top of it."""
+    pct = status.fraction * 100
+    state = status.state.upper()
+    label = f" {status.name}: {format_usd(status.spent)} of {format_usd(status.limit)} per {status.period} · {pct:.0f}% {state} "
+    width = max(width, len(label))
+    filled = min(width, int(round(width * min(status.fraction, 1.0))))
+    body = label.ljust(width)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(body[:filled], style=BAR_STYLE.get(status.state, "reverse"))
+    text.append(body[filled:], style="on default" if status.state == "ok" else "")
+    return text
+
+
+def render_costs(data: CostData, width: int) -> Text:
+    text = Text()
+    if data.summary is None:
+        text.append("reading spend from the data file…" if data.error is None else f"cost data unavailable: {data.error}", style="italic")
+        return text
+    s = data.summary
+    cards = [
+        ("today", format_usd(s.today)),
+        ("this month", format_usd(s.month)),
+        ("projected month-end", format_usd(s.projected_month_end)),
+        ("probe overhead", "-" if data.overhead_day is None else f"{format_usd(data.overhead_day)}/day"),
+    ]
+    card_w = max(18, (width - 2) // 2) if width < 100 else max(18, (width - 4) // 4)
+    line = Text()
+    for i, (title, value) in enumerate(cards):
+        cell = Text(f"{title}: ", style="dim")
+        cell.append(value, style="bold")
+        cell.truncate(card_w - 1, pad=True)
+        line.append_text(cell)
+        line.append(" ")
+        if width < 100 and i % 2 == 1 and i < len(cards) - 1:
+            line.append("\n")
+    text.append_text(line)
+    if s.by_provider:
+        text.append("\nby provider this month: ", style="dim")
+        text.append(", ".join(f"{k} {format_usd(v)}" for k, v in sorted(s.by_provider.items())))
+    if s.unpriced:
+        text.append("\nunpriced (no cost recorded): ", style="dim")
+        text.append(", ".join(s.unpriced))
+    if data.budgets:
+        text.append("\n")
+        for status in data.budgets:
+            text.append("\n")
+            text.append_text(budget_bar(status, max(20, width - 2)))
+    else:
+        text.append("\nno budgets configured ([[budgets]] in the config file)", style="dim")
+    for rec in data.recommendations[:2]:
+        line = f"↳ {rec}"
+        text.append("\n" + (line if len(line) <= width - 2 else line[: max(10, width - 3)] + "…"), style="dim")
+    return text
+
+
+class CostsPane(VerticalScroll, can_focus=True):
+    ALLOW_MAXIMIZE = True
+    BINDINGS = [
+        Binding("j", "scroll_down", "Down", show=False),
+        Binding("k", "scroll_up", "Up", show=False),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data = CostData()
+
+    def compose(self):  # type: ignore[override]
+        yield Static(id="costs-body")
+
+    def render_data(self, data: CostData | None = None) -> None:
+        if data is not None:
+            self.data = data
+        self.query_one("#costs-body", Static).update(render_costs(self.data, max(30, self.size.width - 2)))

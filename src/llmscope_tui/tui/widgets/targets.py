@@ -1,0 +1,144 @@
+"""Targets pane: one row per target, updated in place cell by cell."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from llmscope_tui.costs import format_usd
+
+from ..chartrender import fmt_value
+from ..state import STATUS, ViewState
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("status", "Status"),
+    ("target", "Target"),
+    ("ttft", "TTFT ms"),
+    ("ttft_p", "p50/p95"),
+    ("latency", "Lat. ms"),
+    ("latency_p", "p50/p95"),
+    ("tps", "tok/s"),
+    ("err", "Err"),
+    ("episodes", "Episodes"),
+    ("cost", "Cost today"),
+)
+#: sort keys the `s` key cycles through: (column, label)
+SORTS: tuple[tuple[str, str], ...] = (
+    ("target", "name"),
+    ("status", "status"),
+    ("ttft", "TTFT"),
+    ("latency", "latency"),
+    ("tps", "tok/s"),
+    ("err", "error rate"),
+    ("cost", "cost today"),
+)
+STATUS_ORDER = {"down": 0, "degraded": 1, "waiting": 2, "up": 3, "disabled": 4}
+STATUS_STYLE = {"up": "green", "degraded": "yellow", "down": "bold red", "waiting": "dim", "disabled": "dim"}
+
+
+class TargetsTable(DataTable):
+    """DataTable of targets; vim keys; `s` cycles the sort column."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("h", "scroll_left", "Left", show=False),
+        Binding("l", "scroll_right", "Right", show=False),
+        Binding("s", "cycle_sort", "Sort"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self.filter_text = ""
+        self.sort_index = 0
+        self._numbers: dict[str, dict[str, float]] = {}
+        self._cells: dict[tuple[str, str], Any] = {}
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    @property
+    def sort_label(self) -> str:
+        return SORTS[self.sort_index][1]
+
+    def action_cycle_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self._sort()
+        self.app.notify(f"targets sorted by {self.sort_label}", timeout=2)
+
+    def _sort(self) -> None:
+        column = SORTS[self.sort_index][0]
+        if column == "target":
+            self.sort("target", key=lambda vals: str(vals[0]))
+            return
+        reverse = column in ("ttft", "latency", "err", "cost")
+        self.sort("target", key=lambda vals: (self._numbers.get(str(vals[0]), {}).get(column, float("-inf") if reverse else float("inf"))), reverse=reverse)
+
+    def refresh_rows(self, state: ViewState, stats: dict[str, Any], cost_today: dict[str, float]) -> None:
+        """Add rows for new targets, update changed cells only, drop filtered-out rows."""
+        wanted = [n for n in state.targets if self.filter_text.lower() in n.lower()]
+        present = {str(k.value) for k in self.rows}
+        for name in present - set(wanted):
+            self.remove_row(name)
+            self._cells = {k: v for k, v in self._cells.items() if k[0] != name}
+        added = False
+        for name in wanted:
+            view = state.targets[name]
+            episodes = state.open_episodes(name)
+            status = view.status(episodes)
+            symbol, word = STATUS[status]
+            rollup = stats.get(name)
+            cost = cost_today.get(name, 0.0) + view.cost_live
+            err = view.error_rate
+            self._numbers[name] = {
+                "status": STATUS_ORDER[status],
+                "ttft": view.last.get("ttft_ms") or float("nan"),
+                "latency": view.last.get("latency_ms") or float("nan"),
+                "tps": view.last.get("tps") or float("nan"),
+                "err": err if err is not None else -1.0,
+                "cost": cost,
+            }
+            status_text = Text(f"{symbol} {word}", style=STATUS_STYLE[status])
+            row = {
+                "status": status_text,
+                "target": name,
+                "ttft": fmt_value(view.last.get("ttft_ms")) if view.last_error is None else Text(view.last_error, style="italic"),
+                "ttft_p": _pair(rollup, "ttft_ms"),
+                "latency": fmt_value(view.last.get("latency_ms")) if view.last_error is None else "-",
+                "latency_p": _pair(rollup, "latency_ms"),
+                "tps": fmt_value(view.last.get("tps")),
+                "err": "-" if err is None else f"{err * 100:.0f}%",
+                "episodes": f"{episodes} open" if episodes else "0",
+                "cost": format_usd(cost),
+            }
+            if name not in present:
+                self.add_row(*row.values(), key=name)
+                for column, value in row.items():
+                    self._cells[(name, column)] = str(value)
+                added = True
+                continue
+            for column, value in row.items():
+                plain = str(value) if not isinstance(value, Text) else value.markup
+                if self._cells.get((name, column)) != plain:
+                    self._cells[(name, column)] = plain
+                    self.update_cell(name, column, value, update_width=True)
+        if added or self.sort_index:
+            self._sort()
+
+    def selected_target(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return str(key.value) if key is not None else None
+
+
+def _pair(rollup: Any, metric: str) -> str:
+    stats = rollup.metrics.get(metric) if rollup is not None else None
+    return "-" if stats is None else f"{fmt_value(stats.p50)}/{fmt_value(stats.p95)}"

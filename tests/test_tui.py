@@ -1,0 +1,460 @@
+"""The Textual face driven through App.run_test / Pilot, against the fake provider and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_provider import FakeProvider, Script
+from rich.console import Console
+
+from llmscope_tui.config import load_settings
+from llmscope_tui.session import demo_ready
+from llmscope_tui.spc import LiveChart
+from llmscope_tui.tui.app import LLMScopeApp
+from llmscope_tui.tui.chartrender import control_chart, sparkline
+from llmscope_tui.tui.screens import KEY_HELP, ConfirmScreen, HelpScreen
+from llmscope_tui.tui.state import ViewState
+from llmscope_tui.tui.themes import ChartColors, ThemeError, load_themes, parse_theme
+from llmscope_tui.tui.widgets import ChartsPane, CostsPane, TargetsTable, ViolationsTable
+
+pytestmark = pytest.mark.anyio
+
+
+def fake_settings(tmp_path: Path, fake: FakeProvider, interval: str = "50ms", extra: str = "") -> Any:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[monitor]
+interval = "{interval}"
+timeout = "3s"
+db = "{tmp_path / 'samples.db'}"
+
+[spc]
+baseline_samples = 5
+rules = [1]
+
+[alerts]
+bell = false
+
+[[targets]]
+name = "fake"
+provider = "openai-compatible"
+model = "fake-model"
+base_url = "{fake.base_url}/v1"
+
+[[prices]]
+model = "fake-model"
+input_per_mtok = 1000
+output_per_mtok = 1000
+{extra}
+"""
+    )
+    return load_settings(config, env={})
+
+
+async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await pilot.pause(0.05)
+
+
+def status_text(app: LLMScopeApp) -> str:
+    return str(app.query_one("#status").render())
+
+
+async def test_samples_and_a_violation_reach_the_panes(tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.enqueue(*[Script(first_token_delay_s=0.02 + 0.002 * (i % 3)) for i in range(8)])
+    fake_provider.script(default=Script(first_token_delay_s=0.4))
+    app = LLMScopeApp(fake_settings(tmp_path, fake_provider), fps=20, store_every_s=0.5)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(TargetsTable)
+        await wait_for(pilot, lambda: table.row_count == 1 and app.state.samples >= 2, what="a targets row")
+        assert "waiting" in str(table.get_cell("fake", "status")) or app.state.samples
+        await wait_for(
+            pilot,
+            lambda: any(w in str(table.get_cell("fake", "status")) for w in ("up", "degraded", "down")),
+            what="a status word",
+        )
+        violations = app.query_one(ViolationsTable)
+
+        def ttft_rows() -> list[list[Any]]:
+            rows = [violations.get_row_at(i) for i in range(violations.row_count)]
+            return [r for r in rows if r[4] == "TTFT ms"]
+
+        await wait_for(pilot, lambda: bool(ttft_rows()), timeout=20, what="a TTFT violation episode")
+        row = ttft_rows()[0]
+        assert row[1] == "1" and "3σ" in row[2] and row[3] == "fake" and "open" in str(row[0])
+        await wait_for(pilot, lambda: "open" in str(table.get_cell("fake", "episodes")), what="open episode count")
+        assert "violations" in status_text(app) and "config" in status_text(app)
+        # the control chart shows the limits by name and the firing as ✖
+        chart = str(app.query_one("#chart").render())
+        title = str(app.query_one("#chart-title").render())
+        assert "UCL" in title and "LCL" in title and "✖" in chart
+        assert any(name in chart for name in ("UCL", "LCL", "LIM"))
+        await wait_for(pilot, lambda: app.cost_data.summary is not None, what="spend read from the store")
+        # Enter on an episode charts its target and metric
+        await pilot.press("3")
+        await pilot.press("c")  # move the chart away from TTFT first
+        assert app.query_one(ChartsPane).metric == "latency_ms"
+        violations.move_cursor(row=violations.get_row_index(next(
+            str(k.value) for k in violations.rows if violations.get_row(k)[4] == "TTFT ms"
+        )))
+        await pilot.press("enter")
+        assert isinstance(app.focused, ChartsPane) and app.query_one(ChartsPane).metric == "ttft_ms"
+        await pilot.press("q")
+        await wait_for(pilot, app._monitor_done.is_set, what="the monitor to stop")
+    assert app.return_code == 0
+
+
+async def test_every_key_does_what_it_says(tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.script(default=Script(first_token_delay_s=0.01))
+    exports = tmp_path / "exports"
+    app = LLMScopeApp(fake_settings(tmp_path, fake_provider, interval="300ms"), fps=10, export_dir=exports)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.query_one(TargetsTable).row_count == 1, what="a targets row")
+        # help
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        # pause / resume
+        await pilot.press("p")
+        assert app.paused and "PAUSED" in status_text(app)
+        await pilot.press("p")
+        assert not app.paused and "LIVE" in status_text(app)
+        # focus by number and Tab
+        for key, widget in (("2", ChartsPane), ("3", ViolationsTable), ("4", CostsPane), ("1", TargetsTable)):
+            await pilot.press(key)
+            assert isinstance(app.focused, widget), key
+        await pilot.press("tab")
+        assert not isinstance(app.focused, TargetsTable)
+        await pilot.press("1")
+        # metric
+        charts = app.query_one(ChartsPane)
+        assert charts.metric == "ttft_ms"
+        await pilot.press("c")
+        assert charts.metric == "latency_ms"
+        await pilot.press("C")
+        assert charts.metric == "ttft_ms"
+        # zoom
+        window = charts.window
+        await pilot.press("minus")
+        assert charts.window > window
+        await pilot.press("plus", "plus")
+        assert charts.window < window
+        # theme
+        before = app.theme
+        await pilot.press("t")
+        assert app.theme != before and app.theme in app.themes
+        assert charts.chart_colors == app.themes[app.theme].chart  # chart colours follow the theme
+        seen = {app.theme}
+        for _ in range(len(app.themes)):
+            await pilot.press("t")
+            seen.add(app.theme)
+        assert {"llmscope-dark", "llmscope-light", "llmscope-ansi"} <= seen
+        # maximise / restore
+        await pilot.press("m")
+        assert app.screen.maximized is not None and app.screen.maximized.id == "targets-pane"
+        await pilot.press("m")
+        assert app.screen.maximized is None
+        # filter
+        await pilot.press("slash")
+        await pilot.press("z", "z", "z")
+        table = app.query_one(TargetsTable)
+        assert table.row_count == 0
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: table.row_count == 1, what="filter cleared")
+        # refresh
+        await pilot.press("r")
+        # command palette
+        from textual.command import CommandPalette
+
+        await pilot.press("ctrl+p")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CommandPalette)
+        # export
+        await pilot.press("e")
+        await wait_for(pilot, lambda: app.last_export is not None and app.last_export.exists(), what="the export")
+        assert app.last_export.parent == exports
+        assert app.last_export.read_text().startswith("ts,")
+        # rebaseline, after the confirm
+        await wait_for(
+            pilot,
+            lambda: (c := app.monitor.charts.chart("fake", "ttft_ms")) is not None and c.phase == "monitoring",
+            what="a frozen baseline",
+        )
+        await pilot.press("b")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert app.monitor.charts.chart("fake", "ttft_ms").phase == "monitoring"
+        frozen = app.monitor.charts.chart("fake", "ttft_ms").baseline
+        await pilot.press("b")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.state.rebaselines == 1, what="the rebaseline event")
+        # a new baseline is being (or has just been) collected: the old limits are gone
+        chart = app.monitor.charts.chart("fake", "ttft_ms")
+        assert chart.baseline is not frozen
+        # quit
+        await pilot.press("q")
+        await wait_for(pilot, app._monitor_done.is_set, what="the monitor to stop")
+    assert app.return_code == 0
+
+
+async def test_the_demo_renders_at_80x24_without_colour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    settings = load_settings(demo=True, db=tmp_path / "demo.db")
+    with demo_ready(settings) as ready:
+        app = LLMScopeApp(ready, fps=10, store_every_s=0.5)
+        async with app.run_test(size=(80, 24)) as pilot:
+            assert app.no_color
+            await wait_for(pilot, lambda: app.state.samples >= 4, timeout=15, what="demo samples")
+            await pilot.pause(0.3)
+            text = app.export_screenshot()
+            assert "DEMO" in text
+            assert "Targets" in text and "Charts" in text
+            for key in ("2", "3", "4", "m", "m", "1"):
+                await pilot.press(key)
+            await pilot.press("q")
+            await wait_for(pilot, app._monitor_done.is_set, timeout=10, what="the monitor to stop")
+
+
+async def test_a_broken_user_theme_is_reported_by_name(
+    tmp_path: Path, fake_provider: FakeProvider, isolated_env: Path
+) -> None:
+    from llmscope_tui import paths
+
+    user = paths.user_themes_dir()
+    user.mkdir(parents=True)
+    (user / "broken.toml").write_text("name = 'broken'\n[colors]\nprimary = 'not-a-colour'\n")
+    # parses, but Textual's CSS would miss a variable it needs: refused at start, not a crash later
+    (user / "halfansi.toml").write_text(
+        "name = 'halfansi'\n[colors]\nprimary = 'ansi_blue'\n[variables]\nborder = '$nope'\n"
+    )
+    (user / "mine.toml").write_text("name = 'mine'\n[colors]\nprimary = '#336699'\n[chart]\nlimit = 'magenta'\n")
+    app = LLMScopeApp(fake_settings(tmp_path, fake_provider, interval="1s"), fps=10)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("broken" in m for m in messages)
+        assert any("halfansi" in m for m in messages) and "halfansi" not in app.themes
+        assert app.theme == "llmscope-dark"
+        assert "mine" in app.themes and app.themes["mine"].chart.limit == "magenta"
+        await pilot.press("q")
+
+
+def test_built_in_themes_load() -> None:
+    loaded = load_themes()
+    assert {"llmscope-dark", "llmscope-light", "llmscope-ansi"} <= set(loaded.themes)
+    assert not loaded.errors
+    assert loaded.themes["llmscope-ansi"].theme.ansi
+    with pytest.raises(ThemeError, match="primary"):
+        parse_theme({"colors": {}}, "x")
+    with pytest.raises(ThemeError, match="unknown"):
+        parse_theme({"colors": {"primary": "#000000", "bogus": "#ffffff"}}, "x")
+
+
+def test_the_control_chart_names_its_lines_and_marks_firings() -> None:
+    chart = LiveChart(baseline_size=10)
+    points = []
+    for i in range(30):
+        value = 100.0 + (i % 3) + (50.0 if i == 25 else 0.0)
+        chart.add(value)
+        points.append((1_700_000_000.0 + i, value))
+    text = control_chart(points, {points[25][0]}, chart.limits(original_unit=True), 70, 14, ChartColors())
+    console = Console(width=80, color_system=None, record=True)
+    console.print(text)
+    plain = console.export_text()
+    for name in ("UCL", "LCL", "CL", "✖", "•"):
+        assert name in plain
+    assert len(sparkline([1, 2, 3], 10)) == 10
+    # zoomed out past the width: buckets keep the firing visible
+    many = [(float(i), 100.0 + (i % 3)) for i in range(500)]
+    many[333] = (333.0, 170.0)
+    squeezed = control_chart(many, {333.0}, chart.limits(original_unit=True), 70, 14, ChartColors(), window=500)
+    assert "✖" in squeezed.plain
+
+
+def test_view_state_status_words() -> None:
+    state = ViewState()
+    state.apply({"event": "start", "targets": [{"name": "a", "provider": "p", "model": "m", "enabled": True}]})
+    assert state.targets["a"].status() == "waiting"
+    state.apply({"event": "sample", "target": "a", "ok": 1, "ts": 1.0, "ttft_ms": 10.0})
+    assert state.targets["a"].status() == "up"
+    state.apply({"event": "sample", "target": "a", "ok": 0, "ts": 2.0, "error_kind": "timeout_total"})
+    assert state.targets["a"].status() == "degraded"
+    for ts in (3.0, 4.0):
+        state.apply({"event": "sample", "target": "a", "ok": 0, "ts": ts, "error_kind": "network"})
+    assert state.targets["a"].status() == "down"
+    assert state.errors == 3
+
+
+def test_the_help_lists_every_bound_key() -> None:
+    listed = " ".join(keys for keys, _ in KEY_HELP)
+    for key in ("?", "p", "r", "b", "e", "t", "m", "q", "/", "c", "s", "1", "Tab"):
+        assert key in listed
+
+
+# -- snapshots (deterministic content only: the help overlay and a control chart on fixed data) --
+
+from textual.app import App, ComposeResult  # noqa: E402
+from textual.widgets import Static  # noqa: E402
+
+import llmscope_tui.tui as tui_package  # noqa: E402
+
+TCSS = str(Path(tui_package.__file__).parent / "app.tcss")
+
+
+class _HelpOnly(App[None]):
+    CSS_PATH = TCSS
+
+    def on_mount(self) -> None:
+        loaded = load_themes()
+        for theme in loaded.themes.values():
+            self.register_theme(theme.theme)
+        self.theme = "llmscope-dark"
+        self.push_screen(HelpScreen())
+
+
+class _ChartOnly(App[None]):
+    CSS_PATH = TCSS
+
+    def compose(self) -> ComposeResult:
+        chart = LiveChart(baseline_size=10)
+        points = []
+        for i in range(60):
+            value = 100.0 + (i * 7 % 5) + (40.0 if i in (41, 50) else 0.0)
+            chart.add(value)
+            points.append((0.0 + i, value))
+        firings = {points[41][0], points[50][0]}
+        yield Static(control_chart(points, firings, chart.limits(original_unit=True), 78, 16, ChartColors()))
+
+
+def test_snapshot_help_80x24(snap_compare: Any) -> None:
+    assert snap_compare(_HelpOnly(), terminal_size=(80, 24))
+
+
+def test_snapshot_help_160x48(snap_compare: Any) -> None:
+    assert snap_compare(_HelpOnly(), terminal_size=(160, 48))
+
+
+def test_snapshot_chart_no_color(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TZ", "UTC")
+    time_module = __import__("time")
+    time_module.tzset()  # the time axis is local time: pin it
+    try:
+        assert snap_compare(_ChartOnly(), terminal_size=(80, 24))
+    finally:
+        monkeypatch.undo()
+        time_module.tzset()
+
+
+def test_history_from_the_store_goes_in_front_of_live_points() -> None:
+    from types import SimpleNamespace
+
+    state = ViewState()
+    state.apply({"event": "sample", "target": "a", "ok": 1, "ts": 10.0, "ttft_ms": 5.0})
+    state.apply({"event": "violation", "target": "a", "metric": "ttft_ms", "rule": 1, "ts": 10.0, "value": 5.0, "z": 4})
+    old = SimpleNamespace(target="a", metric="ttft_ms", ts=3.0, value=9.0, rule=1)
+    dup = SimpleNamespace(target="a", metric="ttft_ms", ts=10.0, value=5.0, rule=1)
+    state.backfill({("a", "ttft_ms"): [(1.0, 1.0), (2.0, 2.0), (10.0, 5.0)]}, [old, dup])
+    assert list(state.targets["a"].series["ttft_ms"]) == [(1.0, 1.0), (2.0, 2.0), (10.0, 5.0)]
+    assert [f[0] for f in state.targets["a"].firings["ttft_ms"]] == [3.0, 10.0]
+
+
+def test_budget_bars_say_their_state_in_words() -> None:
+    from types import SimpleNamespace
+
+    from llmscope_tui.tui.widgets.costs import CostData, budget_bar, render_costs
+
+    def status(fraction: float, state: str) -> Any:
+        return SimpleNamespace(name="daily", spent=fraction, limit=1.0, fraction=fraction, period="day", state=state)
+
+    assert "83% WARNING" in budget_bar(status(0.83, "warning"), 60).plain
+    assert "120% CRITICAL" in budget_bar(status(1.2, "critical"), 60).plain
+    bar = budget_bar(status(0.5, "ok"), 60)
+    assert "$0.50 of $1.00" in bar.plain and len(bar.plain) == 60
+    summary = SimpleNamespace(today=1.0, month=2.0, projected_month_end=3.0, by_provider={}, unpriced=["x/y"])
+    text = render_costs(CostData(summary=summary, budgets=[status(0.9, "warning")], overhead_day=0.5), 80).plain
+    for words in ("today: $1.00", "this month: $2.00", "projected month-end: $3.00", "probe overhead: $0.50/day", "unpriced", "WARNING"):
+        assert words in text
+
+
+def test_losing_the_terminal_stops_the_tui_and_keeps_the_data(tmp_path: Path) -> None:
+    """SIGHUP with the terminal gone (an SSH drop): the process exits, nothing left running."""
+    import fcntl
+    import os
+    import pty
+    import signal
+    import sqlite3
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import threading
+    import time
+
+    from conftest import subprocess_env
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    db = tmp_path / "hup.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmscope_tui", "--tui", "--demo", "--db", str(db)],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        env=subprocess_env(TERM="xterm-256color"),
+    )
+    os.close(slave)
+    screen = bytearray()
+
+    def drain() -> None:  # a full pty buffer would block the app's writes
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            screen.extend(chunk)
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 20
+        while b"DEMO" not in screen and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2.0)  # let a few probes land
+        assert proc.poll() is None, "the TUI exited on its own"
+        os.close(master)  # the terminal goes away...
+        proc.send_signal(signal.SIGHUP)  # ...and the kernel says so
+        assert proc.wait(timeout=20) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] > 0
+
+
+def test_cli_tui_flags_dispatch_to_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any) -> None:
+    from llmscope_tui import cli
+
+    seen: dict[str, Any] = {}
+
+    def fake_run(self: LLMScopeApp, *, mouse: bool = True) -> None:
+        seen.update(mouse=mouse, fps=self.fps, demo=self.settings.demo)
+
+    monkeypatch.setattr(LLMScopeApp, "run", fake_run)
+    assert cli.main(["--tui", "--demo", "--fps", "2", "--no-mouse", "--db", str(tmp_path / "c.db")]) == 0
+    assert seen == {"mouse": False, "fps": 2.0, "demo": True}
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--tui", "--fps", "0"])
+    assert exit_info.value.code == 2
+    assert "--fps" in capsys.readouterr().err
