@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +61,42 @@ def fake_provider() -> Iterator[object]:
 
     with FakeProvider() as fake:
         yield fake
+
+
+def fake_settings(tmp_path: Path, fake: Any, interval: str = "50ms", extra: str = "") -> Any:
+    """Settings with one target on the fake provider: fast interval, 5-point baselines, rule 1,
+    a made-up price so costs are non-zero; `extra` is appended TOML (budgets, ...)."""
+    from llmscope_tui.config import load_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[monitor]
+interval = "{interval}"
+timeout = "3s"
+db = "{tmp_path / 'samples.db'}"
+
+[spc]
+baseline_samples = 5
+rules = [1]
+
+[alerts]
+bell = false
+
+[[targets]]
+name = "fake"
+provider = "openai-compatible"
+model = "fake-model"
+base_url = "{fake.base_url}/v1"
+
+[[prices]]
+model = "fake-model"
+input_per_mtok = 1000
+output_per_mtok = 1000
+{extra}
+"""
+    )
+    return load_settings(config, env={})
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

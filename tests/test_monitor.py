@@ -8,9 +8,9 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from conftest import fake_settings
 from fake_provider import FakeProvider, Script, Usage
 
-from llmscope_tui.config import load_settings
 from llmscope_tui.ingest import IngestOptions
 from llmscope_tui.monitor import Monitor
 from llmscope_tui.report import cost_summary
@@ -19,35 +19,6 @@ from llmscope_tui.rollups import rollups
 from llmscope_tui.store import open_readonly
 
 pytestmark = pytest.mark.anyio
-
-
-def settings_for(tmp_path: Path, fake: FakeProvider, extra: str = "", baseline: int = 5) -> Any:
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f"""
-[monitor]
-interval = "50ms"
-timeout = "3s"
-db = "{tmp_path / 'samples.db'}"
-
-[spc]
-baseline_samples = {baseline}
-rules = [1]
-
-[[targets]]
-name = "fake"
-provider = "openai-compatible"
-model = "fake-model"
-base_url = "{fake.base_url}/v1"
-
-[[prices]]
-model = "fake-model"
-input_per_mtok = 1000
-output_per_mtok = 1000
-{extra}
-"""
-    )
-    return load_settings(config, env={})
 
 
 async def run_monitor(settings: Any, count: int, **kwargs: Any) -> tuple[Monitor, list[dict[str, Any]]]:
@@ -69,7 +40,7 @@ async def test_a_latency_shift_becomes_violations_an_episode_and_an_alert(
     calm = [Script(first_token_delay_s=0.02 + 0.002 * (i % 3)) for i in range(8)]
     fake_provider.enqueue(*calm)
     fake_provider.script(default=Script(first_token_delay_s=0.4))
-    settings = settings_for(tmp_path, fake_provider)
+    settings = fake_settings(tmp_path, fake_provider)
     monitor, events = await run_monitor(settings, count=11)
     violations = [v for v in kinds(events, "violation") if v["metric"] == "ttft_ms"]
     assert violations and all(v["rule"] == 1 and v["z"] > 3 for v in violations)
@@ -89,7 +60,7 @@ async def test_baselines_survive_a_restart_and_rebaseline_starts_over(
     tmp_path: Path, fake_provider: FakeProvider
 ) -> None:
     fake_provider.script(default=Script(first_token_delay_s=0.02))
-    settings = settings_for(tmp_path, fake_provider)
+    settings = fake_settings(tmp_path, fake_provider)
     await run_monitor(settings, count=6)
     with open_readonly(settings.db_path) as store:
         saved = store.active_baselines()[("fake", "ttft_ms")]
@@ -117,7 +88,7 @@ async def test_budget_thresholds_once_each_then_probes_pause(tmp_path: Path, fak
     # each probe: 12 in + 5 out tokens at $1000/M = $0.017; a $0.05 budget is spent after 3 probes
     fake_provider.script(default=Script(usage=Usage(input_tokens=12, output_tokens=5)))
     budget = "[[budgets]]\nname = 'tiny'\nlimit_usd = 0.05\nperiod = 'day'\nscope = 'all'\npause_probes_at = 1.0\n"
-    settings = settings_for(tmp_path, fake_provider, extra=budget)
+    settings = fake_settings(tmp_path, fake_provider, extra=budget)
     monitor = Monitor(settings)
     events: list[dict[str, Any]] = []
     monitor.subscribe(events.append)
@@ -136,7 +107,7 @@ async def test_budget_thresholds_once_each_then_probes_pause(tmp_path: Path, fak
 
 
 async def test_application_usage_is_ingested_priced_and_reported(tmp_path: Path, fake_provider: FakeProvider) -> None:
-    settings = settings_for(tmp_path, fake_provider)
+    settings = fake_settings(tmp_path, fake_provider)
     monitor = Monitor(settings, ingest=IngestOptions(port=0, host="127.0.0.1", api_key="secret-ingest-key"))
     events: list[dict[str, Any]] = []
     monitor.subscribe(events.append)
@@ -166,7 +137,7 @@ async def test_application_usage_is_ingested_priced_and_reported(tmp_path: Path,
 
 async def test_rollups_from_the_store(tmp_path: Path, fake_provider: FakeProvider) -> None:
     fake_provider.enqueue(Script.rate_limited("1"), Script.error(500))
-    settings = settings_for(tmp_path, fake_provider)
+    settings = fake_settings(tmp_path, fake_provider)
     await run_monitor(settings, count=6)
     with open_readonly(settings.db_path) as store:
         (rollup,) = rollups(store, "1h", "target")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import fake_settings
 from fake_provider import FakeProvider, Script
 from rich.console import Console
 
@@ -22,38 +23,6 @@ from llmscope_tui.tui.themes import ChartColors, ThemeError, load_themes, parse_
 from llmscope_tui.tui.widgets import ChartsPane, CostsPane, TargetsTable, ViolationsTable
 
 pytestmark = pytest.mark.anyio
-
-
-def fake_settings(tmp_path: Path, fake: FakeProvider, interval: str = "50ms", extra: str = "") -> Any:
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f"""
-[monitor]
-interval = "{interval}"
-timeout = "3s"
-db = "{tmp_path / 'samples.db'}"
-
-[spc]
-baseline_samples = 5
-rules = [1]
-
-[alerts]
-bell = false
-
-[[targets]]
-name = "fake"
-provider = "openai-compatible"
-model = "fake-model"
-base_url = "{fake.base_url}/v1"
-
-[[prices]]
-model = "fake-model"
-input_per_mtok = 1000
-output_per_mtok = 1000
-{extra}
-"""
-    )
-    return load_settings(config, env={})
 
 
 async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
