@@ -21,12 +21,11 @@ RESTORE_RECENT = 20
 
 @dataclass(slots=True)
 class ChartUpdate:
-    """What one sample changed: rule firings, episodes opened/closed, baselines frozen."""
+    """What one sample changed: rule firings, episodes opened and closed."""
 
     violations: list[Violation] = field(default_factory=list)
     opened: list[Episode] = field(default_factory=list)
     closed: list[Episode] = field(default_factory=list)
-    baselines: list[tuple[str, str, Baseline]] = field(default_factory=list)
 
 
 class ChartBank:
@@ -96,7 +95,6 @@ class ChartBank:
                 self._baseline_start.setdefault(key, sample.ts)
             firings = chart.add(value, sample.ts)
             if was_collecting and chart.phase == "monitoring" and chart.baseline is not None:
-                update.baselines.append((sample.target, metric, chart.baseline))
                 self._persist_baseline(key, chart.baseline, sample.ts)
             rules = set()
             for firing in firings:

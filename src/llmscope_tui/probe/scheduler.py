@@ -35,13 +35,6 @@ class SchedulerStats:
     in_flight: int = 0
     #: Recent schedule lags in seconds (actual start - due time), newest last.
     lags_s: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
-    #: Monotonic completion times of recent probes, for probes/s.
-    done_at: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
-
-    def rate(self, now: float, window_s: float = 10.0) -> float:
-        """Completed probes per second over the last window."""
-        recent = [t for t in self.done_at if now - t <= window_s]
-        return len(recent) / window_s if recent else 0.0
 
 
 def make_client(concurrency: int, timeouts: Timeouts, n_targets: int = 1) -> httpx.AsyncClient:
@@ -196,7 +189,6 @@ class ProbeScheduler:
         self.stats.completed += 1
         if not sample.ok:
             self.stats.failed += 1
-        self.stats.done_at.append(anyio.current_time())
         try:
             self.on_sample(sample)
         except Exception:  # whatever the consumer does wrong, the probing goes on
