@@ -427,3 +427,90 @@ def test_cli_tui_flags_dispatch_to_the_app(monkeypatch: pytest.MonkeyPatch, tmp_
         cli.main(["--tui", "--fps", "0"])
     assert exit_info.value.code == 2
     assert "--fps" in capsys.readouterr().err
+
+
+def test_no_arguments_open_the_tui_at_a_terminal_and_the_log_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from llmscope_tui import cli
+
+    opened: list[str] = []
+    monkeypatch.setattr(cli, "_run_tui", lambda args: opened.append("tui") or 0)
+    monkeypatch.setattr(cli, "_run", lambda args: opened.append("log") or 0)
+    monkeypatch.setattr(cli, "_is_terminal", lambda stream: True)
+    for argv, face in (
+        ([], "tui"),
+        (["--demo"], "tui"),
+        (["--headless"], "log"),
+        (["--format", "text"], "log"),
+        (["--duration", "5s"], "log"),
+        (["--tui", "--duration", "5s"], "tui"),
+    ):
+        opened.clear()
+        assert cli.main(argv) == 0
+        assert opened == [face], argv
+    monkeypatch.setattr(cli, "_is_terminal", lambda stream: False)  # a pipe, a service, CI
+    opened.clear()
+    assert cli.main([]) == 0
+    assert opened == ["log"]
+
+
+def test_tui_settings_come_from_the_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any) -> None:
+    from llmscope_tui import cli
+
+    seen: dict[str, Any] = {}
+
+    def fake_run(self: LLMScopeApp, *, mouse: bool = True) -> None:
+        seen.update(mouse=mouse, fps=self.fps, theme=self.settings.tui.theme)
+
+    monkeypatch.setattr(LLMScopeApp, "run", fake_run)
+    config = tmp_path / "c.toml"
+    config.write_text('[tui]\nfps = 1\ntheme = "light"\nmouse = false\n')
+    assert cli.main(["--tui", "--config", str(config), "--db", str(tmp_path / "d.db")]) == 0
+    assert seen == {"mouse": False, "fps": 1.0, "theme": "light"}
+    assert cli.main(["--tui", "--config", str(config), "--fps", "8", "--db", str(tmp_path / "d.db")]) == 0
+    assert seen["fps"] == 8.0  # the flag wins over the file
+    config.write_text('[tui]\n\nfps = 100\n')
+    assert cli.main(["--tui", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}:3" in err and "fps" in err and "Traceback" not in err
+
+
+async def test_the_theme_named_in_the_config_is_used_and_a_wrong_one_is_reported(tmp_path: Path) -> None:
+    settings = load_settings(demo=True, db=tmp_path / "t.db")
+    settings.tui.theme = "light"
+    app = LLMScopeApp(settings, monitor=_IdleMonitor())  # type: ignore[arg-type]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.theme == "llmscope-light"
+    settings.tui.theme = "no-such-theme"
+    app = LLMScopeApp(settings, monitor=_IdleMonitor())  # type: ignore[arg-type]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.theme == "llmscope-dark"
+        assert any("no-such-theme" in str(n.message) for n in app._notifications)
+
+
+class _IdleMonitor:
+    """A monitor that never probes: for tests about the UI alone."""
+
+    def __init__(self) -> None:
+        from llmscope_tui.charts import ChartBank
+        from llmscope_tui.config import SpcSettings
+        from llmscope_tui.costs import PriceBook
+
+        self.charts = ChartBank(SpcSettings())
+        self.prices = PriceBook([])
+        self._stop = asyncio.Event()
+
+    def subscribe(self, callback: Any) -> None:
+        pass
+
+    async def run(self) -> None:
+        await self._stop.wait()
+
+    def stop(self, reason: str = "") -> None:
+        self._stop.set()
+
+    def rebaseline(self, target: str | None = None) -> list[Any]:
+        return []

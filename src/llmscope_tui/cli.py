@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmscope_tui import __version__, paths
-from llmscope_tui.config import ConfigError, Settings, load_settings
+from llmscope_tui.config import FPS_RANGE, ConfigError, Settings, load_settings
 from llmscope_tui.durations import parse_duration
 from llmscope_tui.ingest import IngestConfigError, IngestOptions
 
@@ -52,8 +52,9 @@ def _fps(value: str) -> float:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not 0.2 <= number <= 30:
-        raise argparse.ArgumentTypeError(f"must be between 0.2 and 30, got {value}")
+    low, high = FPS_RANGE
+    if not low <= number <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {value}")
     return number
 
 
@@ -83,13 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--headless", action="store_true", help="run without UI, one JSON object per line")
-    parser.add_argument("--tui", action="store_true", help="open the terminal UI (Textual)")
     parser.add_argument(
-        "--fps", metavar="N", type=_fps, default=4.0, help="TUI screen updates per second (default 4; lower on slow links)"
+        "--tui", action="store_true", help="open the terminal UI (the default when stdin and stdout are a terminal)"
+    )
+    parser.add_argument(
+        "--fps",
+        metavar="N",
+        type=_fps,
+        default=None,
+        help="TUI screen updates per second (default 4, or [tui] fps; lower on slow links)",
     )
     parser.add_argument("--no-mouse", action="store_true", help="TUI: leave the mouse to the terminal (its own text selection)")
     parser.add_argument(
-        "--format", choices=("json", "text"), default=None, help="headless log format (default: json)"
+        "--format",
+        choices=("json", "text"),
+        default=None,
+        help="log format: json (default with --headless) or text (readable lines, no UI)",
     )
     parser.add_argument("--log-file", metavar="FILE", type=Path, help="write the log here instead of stdout")
     parser.add_argument("--duration", metavar="SECONDS", type=_duration, help="stop after this long (e.g. 90s, 5m)")
@@ -174,13 +184,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "rebaseline":
             return _rebaseline(args)
-        if args.tui and not args.headless:
+        if _wants_tui(args):
             return _run_tui(args)
         return _run(args)
     except (ConfigError, IngestConfigError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
+
+
+#: Flags that only make sense for a log run: with any of them and no --tui, no UI opens.
+_LOG_FLAGS = ("format", "log_file", "duration", "count", "fail_on")
+
+
+def _wants_tui(args: argparse.Namespace) -> bool:
+    """The UI opens with --tui, or by default when a person is at a terminal; a pipe, a service
+    or CI (stdin or stdout not a terminal) and the log-only flags get the text/JSON log instead."""
+    if args.headless:
+        return False
+    if args.tui:
+        return True
+    if any(getattr(args, name) for name in _LOG_FLAGS):
+        return False
+    return _is_terminal(sys.stdin) and _is_terminal(sys.stdout)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
 
 
 def _runnable(settings: Settings) -> None:
@@ -202,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
         fail_on=tuple(args.fail_on),
-        # Until the TUI lands, the interactive face is the readable text log.
+        # Not a terminal and not --headless (a pipe, `| tee`): readable lines, as the UI would say.
         format=args.format or ("json" if args.headless else "text"),
         ingest=IngestOptions.from_env(args.ingest_port, args.ingest_host) if args.ingest_port is not None else None,
     )
@@ -222,8 +255,8 @@ def _run_tui(args: argparse.Namespace) -> int:
     _runnable(settings)
     try:
         with demo_ready(settings) as ready:
-            app = LLMScopeApp(ready, fps=args.fps)
-            app.run(mouse=not args.no_mouse)
+            app = LLMScopeApp(ready, fps=args.fps if args.fps is not None else ready.tui.fps)
+            app.run(mouse=ready.tui.mouse and not args.no_mouse)
             return app.return_code or 0
     except StoreError as exc:
         return _fail(str(exc))

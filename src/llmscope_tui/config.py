@@ -53,6 +53,19 @@ class AlertSettings:
 
 
 @dataclass(slots=True)
+class TuiSettings:
+    """[tui]: how the terminal UI looks and how often it redraws (never what it measures)."""
+
+    fps: float = 4.0
+    theme: str | None = None
+    mouse: bool = True
+
+
+#: Screen updates per second the TUI accepts (0.2 = one every 5 s, for a very slow link).
+FPS_RANGE = (0.2, 30.0)
+
+
+@dataclass(slots=True)
 class Settings:
     """Everything the monitor needs, resolved and checked."""
 
@@ -68,6 +81,7 @@ class Settings:
     retention_days: float = 7.0
     spc: SpcSettings = field(default_factory=SpcSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    tui: TuiSettings = field(default_factory=TuiSettings)
     budgets: list[Budget] = field(default_factory=list)
     prices: list[PriceOverride] = field(default_factory=list)
     #: Where each value came from when it was not the default, e.g. {"interval": "LLMSCOPE_INTERVAL"}.
@@ -174,7 +188,7 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
 
 # --------------------------------------------------------------------------- loading
 
-_TOP_KEYS = {"monitor", "targets", "spc", "alerts", "budgets", "prices"}
+_TOP_KEYS = {"monitor", "targets", "spc", "alerts", "budgets", "prices", "tui"}
 _MONITOR_KEYS = {
     "interval",
     "timeout",
@@ -198,6 +212,7 @@ _TARGET_KEYS = {
 }
 _SPC_KEYS = {"baseline_samples", "transform", "rules", "metrics"}
 _ALERT_KEYS = {"webhook_url", "cooldown", "bell"}
+_TUI_KEYS = {"fps", "theme", "mouse"}
 
 
 def find_config_file(explicit: str | Path | None, env: Mapping[str, str]) -> Path | None:
@@ -247,6 +262,7 @@ def load_settings(
         _read_monitor(reader, data, settings)
         _read_spc(reader, data, settings)
         _read_alerts(reader, data, settings)
+        _read_tui(reader, data, settings)
         _read_costs(reader, data, settings)
     _apply_env(env, settings)
     if db:
@@ -343,6 +359,26 @@ def _read_alerts(reader: _Reader, data: dict[str, Any], settings: Settings) -> N
     bell = reader.get(alerts, "bell", where, bool)
     if bell is not None:
         settings.alerts.bell = bell
+
+
+def _read_tui(reader: _Reader, data: dict[str, Any], settings: Settings) -> None:
+    tui = data.get("tui", {})
+    if not isinstance(tui, dict):
+        raise reader.error(("tui",), "expected a table [tui]")
+    where = ("tui",)
+    reader.table(tui, where, _TUI_KEYS)
+    fps = reader.get(tui, "fps", where, (int, float))
+    if fps is not None:
+        low, high = FPS_RANGE
+        if not low <= fps <= high:
+            raise reader.error((*where, "fps"), f"expected screen updates per second from {low:g} to {high:g}, got {fps}")
+        settings.tui.fps = float(fps)
+    theme = reader.get(tui, "theme", where, str)
+    if theme is not None:
+        settings.tui.theme = theme
+    mouse = reader.get(tui, "mouse", where, bool)
+    if mouse is not None:
+        settings.tui.mouse = mouse
 
 
 def _read_costs(reader: _Reader, data: dict[str, Any], settings: Settings) -> None:

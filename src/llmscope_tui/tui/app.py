@@ -164,8 +164,15 @@ class LLMScopeApp(App[int]):
                 continue
             self.register_theme(theme.theme)
             self.themes[name] = theme
-        if DEFAULT_THEME in self.themes:
-            self.theme = DEFAULT_THEME
+        wanted = self.settings.tui.theme
+        start = _theme_named(wanted, self.themes) if wanted else DEFAULT_THEME
+        if wanted and start is None:
+            known = ", ".join(sorted(self.themes))
+            where = f"{self.settings.config_file}: [tui] theme" if self.settings.config_file else "[tui] theme"
+            self.notify(f"{where}: no theme {wanted!r} (have: {known}); using the default", severity="error", timeout=10)
+            start = DEFAULT_THEME
+        if start in self.themes:
+            self.theme = start
             self._apply_chart_colors()
 
     def _theme_problem(self, theme: Any) -> str | None:
@@ -581,6 +588,14 @@ def _read_history(store: Any, targets: list[str]) -> tuple[dict[tuple[str, str],
             if len(ts):
                 series[(name, metric)] = list(zip(ts.tolist(), values.tolist(), strict=True))
     return series, store.violations(limit=HISTORY)
+
+
+def _theme_named(wanted: str, themes: dict[str, Any]) -> str | None:
+    """``[tui] theme`` may give the full name (llmscope-light) or the file's short one (light)."""
+    for name in (wanted, f"llmscope-{wanted}"):
+        if name in themes:
+            return name
+    return None
 
 
 def _demo_incident(settings: Settings) -> str | None:
