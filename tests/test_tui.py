@@ -113,11 +113,11 @@ async def test_every_key_does_what_it_says(tmp_path: Path, fake_provider: FakePr
         await pilot.press("C")
         assert charts.metric == "ttft_ms"
         # zoom
-        window = charts.window
+        window = charts.zoom_index
         await pilot.press("minus")
-        assert charts.window > window
+        assert charts.zoom_index > window
         await pilot.press("plus", "plus")
-        assert charts.window < window
+        assert charts.zoom_index < window
         # theme
         before = app.theme
         await pilot.press("t")
@@ -514,3 +514,46 @@ class _IdleMonitor:
 
     def rebaseline(self, target: str | None = None) -> list[Any]:
         return []
+
+
+async def test_zooming_out_reaches_seven_days_from_the_data_file_and_past_episodes_return(tmp_path: Path) -> None:
+    import time as time_module
+
+    from llmscope_tui.model import Sample, Violation
+    from llmscope_tui.store import SampleStore
+
+    now = time_module.time()
+    db = tmp_path / "week.db"
+    spike_ts = now - 3 * 86400  # three days ago: far beyond the 600 points held in memory
+    with SampleStore(db) as store:
+        store.add_many(
+            Sample(ts=now - 7 * 86400 + 60 * i, target="demo-openai", provider="openai", model="gpt-4o-mini",
+                   ok=True, ttft_ms=200.0 + (i % 7), tokens_in=5, tokens_out=5)
+            for i in range(7 * 24 * 60 - 1)
+        )
+        store.add(Sample(ts=spike_ts + 30, target="demo-openai", provider="openai", model="gpt-4o-mini",
+                         ok=True, ttft_ms=900.0, tokens_in=5, tokens_out=5))
+        store.add_violation(Violation("demo-openai", "ttft_ms", 1, spike_ts + 30, 900.0, 9.0, 203.0, 2.0))
+    settings = load_settings(demo=True, db=db)
+    app = LLMScopeApp(settings, monitor=_IdleMonitor(), store_every_s=60)  # type: ignore[arg-type]
+    async with app.run_test(size=(120, 40)) as pilot:
+        violations = app.query_one(ViolationsTable)
+        await wait_for(pilot, lambda: violations.row_count == 1, what="the episode from before the restart")
+        row = violations.get_row_at(0)
+        assert "closed" in str(row[0]) and row[1] == "1" and row[3] == "demo-openai"
+        assert row[5] == time_module.strftime("%m-%d %H:%M", time_module.localtime(spike_ts + 30))  # not today: dated
+        charts = app.query_one(ChartsPane)
+        await pilot.press("2")
+        for _ in range(10):  # past the last step it stays at 7 days
+            await pilot.press("minus")
+        assert charts.window.label == "last 7 days"
+        await wait_for(pilot, lambda: "✖" in str(app.query_one("#chart").render()), what="the stored firing drawn")
+        title = str(app.query_one("#chart-title").render())
+        assert "last 7 days" in title and "reading" not in title
+        axis = str(app.query_one("#chart").render()).splitlines()[-1]
+        week_ago = time_module.strftime("%m-%d", time_module.localtime(now - 7 * 86400))
+        assert week_ago in axis  # the time axis is dated
+        for _ in range(10):
+            await pilot.press("plus")
+        assert charts.window.label == "last 50 points"
+        await pilot.press("q")

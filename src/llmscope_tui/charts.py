@@ -194,3 +194,32 @@ def episode_event(episode: Episode, state: str) -> dict[str, Any]:
         "count": episode.count,
     }
 
+
+
+def past_episodes(store: Any, since: float | None = None, limit: int = 2000) -> list[Episode]:
+    """Episodes rebuilt from the stored rule firings (the newest ``limit``), so a restart shows
+    what happened before it. Two firings of one rule belong to one episode when no charted
+    point lies between them, as :class:`EpisodeTracker` grouped them live (one index seek per
+    pair). All come back closed: the live tracker starts afresh and reopens what still fires."""
+    runs: dict[tuple[str, str, int], list[Any]] = {}  # -> [start_ts, last_ts, count]
+    episodes: list[Episode] = []
+    for v in store.violations(since=since, limit=limit):
+        key = (v.target, v.metric, v.rule)
+        run = runs.get(key)
+        if run is not None and v.ts == run[1]:
+            continue
+        if run is not None and _neighbours(store, v.target, v.metric, run[1], v.ts):
+            run[1], run[2] = v.ts, run[2] + 1
+            continue
+        if run is not None:
+            episodes.append(Episode(*key, run[0], run[1], run[2], False))
+        runs[key] = [v.ts, v.ts, 1]
+    episodes.extend(Episode(*key, run[0], run[1], run[2], False) for key, run in runs.items())
+    episodes.sort(key=lambda e: (e.start_ts or 0.0, e.target, e.metric, e.rule))
+    return episodes
+
+
+def _neighbours(store: Any, target: str, metric: str, earlier: float, later: float) -> bool:
+    """No charted point of the series lies strictly between the two times."""
+    ts, _ = store.metric_series(target, metric, since=earlier, until=later, limit=1)
+    return not (len(ts) and ts[-1] > earlier)

@@ -577,6 +577,44 @@ class StoreReader:
             pairs = pairs[::-1]
         return np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
 
+    def metric_extremes(
+        self,
+        target: str,
+        metric: str,
+        since: float,
+        until: float,
+        buckets: int,
+        center: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A long window squeezed to at most ``buckets`` points for a chart, oldest first.
+
+        The window is cut into equal time buckets and each non-empty one keeps its point
+        furthest from ``center`` (its largest value when there is no center yet), so an outlier
+        is never averaged away. SQLite does the grouping from the index (a bare column next to
+        max() comes from the row that has the max), so a week at one probe a second (600k
+        points) never reaches Python as rows.
+        """
+        metric = str(metric)
+        if metric not in SERIES_COLUMNS:
+            raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(SERIES_COLUMNS)}")
+        buckets = max(1, operator.index(buckets))
+        width = max((float(until) - float(since)) / buckets, 1e-9)
+        where, params = _where(str(target), since, until)
+        distance = f"abs({metric} - ?)" if center is not None else metric
+        sql = (
+            f"SELECT CAST((ts - ?) / ? AS INTEGER) AS b, ts, {metric}, max({distance})"
+            f" FROM samples{where} AND ok = 1 AND {metric} IS NOT NULL GROUP BY b ORDER BY b"
+        )
+        head: list[Any] = [float(since), width] + ([float(center)] if center is not None else [])
+        try:
+            rows = self._reader().execute(sql, [*head, *params]).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _as_store_error(self.path, exc) from exc
+        if not rows:
+            return _EMPTY.copy(), _EMPTY.copy()
+        pairs = np.array([(row[1], row[2]) for row in rows], dtype=np.float64)
+        return np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
+
     def targets(self) -> list[str]:
         """Every target with at least one sample, sorted.
 

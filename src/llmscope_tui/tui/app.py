@@ -34,6 +34,7 @@ from .screens import ConfirmScreen, HelpScreen
 from .state import METRIC_LABEL, METRICS, ViewState
 from .themes import DEFAULT_THEME, ChartColors, LoadedTheme, load_themes
 from .widgets import ChartsPane, CostsPane, TargetsTable, ViolationsTable
+from .widgets.charts import STORED_BUCKETS, StoredWindow
 from .widgets.costs import CostData
 
 TOAST_EVERY_S = 3.0
@@ -104,6 +105,7 @@ class LLMScopeApp(App[int]):
         self._episodes_rendered = -1
         self._status_line = self._banner_line = ""
         self._store_busy = False
+        self._window_busy = False
         self._history_loaded = False
         self._monitor_done = asyncio.Event()
         self._quitting = False
@@ -348,6 +350,7 @@ class LLMScopeApp(App[int]):
             self.main.query_one(ViolationsTable).refresh_rows(self.state)
             self._set_title("#violations-pane", f"3 Violations (SPC episodes) · {len(self.state.episodes)}")
         self._set_title("#charts-pane", f"2 Charts · {METRIC_LABEL[charts.metric]}")
+        self._read_window_soon(charts)
         if slow_due:
             self._rendered = self.state.version  # else: the next tick finishes the slow panes
 
@@ -459,6 +462,55 @@ class LLMScopeApp(App[int]):
                 return
             self._rendered = -1
 
+    def _read_window_soon(self, charts: ChartsPane) -> None:
+        """A chart zoomed out past what memory holds (1 hour to 7 days) reads its window from
+        the data file in a thread, squeezed in SQLite; one read at a time."""
+        key = charts.stored_read_due()
+        if key is None or self._window_busy or self._quitting or not Path(self.settings.db_path).exists():
+            return
+        self._window_busy = True
+        chart = self.monitor.charts.chart(key[0], key[1]) if self.monitor is not None else None
+        limits = chart.limits(original_unit=True) if chart is not None else None
+        center = limits.center if limits is not None else None
+        self.run_worker(
+            lambda: self._read_window(key, center), thread=True, group="window", name="window-read", exit_on_error=False
+        )
+
+    def _read_window(self, key: tuple[str, str, float], center: float | None) -> None:
+        from llmscope_tui.store import open_readonly
+
+        target, metric, seconds = key
+        until = time.time()
+        result: StoredWindow | str
+        try:
+            with open_readonly(self.settings.db_path) as store:
+                ts, values = store.metric_extremes(target, metric, until - seconds, until, STORED_BUCKETS, center)
+                fired = store.violations(target, metric, since=until - seconds, limit=20_000)
+            result = StoredWindow(
+                read_at=time.monotonic(),
+                until=until,
+                points=list(zip(ts.tolist(), values.tolist(), strict=True)),
+                firings={v.ts: v.value for v in fired},
+            )
+        except Exception as exc:  # a locked or damaged file: say so, keep the live chart
+            result = str(exc)
+        try:
+            self.call_from_thread(self._apply_window, key, result)
+        except RuntimeError:
+            pass  # the app is gone
+
+    def _apply_window(self, key: tuple[str, str, float], result: Any) -> None:
+        self._window_busy = False
+        try:
+            charts = self.main.query_one(ChartsPane)
+        except NoMatches:
+            return
+        if isinstance(result, str):  # try again after the window's refresh time, live points meanwhile
+            self.notify(f"cannot read the chart's window: {result}", severity="error", timeout=10)
+            result = StoredWindow(read_at=time.monotonic(), until=float("-inf"))
+        charts.stored[key] = result
+        self._rendered = -1
+
     # -- keys ---------------------------------------------------------------------------------
 
     def action_help(self) -> None:
@@ -486,7 +538,7 @@ class LLMScopeApp(App[int]):
         window = self.main.query_one(ChartsPane).zoom(step)
         self._rendered = -1
         self._tick()
-        self.notify(f"chart: last {window} points", timeout=1.5)
+        self.notify(f"chart: {window.label}", timeout=1.5)
 
     def action_filter(self) -> None:
         box = self.main.query_one("#filter", Input)
@@ -576,10 +628,15 @@ class LLMScopeApp(App[int]):
         self.call_from_thread(self.notify, f"exported {count} samples to {out}", title="CSV export", timeout=10)
 
 
-def _read_history(store: Any, targets: list[str]) -> tuple[dict[tuple[str, str], list[tuple[float, float]]], list[Any]]:
-    """The last points of each chart and the recent rule firings, so a restart does not open on
-    empty charts (index-only reads: fast on a file of millions of samples)."""
-    from .state import HISTORY
+def _read_history(
+    store: Any, targets: list[str]
+) -> tuple[dict[tuple[str, str], list[tuple[float, float]]], list[Any], list[Any]]:
+    """The last points of each chart, the recent rule firings and the episodes they formed, so
+    a restart does not open on empty charts and an empty Violations pane (index reads: fast on
+    a file of millions of samples)."""
+    from llmscope_tui.charts import past_episodes
+
+    from .state import HISTORY, MAX_EPISODES
 
     series: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for name in targets:
@@ -587,7 +644,7 @@ def _read_history(store: Any, targets: list[str]) -> tuple[dict[tuple[str, str],
             ts, values = store.metric_series(name, metric, limit=HISTORY)
             if len(ts):
                 series[(name, metric)] = list(zip(ts.tolist(), values.tolist(), strict=True))
-    return series, store.violations(limit=HISTORY)
+    return series, store.violations(limit=HISTORY), past_episodes(store, limit=4 * MAX_EPISODES)[-MAX_EPISODES:]
 
 
 def _theme_named(wanted: str, themes: dict[str, Any]) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from rich.text import Text
 
@@ -48,55 +48,90 @@ def sparkline(values: Sequence[float], width: int) -> str:
     return chars.rjust(width)
 
 
-def _clock(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts))
+def clock(ts: float, now: float | None = None) -> str:
+    """Local time of day; with the date too when it is not today (a week-long chart, an
+    episode restored from before a restart)."""
+    local = time.localtime(ts)
+    today = time.localtime(time.time() if now is None else now)
+    if (local.tm_year, local.tm_yday) == (today.tm_year, today.tm_yday):
+        return time.strftime("%H:%M:%S", local)
+    return time.strftime("%m-%d %H:%M", local)
 
 
-def _buckets(
-    points: list[tuple[float, float]], firings: set[float], columns: int, limits: Limits | None
-) -> tuple[list[tuple[float, float]], set[float]]:
-    """Squeeze points into ``columns`` buckets: each keeps the point furthest from the center
-    (or the largest before limits exist); a bucket with any rule firing is marked as firing."""
-    center = limits.center if limits is not None else None
-    out: list[tuple[float, float]] = []
-    fired: set[float] = set()
-    n = len(points)
-    for c in range(columns):
-        bucket = points[c * n // columns : (c + 1) * n // columns]
-        if not bucket:
-            continue
-        pick = max(bucket, key=lambda p: abs(p[1] - center) if center is not None else p[1])
-        hit = next((p for p in bucket if p[0] in firings), None)
-        if hit is not None:
-            pick = hit
-            fired.add(hit[0])
-        out.append(pick)
-    return out, fired
+Point = tuple[float, float]
+
+
+def _columns(
+    points: Sequence[Point],
+    firings: Collection[float] | Mapping[float, float],
+    plot_w: int,
+    window: int | None,
+    span: tuple[float, float] | None,
+) -> tuple[list[list[Point]], set[float], str, str]:
+    """Spread the points over the plot's columns: one point a column, right-aligned (the last
+    ``window`` points); the same squeezed into equal runs when there are more than columns; or,
+    with ``span``, by time, so a quiet hour is a gap. Firings known only by their time and value
+    (a long window read from the store) join the column they fall in."""
+    columns: list[list[Point]] = [[] for _ in range(plot_w)]
+    extra = firings.items() if isinstance(firings, Mapping) else ()
+    if span is not None:
+        start, end = span
+        scale = plot_w / max(end - start, 1e-9)
+        for ts, value in (*points, *extra):
+            if start <= ts <= end:
+                columns[min(plot_w - 1, int((ts - start) * scale))].append((ts, value))
+        return columns, set(firings), clock(start), clock(end)
+    shown = list(points)[-window:] if window else list(points)[-plot_w:]
+    if not shown:
+        return columns, set(), "", ""
+    n = len(shown)
+    if n <= plot_w:
+        for i, p in enumerate(shown):
+            columns[plot_w - n + i].append(p)
+    else:
+        for c in range(plot_w):
+            columns[c].extend(shown[c * n // plot_w : (c + 1) * n // plot_w])
+    return columns, set(firings), clock(shown[0][0]), clock(shown[-1][0])
+
+
+def _pick(column: list[Point], fired: set[float], center: float | None) -> tuple[Point, bool]:
+    """The point a column shows: a rule firing if it has one, else its point furthest from the
+    center (its largest before limits exist), so squeezing never hides an outlier."""
+    def distance(p: Point) -> float:
+        return abs(p[1] - center) if center is not None else p[1]
+
+    hits = [p for p in column if p[0] in fired]
+    if hits:
+        return max(hits, key=distance), True
+    return max(column, key=distance), False
 
 
 def control_chart(
-    points: Sequence[tuple[float, float]],
-    firings: set[float],
+    points: Sequence[Point],
+    firings: Collection[float] | Mapping[float, float],
     limits: Limits | None,
     width: int,
     height: int,
     colors: ChartColors,
     window: int | None = None,
+    span: tuple[float, float] | None = None,
 ) -> Text:
-    """An individuals chart: newest point at the right, one column per point.
+    """An individuals chart, newest at the right.
 
-    ``points`` are (ts, value) oldest first; ``firings`` the ts of points where a rule fired.
+    ``points`` are (ts, value) oldest first; ``firings`` the ts of points where a rule fired
+    (or ts -> value, for firings whose points were squeezed out). ``window``: the last N points;
+    ``span``: (start, end) times instead, columns proportional to time.
     Lines: UCL/LCL ═, ±2σ ╌, ±1σ ┈, center ─ (each named at the right edge).
     """
     left, right = 8, 5  # y labels, line names
     plot_w = max(4, width - left - right)
     plot_h = max(3, height - 1)
-    shown = list(points)[-window:] if window else list(points)[-plot_w:]
-    if not shown:
-        return Text("no successful samples yet for this metric", style="italic")
-    if len(shown) > plot_w:  # zoomed out: one column per bucket, its most extreme point
-        shown, firings = _buckets(shown, firings, plot_w, limits)
-    values = [v for _, v in shown]
+    center = limits.center if limits is not None else None
+    columns, fired, first, last = _columns(points, firings, plot_w, window, span)
+    picked = [(c, *_pick(column, fired, center)) for c, column in enumerate(columns) if column]
+    if not picked:
+        return Text("no successful samples in this window for this metric", style="italic")
+    values = [p[1] for _, p, _ in picked]
     lines: list[tuple[float, str, str, str]] = []  # (y, glyph, name, colour)
     if limits is not None:
         lines = [
@@ -129,10 +164,8 @@ def control_chart(
         r = row_of(y)
         grid[r] = [(glyph, colour)] * plot_w
         names[r] = ("LIM" if {names[r][0], name} == {"UCL", "LCL"} else name, colour)
-    start = plot_w - len(shown)
-    for i, (ts, value) in enumerate(shown):
-        r = row_of(value)
-        grid[r][start + i] = (FIRING, f"bold {colors.violation}") if ts in firings else (POINT, colors.points)
+    for c, (_, value), hit in picked:
+        grid[row_of(value)][c] = (FIRING, f"bold {colors.violation}") if hit else (POINT, colors.points)
     labelled = {row_of(y): y for y, *_ in lines if math.isfinite(y)}
     labelled.setdefault(0, hi)
     labelled.setdefault(plot_h - 1, lo)
@@ -154,7 +187,7 @@ def control_chart(
         name, colour = names[r]
         text.append(f" {name:<{right - 1}}"[:right], style=colour)
         text.append("\n")
-    first, last = _clock(shown[0][0]), _clock(shown[-1][0])
+    start = 0 if span is not None else picked[0][0]
     axis = " " * left + " " * start + first
     gap = left + plot_w - len(axis) - len(last) + 1
     axis = axis + " " * max(1, gap) + last if gap > 1 else " " * left + last.rjust(plot_w + 1)

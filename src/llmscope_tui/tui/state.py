@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from llmscope_tui.spc import RULE_TEXT
@@ -136,8 +137,24 @@ class ViewState:
         span = min(window, max(1.0, now - self._first_arrival))  # a fresh start is not diluted
         return len(arrivals) / span
 
-    def backfill(self, series: dict[tuple[str, str], list[tuple[float, float]]], firings: list[Any]) -> None:
-        """Put stored history in front of what the live events brought (older points only)."""
+    def backfill(
+        self,
+        series: dict[tuple[str, str], list[tuple[float, float]]],
+        firings: list[Any],
+        episodes: Sequence[Any] = (),
+    ) -> None:
+        """Put stored history in front of what the live events brought (older points only), and
+        the episodes from before this run (closed; the live ones keep their place)."""
+        if episodes:
+            restored = {}
+            for e in episodes:
+                view = EpisodeView(e.target, e.metric, int(e.rule), float(e.start_ts), float(e.last_ts), int(e.count), False)
+                if view.key not in self.episodes:
+                    restored[view.key] = view
+            self.episodes = {**restored, **self.episodes}
+            while len(self.episodes) > MAX_EPISODES:
+                self.episodes.pop(next(iter(self.episodes)))
+            self.episodes_version += 1
         for (name, metric), points in series.items():
             view = self.target(name)
             live = view.series.get(metric) or deque()

@@ -3,6 +3,8 @@ individuals control chart (center line, UCL/LCL, 1 and 2 sigma zones, rule firin
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.text import Text
@@ -16,9 +18,44 @@ from ..state import METRIC_LABEL, METRICS, ViewState
 from ..themes import ChartColors
 
 
-#: +/- zoom steps: how many of the latest points the control chart shows
-ZOOMS: tuple[int, ...] = (25, 50, 100, 200, 400, 600)
-ZOOM_DEFAULT = 2
+@dataclass(frozen=True, slots=True)
+class Zoom:
+    """One +/- step of the control chart: the last N points (held in memory) or the last
+    ``seconds`` of time (read from the data file, squeezed to the chart's width)."""
+
+    label: str
+    points: int | None = None
+    seconds: float | None = None
+
+    @property
+    def refresh_s(self) -> float:
+        """How stale a stored read may get: newer points come from the live events meanwhile."""
+        return min(300.0, max(5.0, (self.seconds or 0.0) / 200))
+
+
+ZOOMS: tuple[Zoom, ...] = (
+    Zoom("last 50 points", points=50),
+    Zoom("last 100 points", points=100),
+    Zoom("last 200 points", points=200),
+    Zoom("last 600 points", points=600),
+    Zoom("last hour", seconds=3600.0),
+    Zoom("last 6 hours", seconds=6 * 3600.0),
+    Zoom("last 24 hours", seconds=24 * 3600.0),
+    Zoom("last 7 days", seconds=7 * 86400.0),
+)
+ZOOM_DEFAULT = 1
+#: Time buckets a stored read is squeezed to (more than any terminal is wide).
+STORED_BUCKETS = 1000
+
+
+@dataclass(slots=True)
+class StoredWindow:
+    """A long window read from the data file: each bucket's most extreme point, and firings."""
+
+    read_at: float  # monotonic
+    until: float  # wall time the read ends at; live points after it are added on top
+    points: list[tuple[float, float]] = field(default_factory=list)
+    firings: dict[float, float] = field(default_factory=dict)
 
 
 class ChartsPane(Widget, can_focus=True):
@@ -38,7 +75,9 @@ class ChartsPane(Widget, can_focus=True):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.metric = METRICS[0]
-        self.window = ZOOMS[ZOOM_DEFAULT]
+        self.zoom_index = ZOOM_DEFAULT
+        #: (target, metric, seconds) -> what the last store read brought
+        self.stored: dict[tuple[str, str, float], StoredWindow] = {}
         self.selected: str | None = None
         self.names: list[str] = []
         self.chart_colors = ChartColors()
@@ -49,11 +88,27 @@ class ChartsPane(Widget, can_focus=True):
         yield Static(id="chart-title")
         yield Static(id="chart")
 
-    def zoom(self, step: int) -> int:
-        """step < 0 zooms in (fewer points), > 0 out; returns the new window."""
-        index = ZOOMS.index(self.window) if self.window in ZOOMS else ZOOM_DEFAULT
-        self.window = ZOOMS[max(0, min(len(ZOOMS) - 1, index + step))]
+    @property
+    def window(self) -> Zoom:
+        return ZOOMS[self.zoom_index]
+
+    def zoom(self, step: int) -> Zoom:
+        """step < 0 zooms in (a shorter window), > 0 out; returns the new window."""
+        self.zoom_index = max(0, min(len(ZOOMS) - 1, self.zoom_index + step))
         return self.window
+
+    def stored_read_due(self, now: float | None = None) -> tuple[str, str, float] | None:
+        """The (target, metric, seconds) to read from the data file for a time window, when the
+        chart shows one and its last read is missing or older than the window's refresh."""
+        seconds = self.window.seconds
+        if seconds is None or self.selected is None:
+            return None
+        key = (self.selected, self.metric, seconds)
+        stored = self.stored.get(key)
+        now = time.monotonic() if now is None else now
+        if stored is None or now - stored.read_at >= self.window.refresh_s:
+            return key
+        return None
 
     def action_move(self, step: int) -> None:
         if not self.names:
@@ -101,10 +156,12 @@ class ChartsPane(Widget, can_focus=True):
         chart = monitor.charts.chart(name, metric) if monitor is not None else None
         series = view.series.get(metric)
         firings_now = view.firings.get(metric)
+        zoom = self.window
+        stored = self.stored.get((name, metric, zoom.seconds)) if zoom.seconds is not None else None
         signature = (
             name, metric, self.chart_colors, body.size,
             len(series) if series else 0, series[-1][0] if series else None,
-            len(firings_now) if firings_now else 0, self.window,
+            len(firings_now) if firings_now else 0, zoom, None if stored is None else stored.read_at,
             None if chart is None else (chart.phase, chart.progress, chart.center),
         )
         if not force and signature == self._signature:
@@ -115,16 +172,23 @@ class ChartsPane(Widget, can_focus=True):
         heading.append(f"{name} · {METRIC_LABEL[metric]}", style="bold")
         if limits is not None:
             heading.append(f"  CL {fmt_value(limits.center)}  UCL {fmt_value(limits.ucl)}  LCL {fmt_value(limits.lcl)}")
-        heading.append(f"  {_phase(chart, state, name, metric).plain}  last {self.window} points  • point ✖ rule fired", style="dim")
+        reading = " (reading the data file…)" if zoom.seconds is not None and stored is None else ""
+        heading.append(f"  {_phase(chart, state, name, metric).plain}  {zoom.label}{reading}  • point ✖ rule fired", style="dim")
         title.update(heading)
-        firings = {ts for ts, _, _ in view.firings.get(metric, ())}
-        points = list(view.series.get(metric, ()))
-        height = max(4, body.size.height or 10)
+        width, height = max(30, body.size.width or self.size.width), max(4, body.size.height or 10)
+        if zoom.seconds is None:
+            firings = {ts for ts, _, _ in view.firings.get(metric, ())}
+            points = list(view.series.get(metric, ()))
+            body.update(control_chart(points, firings, limits, width, height, self.chart_colors, window=zoom.points))
+            return
+        # a time window: the stored read, then the live points that came after it
+        until = stored.until if stored is not None else float("-inf")
+        points = [*(stored.points if stored else ()), *(p for p in view.series.get(metric, ()) if p[0] > until)]
+        marks = dict(stored.firings) if stored else {}
+        marks.update((ts, value) for ts, value, _ in view.firings.get(metric, ()) if ts > until)
+        now = time.time()
         body.update(
-            control_chart(
-                points, firings, limits, max(30, body.size.width or self.size.width), height, self.chart_colors,
-                window=self.window,
-            )
+            control_chart(points, marks, limits, width, height, self.chart_colors, span=(now - zoom.seconds, now))
         )
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from ..chartrender import clock
 from ..state import METRIC_LABEL, ViewState
 
 COLUMNS = (
@@ -21,10 +21,6 @@ COLUMNS = (
     ("last", "Last"),
     ("count", "Count"),
 )
-
-
-def _clock(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts))
 
 
 class ViolationsTable(DataTable):
@@ -55,8 +51,8 @@ class ViolationsTable(DataTable):
                 "meaning": episode.text,
                 "target": episode.target,
                 "metric": METRIC_LABEL.get(episode.metric, episode.metric),
-                "first": _clock(episode.start_ts),
-                "last": _clock(episode.last_ts),
+                "first": clock(episode.start_ts),
+                "last": clock(episode.last_ts),
                 "count": str(episode.count),
             }
             if key not in present:
