@@ -20,7 +20,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("← →  h l", "scroll a table sideways"),
     ("Enter", "Violations: chart that episode's target and metric"),
     ("c / C", "chart metric: next / previous (TTFT, latency, ITL, tok/s)"),
-    ("+ / -", "chart: zoom in / out (last 25 … 600 points)"),
+    ("+ / -", "chart: zoom in / out (last 50 … 600 points, then 1 h, 6 h, 24 h, 7 days)"),
     ("s", "Targets: cycle the sort column"),
     ("/", "filter targets by name (Enter keeps, Esc clears)"),
     ("p", "pause / resume the display (probing continues)"),
