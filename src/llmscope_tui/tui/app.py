@@ -56,14 +56,14 @@ class LLMScopeApp(App[int]):
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("p", "pause", "Pause"),
-        Binding("r", "refresh_now", "Refresh"),
+        Binding("r", "refresh_now", "Refresh", show=False),
         Binding("c", "metric(1)", "Metric"),
         Binding("C", "metric(-1)", "Metric back", show=False),
         Binding("plus,equals_sign", "zoom(-1)", "Zoom in", show=False),
         Binding("minus", "zoom(1)", "Zoom out", show=False),
-        Binding("b", "rebaseline", "Rebaseline"),
+        Binding("b", "rebaseline", "Rebase"),
         Binding("e", "export", "Export"),
-        Binding("t", "cycle_theme", "Theme"),
+        Binding("t", "cycle_theme", "Theme", show=False),
         Binding("m", "maximize", "Max"),
         Binding("slash", "filter", "Filter"),
         Binding("1", "focus_pane(0)", "Targets", show=False),
@@ -136,7 +136,8 @@ class LLMScopeApp(App[int]):
             with Pane(id="costs-pane", classes="pane"):
                 yield CostsPane(id="costs")
         yield Static(id="status")
-        yield Footer()
+        # fits 80 columns: the rest of the keys (r, t, +/-, 1-4, Ctrl+P palette) are in the ? help
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.main = self.screen  # panes are looked up here even while a modal screen is on top
@@ -341,6 +342,7 @@ class LLMScopeApp(App[int]):
         charts = self.main.query_one(ChartsPane)
         if slow_due:
             self._last_slow = now
+            targets.fit_width(self.size.width)
             targets.refresh_rows(self.state, self.stats, self.cost_today)
             if charts.selected is None:
                 charts.selected = targets.selected_target()
@@ -361,19 +363,23 @@ class LLMScopeApp(App[int]):
 
     def _render_status(self) -> None:
         s = self.state
-        source = "DEMO" if s.demo else (f"config {s.config}" if s.config else "no config file (keys from environment)")
+        narrow = self.size.width < 120
+        source = "DEMO" if s.demo else (f"config {_fit_path(s.config, 40)}" if s.config else "no config file (keys from environment)")
         parts = [
-            "PAUSED (p resumes; probing continues)" if self.paused else "LIVE",
+            ("PAUSED" if narrow else "PAUSED (p resumes; probing continues)") if self.paused else "LIVE",
             source,
             f"{self.state.probes_per_s():.1f} probes/s",
             f"{s.samples} samples",
-            f"{s.errors} errors",
-            f"{s.violations} violations",
+            f"{s.errors} {'err' if narrow else 'errors'}",
+            f"{s.violations} {'viol.' if narrow else 'violations'}",
         ]
         if s.stopped:
             parts.insert(1, f"monitor {s.stopped}")
-        parts.append(f"data {s.db}")
-        line = " · ".join(parts)
+        room = self.size.width - 2 - len(" · ".join(parts)) - len(" · data ")
+        if room < 16 and narrow:
+            parts.remove(f"{s.samples} samples")  # the least needed part gives way to the data file
+            room += len(f" · {s.samples} samples")
+        line = " · ".join(parts) + f" · data {_fit_path(str(s.db), max(12, room))}"
         if line != self._status_line:  # an unchanged line costs no repaint
             self._status_line = line
             self.main.query_one("#status", Static).update(line)
@@ -645,6 +651,19 @@ def _read_history(
             if len(ts):
                 series[(name, metric)] = list(zip(ts.tolist(), values.tolist(), strict=True))
     return series, store.violations(limit=HISTORY), past_episodes(store, limit=4 * MAX_EPISODES)[-MAX_EPISODES:]
+
+
+def _fit_path(path: str, width: int) -> str:
+    """The data file's path in ``width`` characters: ~ for the home folder, then the middle
+    elided, keeping the file name (what tells demo.db from samples.db)."""
+    home = str(Path.home())
+    if path.startswith(home + os.sep):
+        path = "~" + path[len(home):]
+    if len(path) <= width:
+        return path
+    name = Path(path).name
+    head = max(0, width - len(name) - 2)
+    return f"{path[:head]}…/{name}" if head else "…" + path[-(width - 1):]
 
 
 def _theme_named(wanted: str, themes: dict[str, Any]) -> str | None:

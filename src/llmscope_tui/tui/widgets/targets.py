@@ -25,6 +25,19 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("episodes", "Episodes"),
     ("cost", "Cost today"),
 )
+#: Under this many columns the table goes compact: two lines a row, the p50/p95 under the last
+#: value, short headers, so that every column fits 80 columns without scrolling sideways.
+COMPACT_BELOW = 100
+COMPACT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("status", "Status"),
+    ("target", "Target"),
+    ("ttft", "TTFT ms\np50/p95"),
+    ("latency", "Lat. ms\np50/p95"),
+    ("tps", "tok/s"),
+    ("err", "Err"),
+    ("episodes", "Open\nepis."),
+    ("cost", "Cost\ntoday"),
+)
 #: sort keys the `s` key cycles through: (column, label)
 SORTS: tuple[tuple[str, str], ...] = (
     ("target", "name"),
@@ -56,10 +69,29 @@ class TargetsTable(DataTable):
         self.sort_index = 0
         self._numbers: dict[str, dict[str, float]] = {}
         self._cells: dict[tuple[str, str], Any] = {}
+        self.compact = False
+        self._reselect: str | None = None
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        self.header_height = 2 if self.compact else 1
+        for key, label in COMPACT_COLUMNS if self.compact else COLUMNS:
             self.add_column(label, key=key)
+
+    def fit_width(self, width: int) -> None:
+        """Switch between the one-line and the compact two-line layout for this screen width;
+        rows come back on the next refresh, the cursor stays on its target."""
+        compact = width < COMPACT_BELOW
+        if compact == self.compact:
+            return
+        selected = self.selected_target()
+        self.compact = compact
+        self.clear(columns=True)
+        self._cells.clear()
+        self._add_columns()
+        self._reselect = selected
 
     @property
     def sort_label(self) -> str:
@@ -103,7 +135,7 @@ class TargetsTable(DataTable):
                 "cost": cost,
             }
             status_text = Text(f"{symbol} {word}", style=STATUS_STYLE[status])
-            row = {
+            row: dict[str, Any] = {
                 "status": status_text,
                 "target": name,
                 "ttft": fmt_value(view.last.get("ttft_ms")) if view.last_error is None else Text(view.last_error, style="italic"),
@@ -115,8 +147,12 @@ class TargetsTable(DataTable):
                 "episodes": f"{episodes} open" if episodes else "0",
                 "cost": format_usd(cost),
             }
+            if self.compact:
+                row["ttft"] = Text.assemble(row["ttft"], "\n", Text(row.pop("ttft_p"), style="dim"))
+                row["latency"] = Text.assemble(row["latency"], "\n", Text(row.pop("latency_p"), style="dim"))
+                row["episodes"] = str(episodes)
             if name not in present:
-                self.add_row(*row.values(), key=name)
+                self.add_row(*row.values(), key=name, height=2 if self.compact else 1)
                 for column, value in row.items():
                     self._cells[(name, column)] = str(value)
                 added = True
@@ -128,6 +164,9 @@ class TargetsTable(DataTable):
                     self.update_cell(name, column, value, update_width=True)
         if added or self.sort_index:
             self._sort()
+        reselect, self._reselect = self._reselect, None
+        if reselect is not None and reselect in wanted:
+            self.move_cursor(row=self.get_row_index(reselect))
 
     def selected_target(self) -> str | None:
         if not self.row_count:
