@@ -141,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", parents=[common], help="rollups, spend, budgets and recommendations")
     report.add_argument("--window", choices=("1h", "24h", "7d"), default="24h", help="rollup window (default 24h)")
     report.add_argument("--by", choices=("target", "provider"), default="target", help="group rollups by")
+    serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="watch the TUI from a browser (pip install 'llmscope-tui[serve]'); loopback only",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    serve.add_argument("--fps", metavar="N", type=_fps, default=None, help="TUI screen updates per second")
     rebase = sub.add_parser(
         "rebaseline",
         parents=[common],
@@ -184,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "rebaseline":
             return _rebaseline(args)
+        if args.command == "serve":
+            return _serve(args)
         if _wants_tui(args):
             return _run_tui(args)
         return _run(args)
@@ -260,6 +270,39 @@ def _run_tui(args: argparse.Namespace) -> int:
             return app.return_code or 0
     except StoreError as exc:
         return _fail(str(exc))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """The TUI in a browser through textual-serve: each browser tab runs its own
+    `llmscope-tui --tui` process (its own probes), so open one tab. textual-serve has no login,
+    so only loopback is allowed; from another machine, tunnel: ssh -L 8000:127.0.0.1:8000 HOST."""
+    import shlex
+
+    from llmscope_tui.ingest import is_loopback
+
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        return _fail("serve needs textual-serve: pip install 'llmscope-tui[serve]'")
+    if not is_loopback(args.host):
+        return _fail(
+            f"--host {args.host}: serve has no login, so it listens on loopback only; "
+            f"from another machine use: ssh -L {args.port}:127.0.0.1:{args.port} THIS_HOST"
+        )
+    settings = _settings(args)  # a bad config is reported here, once, not in every browser tab
+    _runnable(settings)
+    command = [sys.executable, "-m", "llmscope_tui", "--tui"]
+    for flag in ("config", "db"):
+        if getattr(args, flag, None):
+            command += [f"--{flag}", str(Path(getattr(args, flag)).expanduser().resolve())]
+    if getattr(args, "demo", False):
+        command.append("--demo")
+    if args.fps is not None:
+        command += ["--fps", str(args.fps)]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"{PROG}: serving the TUI at http://{host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
+    Server(shlex.join(command), host=args.host, port=args.port, title=PROG).serve()
+    return 0
 
 
 def _ingest(args: argparse.Namespace) -> int:
