@@ -359,55 +359,22 @@ def test_budget_bars_say_their_state_in_words() -> None:
 
 def test_losing_the_terminal_stops_the_tui_and_keeps_the_data(tmp_path: Path) -> None:
     """SIGHUP with the terminal gone (an SSH drop): the process exits, nothing left running."""
-    import fcntl
-    import os
-    import pty
-    import signal
     import sqlite3
-    import struct
-    import subprocess
-    import sys
-    import termios
-    import threading
     import time
 
     from conftest import subprocess_env
+    from pty_terminal import PtyRun
 
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     db = tmp_path / "hup.db"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llmscope_tui", "--tui", "--demo", "--db", str(db)],
-        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-        env=subprocess_env(TERM="xterm-256color"),
-    )
-    os.close(slave)
-    screen = bytearray()
-
-    def drain() -> None:  # a full pty buffer would block the app's writes
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            screen.extend(chunk)
-
-    threading.Thread(target=drain, daemon=True).start()
+    run = PtyRun(["--tui", "--demo", "--db", str(db)], subprocess_env(TERM="xterm-256color"))
     try:
-        deadline = time.monotonic() + 20
-        while b"DEMO" not in screen and time.monotonic() < deadline:
-            time.sleep(0.1)
+        assert run.wait_for(b"DEMO")
         time.sleep(2.0)  # let a few probes land
-        assert proc.poll() is None, "the TUI exited on its own"
-        os.close(master)  # the terminal goes away...
-        proc.send_signal(signal.SIGHUP)  # ...and the kernel says so
-        assert proc.wait(timeout=20) is not None
+        assert run.proc.poll() is None, "the TUI exited on its own"
+        run.hang_up()
+        assert run.proc.wait(timeout=20) is not None
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        run.close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] > 0
 
