@@ -55,11 +55,11 @@ async def test_samples_and_a_violation_reach_the_panes(tmp_path: Path, fake_prov
 
         def ttft_rows() -> list[list[Any]]:
             rows = [violations.get_row_at(i) for i in range(violations.row_count)]
-            return [r for r in rows if r[4] == "TTFT ms"]
+            return [r for r in rows if r[2] == "TTFT ms"]
 
         await wait_for(pilot, lambda: bool(ttft_rows()), timeout=20, what="a TTFT violation episode")
         row = ttft_rows()[0]
-        assert row[1] == "1" and "3σ" in row[2] and row[3] == "fake" and "open" in str(row[0])
+        assert row[3] == "1" and "3σ" in row[7] and row[1] == "fake" and "open" in str(row[0])
         await wait_for(pilot, lambda: "open" in str(table.get_cell("fake", "episodes")), what="open episode count")
         assert "violations" in status_text(app) and "config" in status_text(app)
         # the control chart shows the limits by name and the firing as ✖
@@ -73,7 +73,7 @@ async def test_samples_and_a_violation_reach_the_panes(tmp_path: Path, fake_prov
         await pilot.press("c")  # move the chart away from TTFT first
         assert app.query_one(ChartsPane).metric == "latency_ms"
         violations.move_cursor(row=violations.get_row_index(next(
-            str(k.value) for k in violations.rows if violations.get_row(k)[4] == "TTFT ms"
+            str(k.value) for k in violations.rows if violations.get_row(k)[2] == "TTFT ms"
         )))
         await pilot.press("enter")
         assert isinstance(app.focused, ChartsPane) and app.query_one(ChartsPane).metric == "ttft_ms"
@@ -507,8 +507,8 @@ async def test_zooming_out_reaches_seven_days_from_the_data_file_and_past_episod
         violations = app.query_one(ViolationsTable)
         await wait_for(pilot, lambda: violations.row_count == 1, what="the episode from before the restart")
         row = violations.get_row_at(0)
-        assert "closed" in str(row[0]) and row[1] == "1" and row[3] == "demo-openai"
-        assert row[5] == time_module.strftime("%m-%d %H:%M", time_module.localtime(spike_ts + 30))  # not today: dated
+        assert "closed" in str(row[0]) and row[3] == "1" and row[1] == "demo-openai"
+        assert row[4] == time_module.strftime("%m-%d %H:%M", time_module.localtime(spike_ts + 30))  # not today: dated
         charts = app.query_one(ChartsPane)
         await pilot.press("2")
         for _ in range(10):  # past the last step it stays at 7 days

@@ -34,8 +34,7 @@ COMPACT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ttft", "TTFT ms\np50/p95"),
     ("latency", "Lat. ms\np50/p95"),
     ("tps", "tok/s"),
-    ("err", "Err"),
-    ("episodes", "Open\nepis."),
+    ("err", "Err\nepisodes"),
     ("cost", "Cost\ntoday"),
 )
 #: sort keys the `s` key cycles through: (column, label)
@@ -150,7 +149,7 @@ class TargetsTable(DataTable):
             if self.compact:
                 row["ttft"] = Text.assemble(row["ttft"], "\n", Text(row.pop("ttft_p"), style="dim"))
                 row["latency"] = Text.assemble(row["latency"], "\n", Text(row.pop("latency_p"), style="dim"))
-                row["episodes"] = str(episodes)
+                row["err"] = Text.assemble(row["err"], "\n", row.pop("episodes"))
             if name not in present:
                 self.add_row(*row.values(), key=name, height=2 if self.compact else 1)
                 for column, value in row.items():

@@ -11,15 +11,16 @@ from textual.widgets import DataTable
 from ..chartrender import clock
 from ..state import METRIC_LABEL, ViewState
 
+#: the long rule meaning comes last, so a narrow pane cuts only words, never who or when
 COLUMNS = (
     ("state", "State"),
-    ("rule", "Rule"),
-    ("meaning", "Meaning"),
     ("target", "Target"),
     ("metric", "Metric"),
+    ("rule", "Rule"),
     ("first", "First"),
     ("last", "Last"),
     ("count", "Count"),
+    ("meaning", "Meaning"),
 )
 
 
@@ -45,7 +46,7 @@ class ViolationsTable(DataTable):
         present = {str(k.value) for k in self.rows}
         added = False
         for key, episode in state.episodes.items():
-            row = {
+            cells = {
                 "state": Text("● open", style="bold red") if episode.open else Text("○ closed", style="dim"),
                 "rule": str(episode.rule),
                 "meaning": episode.text,
@@ -55,6 +56,7 @@ class ViolationsTable(DataTable):
                 "last": clock(episode.last_ts),
                 "count": str(episode.count),
             }
+            row = {column: cells[column] for column, _ in COLUMNS}
             if key not in present:
                 self.add_row(*row.values(), key=key)
                 self._starts[(row["target"], row["metric"], row["rule"], row["first"])] = episode.start_ts
