@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,19 @@ def test_no_color_draws_in_greys_only_and_keeps_every_state_in_words(tmp_path: P
             assert codes[i] < 30 or codes[i] in (39, 49), params  # bold, dim, italic, reverse
             i += 1
     assert b"\xe2\x97\x8f up" in screen or b"waiting" in screen  # "● up": the state in a symbol and a word
+
+
+def test_quit_then_losing_the_terminal_leaves_no_process_behind(tmp_path: Path) -> None:
+    """q starts a clean stop; the SSH session drops before the exit has restored the terminal.
+    The exit can then never finish writing; the process must still end, samples on disk."""
+    run = PtyRun(["--tui", "--demo", "--db", str(tmp_path / "t.db")], subprocess_env(TERM="xterm-256color"))
+    try:
+        assert run.wait_for(b"demo-openai")
+        time.sleep(2.0)  # let a few probes land
+        run.type("q")
+        run.hang_up()
+        assert run.proc.wait(timeout=30) is not None
+    finally:
+        run.close()
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] > 0

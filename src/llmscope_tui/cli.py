@@ -265,8 +265,11 @@ def _run_tui(args: argparse.Namespace) -> int:
     _runnable(settings)
     try:
         with demo_ready(settings) as ready:
-            app = LLMScopeApp(ready, fps=args.fps if args.fps is not None else ready.tui.fps)
-            app.run(mouse=ready.tui.mouse and not args.no_mouse)
+            app = LLMScopeApp(ready, fps=args.fps if args.fps is not None else ready.tui.fps, exit_watchdog=True)
+            try:
+                app.run(mouse=ready.tui.mouse and not args.no_mouse)
+            finally:
+                app.disarm_watchdog()
             return app.return_code or 0
     except StoreError as exc:
         return _fail(str(exc))

@@ -38,6 +38,9 @@ from .widgets.charts import STORED_BUCKETS, StoredWindow
 from .widgets.costs import CostData
 
 TOAST_EVERY_S = 3.0
+#: Once the data is safe, how long an exit may take before the process ends itself.
+QUIT_WATCHDOG_S = 10.0
+SIGNAL_WATCHDOG_S = 3.0
 SLOW_PANES_EVERY_S = 1.0
 PANES = ("targets-pane", "charts-pane", "violations-pane", "costs-pane")
 
@@ -81,8 +84,12 @@ class LLMScopeApp(App[int]):
         monitor: Monitor | None = None,
         shutdown_timeout_s: float = 6.0,
         export_dir: Path | None = None,
+        exit_watchdog: bool = False,
     ) -> None:
+        """``exit_watchdog``: a real run (the command) ends its process if the exit stalls after
+        the data is safe; tests leave it off (it would end the test process)."""
         super().__init__()
+        self.exit_watchdog = exit_watchdog
         self.settings = settings
         self.fps = max(0.2, min(float(fps), 30.0))
         self.store_every_s = store_every_s
@@ -109,6 +116,8 @@ class LLMScopeApp(App[int]):
         self._history_loaded = False
         self._monitor_done = asyncio.Event()
         self._quitting = False
+        self._watchdog: threading.Timer | None = None
+        self._watchdog_due = float("inf")
         self._pending_opened: list[dict[str, Any]] = []
         self._pending_budget: list[dict[str, Any]] = []
         self._last_toast = -1e9
@@ -255,29 +264,48 @@ class LLMScopeApp(App[int]):
 
     async def _on_signal(self, name: str) -> None:
         """The terminal went away (SIGHUP) or we were told to stop (SIGTERM): stop probing with
-        the data safe on disk, then exit. Restoring a hung-up terminal can block Textual's exit
-        for ever, so once the store is closed a watchdog ends the process if the exit stalls:
-        no orphan left spinning after an SSH drop."""
-        await self._stop_and_exit(f"signal {name}", watchdog_s=3.0)
+        the data safe on disk, then exit, with a short watchdog (see :meth:`_stop_and_exit`)."""
+        await self._stop_and_exit(f"signal {name}", watchdog_s=SIGNAL_WATCHDOG_S)
 
-    async def _stop_and_exit(self, reason: str, watchdog_s: float | None = None) -> None:
-        if self._quitting:
-            self.exit(self.exit_code)
-            return
-        self._quitting = True
-        self.state.stopped = "stopping…"
-        self._render_status()
-        self.monitor.stop(reason)
+    async def _stop_and_exit(self, reason: str, watchdog_s: float = QUIT_WATCHDOG_S) -> None:
+        """Stop the monitor (in-flight probes finish, the store closes), then exit.
+
+        Restoring a terminal that hung up can block Textual's exit for ever (its writer queue
+        never drains), and by then our signal handlers are gone. So once the store is closed a
+        watchdog ends the process if the exit stalls: no orphan left after an SSH drop, however
+        the quit began (q, then the terminal vanished; or the signal itself)."""
+        if self._quitting:  # a second q or signal: leave as soon as the data is safe
+            watchdog_s = min(watchdog_s, SIGNAL_WATCHDOG_S)
+        else:
+            self._quitting = True
+            self.state.stopped = "stopping…"
+            self._render_status()
+            self.monitor.stop(reason)
         try:
-            await asyncio.wait_for(self._monitor_done.wait(), self.shutdown_timeout_s)
+            await asyncio.wait_for(asyncio.shield(self._monitor_done.wait()), self.shutdown_timeout_s)
         except TimeoutError:
             pass  # the worker is cancelled on exit; the store still closes (shielded)
         self._remove_signals()
-        if watchdog_s is not None:
-            timer = threading.Timer(watchdog_s, os._exit, (self.exit_code,))
-            timer.daemon = True
-            timer.start()
+        self._arm_watchdog(watchdog_s)
         self.exit(self.exit_code)
+
+    def _arm_watchdog(self, seconds: float) -> None:
+        if not self.exit_watchdog:
+            return
+        if self._watchdog is not None and self._watchdog_due <= time.monotonic() + seconds:
+            return
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._watchdog_due = time.monotonic() + seconds
+        self._watchdog = threading.Timer(seconds, os._exit, (self.exit_code,))
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def disarm_watchdog(self) -> None:
+        """The exit completed: the process ends its own way."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     async def action_quit(self) -> None:
         await self._stop_and_exit("quit")
