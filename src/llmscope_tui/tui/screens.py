@@ -7,9 +7,9 @@ from typing import Any
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Button, Static
 
 #: (keys, what they do) - the help overlay and docs/tui.md list the same keys.
 KEY_HELP: tuple[tuple[str, str], ...] = (
@@ -54,19 +54,59 @@ class HelpScreen(ModalScreen[None]):
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question: two buttons for the mouse, keys for the keyboard.
+
+    y answers yes, n and Esc answer no, wherever the focus is. Enter presses the highlighted
+    (focused) button and nothing else, so it never means yes on "No"; "No" is focused first,
+    so an Enter pressed out of habit does not start anything. Tab and the arrow keys move
+    between the buttons.
+    """
+
+    DEFAULT_CSS = """
+    ConfirmScreen #confirm-buttons {
+        height: auto;
+        width: 100%;
+        margin-top: 1;
+        align-horizontal: center;
+    }
+    ConfirmScreen #confirm-buttons Button {
+        margin: 0 2;
+        min-width: 12;
+    }
+    """
+
     BINDINGS = [
-        Binding("y,enter", "answer(True)", "Yes"),
+        Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
+        Binding("left", "focus_button('yes')", "Yes button", show=False),
+        Binding("right", "focus_button('no')", "No button", show=False),
     ]
 
     def __init__(self, question: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.question = question
+        self._answered = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
             yield Static(self.question, id="confirm-question")
-            yield Static("y / Enter: yes    n / Esc: no", id="confirm-keys")
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Yes (y)", id="yes", variant="warning")
+                yield Button("No (n)", id="no", variant="primary")
+            yield Static("y: yes   n / Esc: no   Enter: the highlighted button", id="confirm-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.action_answer(event.button.id == "yes")
+
+    def action_focus_button(self, button_id: str) -> None:
+        self.query_one(f"#{button_id}", Button).focus()
 
     def action_answer(self, yes: bool) -> None:
+        if self._answered:  # one answer, whatever else was already queued
+            return
+        self._answered = True
         self.dismiss(yes)

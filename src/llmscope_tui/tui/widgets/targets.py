@@ -29,13 +29,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 #: value, short headers, so that every column fits 80 columns without scrolling sideways.
 COMPACT_BELOW = 100
 COMPACT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("status", "Status"),
+    ("status", "Status\nlast error"),
     ("target", "Target"),
     ("ttft", "TTFT ms\np50/p95"),
     ("latency", "Lat. ms\np50/p95"),
-    ("tps", "tok/s"),
-    ("err", "Err\nepisodes"),
-    ("cost", "Cost\ntoday"),
+    ("tps", "tok/s\nErr"),
+    ("cost", "Cost today\nEpisodes"),
 )
 #: sort keys the `s` key cycles through: (column, label)
 SORTS: tuple[tuple[str, str], ...] = (
@@ -146,10 +145,17 @@ class TargetsTable(DataTable):
                 "episodes": f"{episodes} open" if episodes else "0",
                 "cost": format_usd(cost),
             }
-            if self.compact:
-                row["ttft"] = Text.assemble(row["ttft"], "\n", Text(row.pop("ttft_p"), style="dim"))
-                row["latency"] = Text.assemble(row["latency"], "\n", Text(row.pop("latency_p"), style="dim"))
-                row["err"] = Text.assemble(row["err"], "\n", row.pop("episodes"))
+            if self.compact:  # two lines a cell: every column fits 80 columns
+                error = Text(view.last_error or "", style="italic")
+                last_ttft = fmt_value(view.last.get("ttft_ms")) if view.last_error is None else "-"
+                row = {
+                    "status": Text.assemble(status_text, "\n", error),
+                    "target": name,
+                    "ttft": Text.assemble(last_ttft, "\n", Text(row["ttft_p"], style="dim")),
+                    "latency": Text.assemble(row["latency"], "\n", Text(row["latency_p"], style="dim")),
+                    "tps": Text.assemble(row["tps"], "\n", row["err"]),
+                    "cost": Text.assemble(row["cost"], "\n", row["episodes"]),
+                }
             if name not in present:
                 self.add_row(*row.values(), key=name, height=2 if self.compact else 1)
                 for column, value in row.items():

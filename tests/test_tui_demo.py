@@ -1,0 +1,137 @@
+"""The real demo through the TUI: the simulated provider over HTTP on 127.0.0.1, its four
+targets through the real protocols, SPC on the live samples, and a scripted incident that shows
+up as an episode in the Violations pane and a ✖ on the control chart, in a few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmscope_tui.config import load_settings
+from llmscope_tui.probe.demo import DemoProvider, DemoTimeline
+from llmscope_tui.session import demo_prices
+from llmscope_tui.tui.app import LLMScopeApp
+from llmscope_tui.tui.widgets import ChartsPane, TargetsTable, ViolationsTable
+
+pytestmark = pytest.mark.anyio
+
+#: The whole test, start to stop, stays under this (typical: 3-5 s).
+BUDGET_S = 18.0
+SHIFTED = "demo-anthropic"  # claude-haiku-sim: the timeline's latency shift (TTFT x1.8)
+
+
+class HeldClock:
+    """The demo's clock, standing still at 0 until release(): every chart collects its baseline
+    in calm weather however long the start takes, then the scripted incidents play out."""
+
+    def __init__(self) -> None:
+        self.released_at: float | None = None
+
+    def __call__(self) -> float:
+        return 0.0 if self.released_at is None else time.monotonic() - self.released_at
+
+    def release(self) -> None:
+        self.released_at = time.monotonic()
+
+
+async def wait_for(pilot: Any, condition: Callable[[], bool], deadline: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def _cells(table: Any) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_the_demo_incident_reaches_the_violations_pane(tmp_path: Path) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUDGET_S - 4.0  # what is left is for the clean stop
+    clock = HeldClock()
+    # x 0.02: the shift runs 0.9-2.4 s after the release, the 429 burst 1.6-1.8 s, the cycle 4.2 s;
+    # latencies x 0.05: a probe takes tens of milliseconds
+    demo = DemoProvider(clock=clock, timeline=DemoTimeline().scaled(0.02), latency_scale=0.05)
+    settings = load_settings(demo=True, db=tmp_path / "demo.db")
+    with demo:
+        ready = dataclasses.replace(
+            settings,
+            targets=demo.targets(interval_s=0.1),
+            prices=[*settings.prices, *demo_prices()],
+            spc=dataclasses.replace(settings.spc, baseline_samples=5),
+        )
+        app = LLMScopeApp(ready, fps=10, store_every_s=1.0, shutdown_timeout_s=3.0)
+        async with app.run_test(size=(120, 40)) as pilot:
+            names = [t.name for t in ready.targets]
+            table = app.query_one(TargetsTable)
+            # samples reach the Targets table: a row per target, a measured TTFT in each
+            await wait_for(
+                pilot,
+                lambda: table.row_count == 4 and all(app.state.targets[n].last.get("ttft_ms") for n in names),
+                deadline, "a TTFT from every demo target",
+            )
+
+            def measured_rows() -> bool:
+                rows = {r[1]: r for r in _cells(table)}
+                return set(rows) == set(names) and all(r[2] not in ("-", "") for r in rows.values())
+
+            await wait_for(pilot, measured_rows, deadline, "a TTFT in every row of the Targets table")
+
+            def baselines_frozen() -> bool:
+                charts = [app.monitor.charts.chart(n, "ttft_ms") for n in names]
+                return all(c is not None and c.phase == "monitoring" for c in charts)
+
+            # the first probes carry the start-up (connections, the price database loading): a
+            # second baseline, as the b key takes, is the calm one the incident is tested against
+            await wait_for(pilot, baselines_frozen, deadline, "every TTFT chart past its first baseline")
+            app.monitor.rebaseline()
+            await wait_for(pilot, baselines_frozen, deadline, "every TTFT chart past its second baseline")
+            clock.release()  # the scripted incidents start now
+
+            violations = app.query_one(ViolationsTable)
+            released = time.time()
+
+            def shifted_episode() -> str | None:
+                """The key of an episode on the shifted target's TTFT that began with the incident
+                (5-point baselines let noise fire a rule now and then before it), once its row
+                is in the Violations pane."""
+                shown = {str(k.value) for k in violations.rows}
+                for key, e in app.state.episodes.items():
+                    if e.target == SHIFTED and e.metric == "ttft_ms" and e.start_ts >= released and key in shown:
+                        return key
+                return None
+
+            await wait_for(pilot, lambda: shifted_episode() is not None, deadline, f"a {SHIFTED} TTFT episode in the Violations pane")
+            key = shifted_episode()
+            assert key is not None
+            row = [str(c) for c in violations.get_row(key)]
+            assert row[1] == SHIFTED and row[2] == "TTFT ms" and ("open" in row[0] or "closed" in row[0]), row
+            # Enter on the episode charts its target and metric, the firing marked ✖. Paused, so
+            # that new episodes (listed newest first) do not move the rows under the cursor. The
+            # keys' actions are called directly: Pilot.press waits for the process to go idle,
+            # up to 2 s a key while 40 probes a second run (the keys themselves are tested in
+            # test_tui.py).
+            app.action_pause()
+            app.action_focus_pane(2)
+            violations.move_cursor(row=violations.get_row_index(key))
+            violations.action_select_cursor()
+            await pilot.pause()
+            charts = app.query_one(ChartsPane)
+            assert (charts.selected, charts.metric) == (SHIFTED, "ttft_ms") and app.focused is charts
+            app.action_pause()
+            await wait_for(
+                pilot, lambda: "✖" in str(app.query_one("#chart").render()), deadline, "a ✖ on the control chart"
+            )
+            assert str(app.query_one("#chart-title").render()).startswith(f"{SHIFTED} · TTFT ms")
+            assert app.state.violations > 0 and "DEMO" in str(app.query_one("#banner").render())
+            await app.action_quit()
+            await wait_for(pilot, app._monitor_done.is_set, loop.time() + 4.0, "the monitor to stop")
+        assert app.return_code == 0
+        assert loop.time() < deadline + 4.0
