@@ -109,6 +109,7 @@ class LLMScopeApp(App[int]):
         self.paused = False
         self._rendered = -1
         self._last_slow = -1e9
+        self._last_status = -1e9
         self._episodes_rendered = -1
         self._status_line = self._banner_line = ""
         self._store_busy = False
@@ -334,7 +335,8 @@ class LLMScopeApp(App[int]):
         try:
             if not self.paused and self.state.version != self._rendered:
                 self._render_panes()
-            self._render_status()
+            if now - self._last_status >= SLOW_PANES_EVERY_S:  # its counts move with every sample
+                self._render_status()
         except NoMatches:  # the screen is being torn down (exit)
             pass
 
@@ -361,28 +363,29 @@ class LLMScopeApp(App[int]):
             self.bell()
 
     def _render_panes(self) -> None:
-        """The chart follows every frame (when it changed); the tables and sparklines, whose
-        numbers move once per probe, at most once a second; the violations when episodes did."""
+        """Everything that changed, in one pass at most once a second (or every frame when
+        ``fps`` < 1), so the terminal gets one compact update a second however many samples
+        arrive; a key that changes the view forces a pass at once."""
         force = self._rendered == -1
         now = time.monotonic()
-        slow_due = force or now - self._last_slow >= SLOW_PANES_EVERY_S
+        if not force and now - self._last_slow < SLOW_PANES_EVERY_S:
+            return
+        self._last_slow = now
         targets = self.main.query_one(TargetsTable)
         charts = self.main.query_one(ChartsPane)
-        if slow_due:
-            self._last_slow = now
-            targets.fit_width(self.size.width)
-            targets.refresh_rows(self.state, self.stats, self.cost_today)
-            if charts.selected is None:
-                charts.selected = targets.selected_target()
-        charts.render_state(self.state, self.monitor, sparks=slow_due, force=force)
+        targets.fit_width(self.size.width)
+        targets.refresh_rows(self.state, self.stats, self.cost_today)
+        if charts.selected is None:
+            charts.selected = targets.selected_target()
+        charts.render_state(self.state, self.monitor, force=force)
         if force or self.state.episodes_version != self._episodes_rendered:
             self._episodes_rendered = self.state.episodes_version
             self.main.query_one(ViolationsTable).refresh_rows(self.state)
             self._set_title("#violations-pane", f"3 Violations (SPC episodes) · {len(self.state.episodes)}")
         self._set_title("#charts-pane", f"2 Charts · {METRIC_LABEL[charts.metric]}")
         self._read_window_soon(charts)
-        if slow_due:
-            self._rendered = self.state.version  # else: the next tick finishes the slow panes
+        self._rendered = self.state.version
+        self._render_status()
 
     def _set_title(self, selector: str, title: str) -> None:
         pane = self.main.query_one(selector)
@@ -390,6 +393,7 @@ class LLMScopeApp(App[int]):
             pane.border_title = title
 
     def _render_status(self) -> None:
+        self._last_status = time.monotonic()
         s = self.state
         narrow = self.size.width < 120
         source = "DEMO" if s.demo else (f"config {_fit_path(s.config, 40)}" if s.config else "no config file (keys from environment)")
@@ -424,6 +428,7 @@ class LLMScopeApp(App[int]):
         if not self.paused:
             self._rendered = -1
         self._tick()
+        self._render_status()
 
     def action_refresh_now(self) -> None:
         self._rendered = -1

@@ -82,6 +82,7 @@ class ChartsPane(Widget, can_focus=True):
         self.names: list[str] = []
         self.chart_colors = ChartColors()
         self._signature: tuple[Any, ...] | None = None
+        self._spark_lines = -1
 
     def compose(self):  # type: ignore[override]
         yield Static(id="sparks")
@@ -117,13 +118,9 @@ class ChartsPane(Widget, can_focus=True):
         self.selected = self.names[(index + step) % len(self.names)]
         self.post_message(self.Selected(self.selected))
 
-    def render_state(self, state: ViewState, monitor: Any, sparks: bool = True, force: bool = False) -> None:
-        """Redraw the sparklines (when ``sparks``) and the control chart (when what it shows
-        changed, or ``force``)."""
+    def render_state(self, state: ViewState, monitor: Any, force: bool = False) -> None:
+        """Redraw the sparklines, and the control chart when what it shows changed (or ``force``)."""
         self.names = list(state.targets)
-        if not sparks:
-            self._render_chart(state, monitor, force)
-            return
         if self.selected not in state.targets and self.names:
             self.selected = self.names[0]
         metric = self.metric
@@ -141,7 +138,9 @@ class ChartsPane(Widget, can_focus=True):
             sparks.append(f" {fmt_value(values[-1]) if values else '-':>6} ")
             sparks.append(_phase(chart, state, name, metric))
             sparks.append("\n")
-        self.query_one("#sparks", Static).update(sparks)
+        # one line per target: the height changes only when the number of targets does
+        self.query_one("#sparks", Static).update(sparks, layout=len(self.names) != self._spark_lines)
+        self._spark_lines = len(self.names)
         self._render_chart(state, monitor, force)
 
     def _render_chart(self, state: ViewState, monitor: Any, force: bool = False) -> None:
@@ -174,12 +173,15 @@ class ChartsPane(Widget, can_focus=True):
             heading.append(f"  CL {fmt_value(limits.center)}  UCL {fmt_value(limits.ucl)}  LCL {fmt_value(limits.lcl)}")
         reading = " (reading the data file…)" if zoom.seconds is not None and stored is None else ""
         heading.append(f"  {_phase(chart, state, name, metric).plain}  {zoom.label}{reading}  • point ✖ rule fired", style="dim")
-        title.update(heading)
+        title.update(heading, layout=False)  # one line, always
         width, height = max(30, body.size.width or self.size.width), max(4, body.size.height or 10)
         if zoom.seconds is None:
             firings = {ts for ts, _, _ in view.firings.get(metric, ())}
             points = list(view.series.get(metric, ()))
-            body.update(control_chart(points, firings, limits, width, height, self.chart_colors, window=zoom.points))
+            body.update(
+                control_chart(points, firings, limits, width, height, self.chart_colors, window=zoom.points),
+                layout=False,  # the chart fills a fixed area
+            )
             return
         # a time window: the stored read, then the live points that came after it
         until = stored.until if stored is not None else float("-inf")
@@ -188,7 +190,8 @@ class ChartsPane(Widget, can_focus=True):
         marks.update((ts, value) for ts, value, _ in view.firings.get(metric, ()) if ts > until)
         now = time.time()
         body.update(
-            control_chart(points, marks, limits, width, height, self.chart_colors, span=(now - zoom.seconds, now))
+            control_chart(points, marks, limits, width, height, self.chart_colors, span=(now - zoom.seconds, now)),
+            layout=False,
         )
 
 

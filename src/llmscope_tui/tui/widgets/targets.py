@@ -12,6 +12,7 @@ from llmscope_tui.costs import format_usd
 
 from ..chartrender import fmt_value
 from ..state import STATUS, ViewState
+from .cells import update_in_place
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "Status"),
@@ -166,7 +167,7 @@ class TargetsTable(DataTable):
                 plain = str(value) if not isinstance(value, Text) else value.markup
                 if self._cells.get((name, column)) != plain:
                     self._cells[(name, column)] = plain
-                    self.update_cell(name, column, value, update_width=True)
+                    update_in_place(self, name, column, value)
         if added or self.sort_index:
             self._sort()
         reselect, self._reselect = self._reselect, None

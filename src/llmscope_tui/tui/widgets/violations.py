@@ -10,6 +10,7 @@ from textual.widgets import DataTable
 
 from ..chartrender import clock
 from ..state import METRIC_LABEL, ViewState
+from .cells import update_in_place
 
 #: the long rule meaning comes last, so a narrow pane cuts only words, never who or when
 COLUMNS = (
@@ -68,7 +69,7 @@ class ViolationsTable(DataTable):
             for column, value in row.items():
                 if self._cells.get((key, column)) != str(value):
                     self._cells[(key, column)] = str(value)
-                    self.update_cell(key, column, value, update_width=True)
+                    update_in_place(self, key, column, value)
         if added:
             starts = self._starts
             # newest first; DataTable.sort hands the key the listed cells, which identify the episode
