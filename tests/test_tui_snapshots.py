@@ -407,3 +407,35 @@ def test_snapshot_live_no_color_120x40(snap_compare: Any, no_color: None, live_a
     """NO_COLOR: states are told by words and glyphs (● open, ✖, WARNING), not by colour."""
     assert live_app.no_color
     assert snap_compare(live_app, terminal_size=(120, 40), run_before=show_live)
+
+
+def test_snapshot_confirm_rebaseline_80x24(snap_compare: Any, live_app: LLMScopeApp) -> None:
+    """The rebaseline question over the live panes: its Yes / No buttons, "No" highlighted."""
+    assert snap_compare(live_app, terminal_size=(80, 24), run_before=lambda pilot: show_live(pilot, "b"))
+
+
+# -- the confirm dialog by mouse, in the app ------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("button", ["yes", "no"])
+async def test_rebaseline_by_mouse(live_app: LLMScopeApp, button: str) -> None:
+    from llmscope_tui.tui.screens import ConfirmScreen
+
+    charts = live_app.monitor.charts
+    async with live_app.run_test(size=(80, 24)) as pilot:
+        await show_live(pilot)
+        assert charts.chart("anthropic/haiku", "ttft_ms").phase == "monitoring"
+        await pilot.press("b")
+        assert isinstance(live_app.screen, ConfirmScreen)
+        assert await pilot.click(f"#{button}")
+        await pilot.pause()
+        assert not isinstance(live_app.screen, ConfirmScreen)
+        phases = {charts.chart("anthropic/haiku", m).phase for m in ("ttft_ms", "latency_ms", "itl_ms", "tps")}
+        others = {charts.chart("openai/gpt-4o-mini", "ttft_ms").phase}
+        if button == "yes":  # the selected target only: its charts collect a new baseline
+            assert phases == {"baseline"} and others == {"monitoring"}
+            await pilot.pause()
+            assert live_app.state.rebaselines == 1
+        else:
+            assert phases == {"monitoring"} and live_app.state.rebaselines == 0
