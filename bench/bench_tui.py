@@ -310,10 +310,14 @@ def _load(config: Path) -> Any:
 
 
 async def _with_app(config: Path, driver: str, size: tuple[int, int], body: Callable[[], Any]) -> dict[str, Any]:
-    """Run ``body()`` while an LLMScopeApp probes and renders 20 targets on this same loop."""
+    """Run ``body()`` where the app's own probes run (the monitor's loop, in its thread) while
+    the LLMScopeApp probes and renders 20 targets."""
     from llmscope_tui.tui.app import LLMScopeApp
 
-    app = LLMScopeApp(_load(config), fps=4.0)
+    app = LLMScopeApp(_load(config), fps=4.0, freeze_gc=True)  # as the command runs it
+
+    async def on_monitor_loop() -> Any:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(body(), app.monitor_thread.loop))
 
     async def settle() -> int:
         deadline = time.monotonic() + 20
@@ -325,17 +329,35 @@ async def _with_app(config: Path, driver: str, size: tuple[int, int], body: Call
     if driver == "headless":
         async with app.run_test(size=size, headless=True):
             before, t0 = await settle(), time.monotonic()
-            result = await body()
+            result = await on_monitor_loop()
             after, t1 = app.state.samples, time.monotonic()
             await app.action_quit()
     else:  # the real Linux driver, writing escape sequences to this process's terminal (a pty)
         task = asyncio.create_task(app.run_async())
         before, t0 = await settle(), time.monotonic()
-        result = await body()
+        result = await on_monitor_loop()
         after, t1 = app.state.samples, time.monotonic()
         await app.action_quit()
         await task
     return {"result": result, "ui_rate": (after - before) / (t1 - t0)}
+
+
+async def _with_monitor(config: Path, body: Callable[[], Any]) -> dict[str, Any]:
+    """Run ``body()`` on the loop of a headless Monitor probing the same 20 targets: the
+    baseline the UI is compared with (the probing itself, without any screen)."""
+    from llmscope_tui.monitor import Monitor
+
+    monitor = Monitor(_load(config))
+    samples = [0]
+    monitor.subscribe(lambda e: samples.__setitem__(0, samples[0] + (e.get("event") == "sample")))
+    task = asyncio.create_task(monitor.run())
+    await asyncio.sleep(5)  # as many probes in flight as under the app
+    before, t0 = samples[0], time.monotonic()
+    result = await body()
+    rate = (samples[0] - before) / (time.monotonic() - t0)
+    monitor.stop("bench")
+    await task
+    return {"result": result, "ui_rate": rate}
 
 
 def ttft_child(config: Path, probes: int, streams: list[int], order: list[str], driver: str, size: tuple[int, int],
@@ -354,6 +376,9 @@ def ttft_child(config: Path, probes: int, streams: list[int], order: list[str], 
 
                     if variant == "plain":
                         measured, ui = asyncio.run(body()), 0.0
+                    elif variant == "monitor":
+                        run = asyncio.run(_with_monitor(config, body))
+                        measured, ui = run["result"], run["ui_rate"]
                     else:
                         run = asyncio.run(_with_app(config, driver, size, body))
                         measured, ui = run["result"], run["ui_rate"]
@@ -369,13 +394,13 @@ def ttft_child(config: Path, probes: int, streams: list[int], order: list[str], 
 
 def ttft(probes: int, streams: list[int], driver: str, size: tuple[int, int], repeat: int) -> None:
     print(f"TTFT accuracy (bench_probe accuracy: measured TTFT - stamping server's own TTFT, ms), server "
-          f"{bench_probe.FIRST_DELAY * 1000:g} ms + {bench_probe.TOKENS} tokens; 'with UI' = an LLMScopeApp on "
-          f"the same loop ({driver} driver, {size[0]}x{size[1]}) probing 20 demo targets at 1 s")
+          f"{bench_probe.FIRST_DELAY * 1000:g} ms + {bench_probe.TOKENS} tokens; 'headless' = on the loop of a Monitor probing "
+          f"the same targets without a UI; 'with UI' = on the loop of an LLMScopeApp's monitor ({driver} driver, {size[0]}x{size[1]}) probing 20 demo targets at 1 s")
     print(f"{'streams':>7} {'variant':<8} {'round':>5} {'probes':>6} {'median':>7} {'p90':>7} {'p99':>7} {'max':>7}"
           f" {'UI samples/s':>12}")
     rows: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for r in range(repeat):
-        order = ["plain", "ui"] if r % 2 == 0 else ["ui", "plain"]
+        order = ["plain", "monitor", "ui"] if r % 2 == 0 else ["ui", "monitor", "plain"]
         with workdir("bench_tui_ttft_") as tmp:
             demo = DemoServer(tmp)
             config = write_config(tmp / "config.toml", demo.base_url, tmp / "samples.db", names())
@@ -393,20 +418,24 @@ def ttft(probes: int, streams: list[int], driver: str, size: tuple[int, int], re
         if "error" in report:
             raise RuntimeError(f"ttft child failed:\n{report['error']}")
         for c in streams:
-            for variant in ("plain", "ui"):
+            for variant in ("plain", "monitor", "ui"):
                 rec = report[f"{variant}/{c}"]
                 e = rec["errors"]
                 rows.setdefault((c, variant), []).append((statistics.median(e), pct(e, 0.99)))
-                rate = f"{rec['ui_rate']:.1f}" if variant == "ui" else "-"
-                print(f"{c:>7} {'with UI' if variant == 'ui' else 'plain':<8} {r + 1:>5} {len(e):>6} "
+                rate = f"{rec['ui_rate']:.1f}" if variant != "plain" else "-"
+                label = {"ui": "with UI", "monitor": "headless", "plain": "plain"}[variant]
+                print(f"{c:>7} {label:<8} {r + 1:>5} {len(e):>6} "
                       f"{statistics.median(e):>7.3f} {pct(e, 0.9):>7.3f} {pct(e, 0.99):>7.3f} {max(e):>7.3f} {rate:>12}",
                       flush=True)
-    print("summary (median over rounds): with UI - plain")
+    print("summary (median over rounds): with UI - headless monitor (the UI's own effect), and - plain")
     for c in streams:
-        plain, ui = rows[(c, "plain")], rows[(c, "ui")]
-        dm = statistics.median(u[0] for u in ui) - statistics.median(p[0] for p in plain)
-        d99 = statistics.median(u[1] for u in ui) - statistics.median(p[1] for p in plain)
-        print(f"  {c:>2} streams: median {dm:+.3f} ms, p99 {d99:+.3f} ms (goal: within 0.5 ms)")
+        ui = rows[(c, "ui")]
+        for base in ("monitor", "plain"):
+            ref = rows[(c, base)]
+            dm = statistics.median(u[0] for u in ui) - statistics.median(p[0] for p in ref)
+            d99 = statistics.median(u[1] for u in ui) - statistics.median(p[1] for p in ref)
+            goal = " (goal: within 0.5 ms)" if base == "monitor" else ""
+            print(f"  {c:>2} streams, UI - {base:<7}: median {dm:+.3f} ms, p99 {d99:+.3f} ms{goal}")
 
 
 # ----------------------------------------------------------------------------- first screen

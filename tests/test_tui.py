@@ -524,3 +524,21 @@ async def test_zooming_out_reaches_seven_days_from_the_data_file_and_past_episod
             await pilot.press("plus")
         assert charts.window.label == "last 50 points"
         await pilot.press("q")
+
+
+async def test_maximising_the_charts_redraws_the_chart_to_the_new_size(tmp_path: Path) -> None:
+    settings = load_settings(demo=True, db=tmp_path / "m.db")
+    app = LLMScopeApp(settings, monitor=_IdleMonitor(), store_every_s=600)  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.5)  # past the first store read, which redraws everything
+        for i in range(60):  # points that arrive while nothing else changes afterwards
+            app.state.apply({"event": "sample", "source": "probe", "target": "demo-openai", "ok": True,
+                             "ts": 1_700_000_000.0 + i, "ttft_ms": 100.0 + i % 7})
+        await pilot.pause(0.3)
+        app.action_refresh_now()
+        await pilot.pause(0.3)
+        rows_before = len(str(app.query_one("#chart").render()).splitlines())
+        await pilot.press("2", "m")
+        await wait_for(pilot, lambda: len(str(app.query_one("#chart").render()).splitlines()) > rows_before + 3,
+                       timeout=2.0, what="the chart redrawn to the maximised pane")
+        await pilot.press("q")

@@ -265,7 +265,7 @@ def _run_tui(args: argparse.Namespace) -> int:
     _runnable(settings)
     try:
         with demo_ready(settings) as ready:
-            app = LLMScopeApp(ready, fps=args.fps if args.fps is not None else ready.tui.fps, exit_watchdog=True)
+            app = LLMScopeApp(ready, fps=args.fps if args.fps is not None else ready.tui.fps, exit_watchdog=True, freeze_gc=True)
             try:
                 app.run(mouse=ready.tui.mouse and not args.no_mouse)
             finally:

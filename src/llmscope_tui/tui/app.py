@@ -1,14 +1,17 @@
-"""The Textual face: runs the monitor on Textual's event loop and shows its events.
+"""The Textual face: runs the monitor in the same process and shows its events.
 
-Event flow: the monitor calls our subscriber on this loop; the subscriber only appends to a
-deque. A timer (``fps`` per second) drains the deque into the ViewState and, unless the display
-is paused, updates the panes in place. Store reads (percentiles, spend, budgets) run in a
+The monitor probes on an event loop of its own in a thread (monitor_thread.py), so composing
+the screen never delays a probe's timestamps. Event flow: the monitor calls our subscriber on
+its thread; the subscriber only appends to a deque. A timer (``fps`` per second) drains the
+deque into the ViewState and, unless the display is paused, updates the panes in place (one
+pass a second at most). Store reads (percentiles, spend, budgets) run in a
 thread worker every few seconds and never overlap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -30,6 +33,7 @@ from llmscope_tui import paths
 from llmscope_tui.config import Settings
 from llmscope_tui.monitor import Monitor
 
+from .monitor_thread import MonitorThread
 from .screens import ConfirmScreen, HelpScreen
 from .state import METRIC_LABEL, METRICS, ViewState
 from .themes import DEFAULT_THEME, ChartColors, LoadedTheme, load_themes
@@ -85,11 +89,15 @@ class LLMScopeApp(App[int]):
         shutdown_timeout_s: float = 6.0,
         export_dir: Path | None = None,
         exit_watchdog: bool = False,
+        freeze_gc: bool = False,
     ) -> None:
         """``exit_watchdog``: a real run (the command) ends its process if the exit stalls after
-        the data is safe; tests leave it off (it would end the test process)."""
+        the data is safe; ``freeze_gc``: it moves what startup built out of the garbage
+        collector's way (see :meth:`_freeze_startup_objects`). Tests leave both off: they act on
+        the whole test process."""
         super().__init__()
         self.exit_watchdog = exit_watchdog
+        self.freeze_gc = freeze_gc
         self.settings = settings
         self.fps = max(0.2, min(float(fps), 30.0))
         self.store_every_s = store_every_s
@@ -105,7 +113,7 @@ class LLMScopeApp(App[int]):
             view = self.state.target(target.name)
             view.provider, view.model, view.enabled = target.provider, target.model, target.enabled
         self._events: deque[dict[str, Any]] = deque()
-        self.monitor.subscribe(self._events.append)  # the monitor calls this on our loop
+        self.monitor.subscribe(self._events.append)  # called on the monitor's thread: append only
         self.paused = False
         self._rendered = -1
         self._last_slow = -1e9
@@ -156,7 +164,8 @@ class LLMScopeApp(App[int]):
         for pane_id, title in zip(PANES, titles, strict=True):
             self.main.query_one(f"#{pane_id}").border_title = title
         self.main.query_one("#filter", Input).display = False
-        self._monitor_worker = self.run_worker(self._run_monitor(), name="monitor", group="monitor", exclusive=True)
+        self.monitor_thread = MonitorThread(self.monitor, asyncio.get_running_loop(), self._monitor_ended)
+        self.monitor_thread.start()
         self.set_interval(1.0 / self.fps, self._tick, name="refresh")
         self.set_interval(self.store_every_s, self._read_store_soon, name="store")
         self.set_timer(0.3, self._read_store_soon)
@@ -228,15 +237,14 @@ class LLMScopeApp(App[int]):
 
     # -- the monitor --------------------------------------------------------------------------
 
-    async def _run_monitor(self) -> None:
-        try:
-            await self.monitor.run()
-        except Exception as exc:  # shown, not raised: the UI stays up to say what happened
-            self.state.last_error = f"the monitor stopped: {exc}"
+    def _monitor_ended(self, error: BaseException | None) -> None:
+        """The monitor's thread finished (on our loop). A failure is shown, not raised: the UI
+        stays up to say what happened."""
+        self._monitor_done.set()
+        if error is not None and not isinstance(error, (KeyboardInterrupt, SystemExit)):
+            self.state.last_error = f"the monitor stopped: {error}"
             self.state.stopped = "failed"
-            self.notify(f"the monitor stopped: {exc}", severity="error", timeout=30)
-        finally:
-            self._monitor_done.set()
+            self.notify(f"the monitor stopped: {error}", severity="error", timeout=30)
 
     def _install_signals(self) -> None:
         """SIGHUP (terminal gone, SSH dropped) and SIGTERM: stop probing and exit."""
@@ -281,7 +289,7 @@ class LLMScopeApp(App[int]):
             self._quitting = True
             self.state.stopped = "stopping…"
             self._render_status()
-            self.monitor.stop(reason)
+            self.monitor_thread.stop(reason)
         try:
             await asyncio.wait_for(asyncio.shield(self._monitor_done.wait()), self.shutdown_timeout_s)
         except TimeoutError:
@@ -475,12 +483,23 @@ class LLMScopeApp(App[int]):
         except RuntimeError:
             pass  # the app is gone
 
+    def _freeze_startup_objects(self) -> None:
+        """A full garbage collection stops every thread, the monitor's too, for as long as it
+        walks every object: 50-90 ms with the 150k objects the UI, Textual and the price
+        catalogue hold, which would land in a probe's TTFT. What exists once the first screen
+        and the history are up (widgets, styles, catalogue) lives as long as the app, so it is
+        collected once and moved out of the collector's reach (gc.freeze)."""
+        if self.freeze_gc:
+            gc.collect()
+            gc.freeze()
+
     def _apply_store(self, result: dict[str, Any]) -> None:
         self._store_busy = False
         data = self.cost_data
         if "history" in result:
             self._history_loaded = True
             self.state.backfill(*result["history"])
+            self._freeze_startup_objects()
         if "overhead" in result:
             data.overhead_day, data.overhead_month, data.unpriced_targets = result["overhead"]
         if "summary" in result:
@@ -621,6 +640,10 @@ class LLMScopeApp(App[int]):
                 charts.focus()
                 self._tick()
 
+    def on_charts_pane_resized(self, message: ChartsPane.Resized) -> None:
+        self._rendered = -1
+        self.call_after_refresh(self._tick)  # once the new size is laid out
+
     def on_charts_pane_selected(self, message: ChartsPane.Selected) -> None:
         table = self.main.query_one(TargetsTable)
         try:
@@ -639,7 +662,7 @@ class LLMScopeApp(App[int]):
 
         def done(yes: bool | None) -> None:
             if yes:
-                keys = self.monitor.rebaseline(target)
+                keys = self.monitor_thread.call(self.monitor.rebaseline, target)
                 self.notify(f"{target}: {len(keys)} charts start a new baseline ({n} good samples each)")
                 self._rendered = -1
                 self._tick()

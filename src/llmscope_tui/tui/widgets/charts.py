@@ -72,6 +72,12 @@ class ChartsPane(Widget, can_focus=True):
             super().__init__()
             self.target = target
 
+    class Resized(Message):
+        """The pane changed size (maximised, restored, the terminal resized): redraw it."""
+
+    def on_resize(self, event: Any) -> None:
+        self.post_message(self.Resized())
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.metric = METRICS[0]
