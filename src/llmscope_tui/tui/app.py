@@ -46,6 +46,8 @@ TOAST_EVERY_S = 3.0
 QUIT_WATCHDOG_S = 10.0
 SIGNAL_WATCHDOG_S = 3.0
 SLOW_PANES_EVERY_S = 1.0
+#: Spend, budgets and recommendations: re-read this often (percentiles: every store read).
+COSTS_EVERY_S = 30.0
 PANES = ("targets-pane", "charts-pane", "violations-pane", "costs-pane")
 
 
@@ -118,6 +120,7 @@ class LLMScopeApp(App[int]):
         self._rendered = -1
         self._last_slow = -1e9
         self._last_status = -1e9
+        self._last_costs_read = -1e9
         self._episodes_rendered = -1
         self._status_line = self._banner_line = ""
         self._store_busy = False
@@ -168,7 +171,7 @@ class LLMScopeApp(App[int]):
         self.monitor_thread.start()
         self.set_interval(1.0 / self.fps, self._tick, name="refresh")
         self.set_interval(self.store_every_s, self._read_store_soon, name="store")
-        self.set_timer(0.3, self._read_store_soon)
+        self.set_timer(0.05, self._read_store_soon)  # the history: charts fill at once after a restart
         self.main.query_one(TargetsTable).focus()
         self._install_signals()
         self._tick()
@@ -440,6 +443,7 @@ class LLMScopeApp(App[int]):
 
     def action_refresh_now(self) -> None:
         self._rendered = -1
+        self._last_costs_read = -1e9  # spend too, now
         self._tick()
         self._read_store_soon()
         self.notify("refreshing", timeout=1)
@@ -465,15 +469,19 @@ class LLMScopeApp(App[int]):
                 result["overhead"] = (per_day, per_month, unpriced)
             if Path(self.settings.db_path).exists():
                 with open_readonly(self.settings.db_path) as store:
-                    if not self._history_loaded:
+                    if not self._history_loaded:  # alone, so the charts fill at once (~0.1 s on 1M samples)
                         result["history"] = _read_history(store, [t.name for t in self.settings.targets])
-                    ups = rollups(store, "1h", "target")
-                    result["stats"] = {r.key: r for r in ups}
-                    result["summary"] = cost_summary(store, prices)
-                    result["budgets"] = budget_statuses(store, self.settings)
-                    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-                    result["today"] = store.spend_by("target", since=day)
-                    result["recs"] = [r.text for r in recommendations(store, self.settings, prices, ups)[:3]]
+                    else:
+                        ups = rollups(store, "1h", "target")
+                        result["stats"] = {r.key: r for r in ups}
+                    if "stats" in result and time.monotonic() - self._last_costs_read >= COSTS_EVERY_S:
+                        # month-long spend scans take seconds on a big file, and spend moves slowly
+                        # (the targets' cost today also adds what the live events bring meanwhile)
+                        result["summary"] = cost_summary(store, prices)
+                        result["budgets"] = budget_statuses(store, self.settings)
+                        day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+                        result["today"] = store.spend_by("target", since=day)
+                        result["recs"] = [r.text for r in recommendations(store, self.settings, prices, ups)[:3]]
             if self.settings.demo:
                 result["incident"] = _demo_incident(self.settings)
         except Exception as exc:  # a locked or damaged file: say so in the pane, keep going
@@ -499,14 +507,19 @@ class LLMScopeApp(App[int]):
         if "history" in result:
             self._history_loaded = True
             self.state.backfill(*result["history"])
-            self._freeze_startup_objects()
+            self.set_timer(0.05, self._read_store_soon)  # then percentiles and spend
+            self._rendered = -1
+            self.call_later(self._tick)  # draw it now, not at the next frame
+            self.set_timer(2.0, self._freeze_startup_objects)  # once the first screen is up
         if "overhead" in result:
             data.overhead_day, data.overhead_month, data.unpriced_targets = result["overhead"]
+        if "stats" in result:
+            self.stats = result["stats"]
         if "summary" in result:
+            self._last_costs_read = time.monotonic()
             data.summary = result["summary"]
             data.budgets = result["budgets"]
             data.recommendations = result["recs"]
-            self.stats = result["stats"]
             self.cost_today = result["today"]
             for view in self.state.targets.values():
                 view.cost_live = 0.0
