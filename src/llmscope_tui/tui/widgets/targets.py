@@ -26,9 +26,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("episodes", "Episodes"),
     ("cost", "Cost today"),
 )
-#: Under this many columns the table goes compact: two lines a row, the p50/p95 under the last
-#: value, short headers, so that every column fits 80 columns without scrolling sideways.
-COMPACT_BELOW = 100
+#: Under this many columns the table goes compact (the one-line layout needs about 105 with
+#: short target names): two lines a row, the p50/p95 under the last value, short headers, so
+#: that every column fits 80 columns without scrolling sideways.
+COMPACT_BELOW = 112
 COMPACT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "Status\nlast error"),
     ("target", "Target"),
