@@ -293,10 +293,11 @@ def cpu(seconds: float, warmup: float, repeat: int, fps: float, sizes: list[tupl
             results[kind].append(m["cpu"])
             print(f"{kind:<16} {r + 1:>5} {m['cpu']:>7.2f} {m['probes']:>9.1f} {m['bytes'] / 1024:>9.1f} "
                   f"{m['demo']:>7.1f} {m['rest']:>18.1f}", flush=True)
-    base = statistics.median(results["headless"])
-    print("summary (median, min-max over rounds):")
+    print("summary (median, min-max over rounds; TUI - headless paired within each round):")
     for kind, values in results.items():
-        extra = "" if kind == "headless" else f"   TUI - headless: {statistics.median(values) - base:+.2f} points (goal <= 5)"
+        diffs = [v - h for v, h in zip(values, results["headless"], strict=True)]
+        extra = "" if kind == "headless" else (f"   TUI - headless: {statistics.median(diffs):+.2f} points "
+                                                f"({min(diffs):+.2f}..{max(diffs):+.2f}; goal <= 5)")
         print(f"  {kind:<14} {statistics.median(values):6.2f} %  ({min(values):.2f}-{max(values):.2f}){extra}")
 
 
