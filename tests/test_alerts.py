@@ -1,4 +1,4 @@
-"""Alerts: cooldown, the log sink, hooks, webhook delivery (retries, timeouts, secrets), health."""
+"""Alerts: cooldown, the log sink, hooks, webhook delivery (retries, timeouts, secrets), incident texts."""
 
 from __future__ import annotations
 
@@ -16,14 +16,13 @@ import pytest
 from llmscope_tui.alerts import (
     Alert,
     AlertRouter,
-    TargetHealth,
     budget_alert,
-    episode_alert,
     format_duration,
+    incident_alert,
     redact_url,
 )
 from llmscope_tui.httpserver import Request, Response, ThreadedServer
-from llmscope_tui.spc import Episode
+from llmscope_tui.incidents import Incident, IncidentChange, MetricEffect
 
 SECRET_PATH = "/services/T0SECRET/B0SECRET/xyzSECRETtoken"
 
@@ -31,7 +30,7 @@ SECRET_PATH = "/services/T0SECRET/B0SECRET/xyzSECRETtoken"
 FAST = {"webhook_timeout_s": 0.3, "backoff_s": 0.02, "cooldown_s": 0.0}
 
 
-def make_alert(n: int = 0, target: str = "demo", kind: str = "violation_episode") -> Alert:
+def make_alert(n: int = 0, target: str = "demo", kind: str = "incident") -> Alert:
     return Alert(
         kind=kind,  # type: ignore[arg-type]
         target=target,
@@ -128,24 +127,6 @@ def test_cooldown_suppresses_repeats_of_a_key_within_the_window() -> None:
     assert texts == ["alert number 1", "alert number 2", "alert number 1", "alert number 1", "alert number 1"]
 
 
-def test_recovery_is_not_suppressed_by_the_outage_cooldown() -> None:
-    now = [0.0]
-    router = AlertRouter(cooldown_s=300.0, clock=lambda: now[0])
-    health = TargetHealth(2)
-    fail = {"target": "t", "ok": 0, "error_kind": "network", "error_message": "refused", "ts": 0.0}
-    health.observe(fail)
-    down = health.observe({**fail, "ts": 5.0})
-    up = health.observe({"target": "t", "ok": 1, "ts": 10.0})
-    assert down is not None and up is not None
-    assert router.submit(down) and router.submit(up)
-    # A flap inside the cooldown: the second outage and recovery are suppressed.
-    health.observe({**fail, "ts": 11.0})
-    again = health.observe({**fail, "ts": 12.0})
-    assert again is not None and router.submit(again) is False
-    assert router.submit(health.observe({"target": "t", "ok": 1, "ts": 13.0})) is False
-    assert router.suppressed == 2
-
-
 def test_log_event_is_published_and_hooks_are_called_even_if_one_raises() -> None:
     events: list[dict[str, Any]] = []
     seen: list[Alert] = []
@@ -164,7 +145,7 @@ def test_log_event_is_published_and_hooks_are_called_even_if_one_raises() -> Non
     assert alert_events[0] == {
         "event": "alert",
         "ts": alert.ts,
-        "kind": "violation_episode",
+        "kind": "incident",
         "target": "demo",
         "severity": "warning",
         "text": "alert number 7",
@@ -218,7 +199,7 @@ async def test_webhook_gets_a_slack_compatible_json_body() -> None:
     assert request["headers"]["content-type"] == "application/json"
     body = request["json"]
     assert body["text"] == "alert number 1"
-    assert body["kind"] == "violation_episode"
+    assert body["kind"] == "incident"
     assert body["target"] == "demo-anthropic"
     assert body["severity"] == "warning"
     assert body["ts"] == pytest.approx(1_700_000_001.0)
@@ -472,60 +453,48 @@ def test_redact_url() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def sample(ok: int, ts: float, kind: str | None = None, target: str = "demo-gemini", **extra: Any) -> dict[str, Any]:
-    return {"event": "sample", "target": target, "ok": ok, "error_kind": kind, "ts": ts, **extra}
+def shift_incident(**extra: Any) -> Incident:
+    incident = Incident(id=7, target="demo-anthropic", provider="anthropic", opened_ts=1000.0, start_ts=990.0, **extra)
+    incident.metrics["ttft_ms"] = MetricEffect("ttft_ms", 0.8213, 520.0, 947.1)
+    incident.metrics["latency_ms"] = MetricEffect("latency_ms", 0.64, 700.0, 1148.0)
+    incident.rules = {1, 2, 5}
+    incident.peak_z = 5.14
+    return incident
 
 
-def test_target_goes_down_after_k_failures_and_recovers() -> None:
-    health = TargetHealth()
-    bad = {"http_status": 429, "error_message": "HTTP 429: quota exceeded"}
-    assert health.observe(sample(1, 0.0)) is None  # a healthy target says nothing
-    assert health.observe(sample(0, 10.0, "rate_limit", **bad)) is None
-    assert health.observe(sample(0, 20.0, "rate_limit", **bad)) is None
-    assert health.observe(sample(0, 25.0, "cancelled")) is None  # ignored: no count, no reset
-    down = health.observe(sample(0, 30.0, "rate_limit", **bad))
-    assert down is not None
-    assert down.kind == "target_down" and down.severity == "critical"
-    assert down.key == "demo-gemini:down" and down.target == "demo-gemini"
-    assert down.text == "demo-gemini is DOWN: 3 failed probes in a row (rate_limit: HTTP 429: quota exceeded)"
-    assert health.is_down("demo-gemini") and health.down_targets() == ["demo-gemini"]
-    assert health.observe(sample(0, 40.0, "rate_limit", **bad)) is None  # still down: no repeat
-    assert health.observe(sample(0, 45.0, "cancelled")) is None
-    up = health.observe(sample(1, 140.0))
-    assert up is not None and up.kind == "target_up" and up.severity == "info"
-    assert up.key == "demo-gemini:up"
-    assert up.text == "demo-gemini recovered after 2m 10s down"  # from the first failure (10.0)
-    assert not health.is_down("demo-gemini")
-    assert health.observe(sample(1, 150.0)) is None
-    json.dumps(down.details), json.dumps(up.details)
-
-
-def test_a_success_breaks_the_failure_streak_and_targets_are_independent() -> None:
-    health = TargetHealth(fail_threshold=2)
-    assert health.observe(sample(0, 1.0, "network")) is None
-    assert health.observe(sample(1, 2.0)) is None
-    assert health.observe(sample(0, 3.0, "network", target="other")) is None
-    assert health.observe(sample(0, 4.0, "network")) is None
-    down = health.observe(sample(0, 5.0, "network", http_status=None))
-    assert down is not None and down.text == "demo-gemini is DOWN: 2 failed probes in a row (network)"
-    assert not health.is_down("other")
-    # Ingested application calls do not count by default.
-    assert health.observe(sample(0, 6.0, "auth", target="app-x", source="app")) is None
-    assert health.observe(sample(0, 7.0, "auth", target="app-x", source="app")) is None
-    assert not health.is_down("app-x")
-
-
-def test_episode_alert_text_and_key() -> None:
-    episode = Episode("demo-anthropic", "ttft_ms", 1, 1_700_000_000.0, 1_700_000_000.0, 1, True)
-    alert = episode_alert(episode, 1240.4, 4.13)
-    assert alert.text == "demo-anthropic: TTFT rule 1 (1 point beyond 3σ from the center) — 1240 ms, z +4.1"
-    assert alert.key == "demo-anthropic:rule1:ttft_ms"
-    assert alert.kind == "violation_episode" and alert.severity == "critical"
-    assert alert.ts == 1_700_000_000.0
+def test_an_opened_incident_says_who_what_how_much_and_the_evidence() -> None:
+    alert = incident_alert(IncidentChange("opened", shift_incident(), 1000.0))
+    assert alert is not None
+    assert alert.text == (
+        "demo-anthropic: incident #7 TTFT +82 % (520 -> 947 ms), latency +64 %; rules 1,2,5; peak |z| 5.1"
+    )
+    assert alert.kind == "incident" and alert.severity == "warning" and alert.key == "incident:7:opened"
+    assert alert.details["metrics"][0] == {"metric": "ttft_ms", "effect": 0.8213, "baseline": 520.0, "current": 947.1}
     json.dumps(alert.to_event())
-    tps = episode_alert(Episode("t", "tps", 2, 5.0, 5.0, 1, True), 41.26, -2.2, rule_text="below center")
-    assert tps.text == "t: throughput rule 2 (below center) — 41.3 tok/s, z -2.2"
-    assert tps.severity == "warning"
+
+
+def test_incident_updates_alert_only_when_they_escalate() -> None:
+    incident = shift_incident()
+    assert incident_alert(IncidentChange("updated", incident, 1010.0)) is None  # figures moved
+    incident.down, incident.error_kind = True, "rate_limit"
+    down = incident_alert(IncidentChange("updated", incident, 1010.0, escalation="down"))
+    assert down is not None and down.severity == "critical" and down.key == "incident:7:down"
+    assert down.text.endswith("down: rate_limit; rules 1,2,5; peak |z| 5.1")
+
+
+def test_scope_and_closing_words() -> None:
+    provider = shift_incident(scope="provider:anthropic")
+    assert provider.text(1000.0).endswith("(every anthropic target changed together: likely the provider)")
+    everyone = shift_incident(scope="all")
+    assert "likely the network or this machine" in everyone.text(1000.0)
+    closed = shift_incident()
+    closed.closed_ts, closed.resolution = 1130.0, "recovered"
+    alert = incident_alert(IncidentChange("closed", closed, 1130.0))
+    assert alert is not None and alert.severity == "info" and alert.key == "incident:7:closed"
+    assert alert.text.startswith("demo-anthropic: incident #7 closed after 2m 20s (recovered): TTFT +82 %")
+    faster = Incident(id=8, target="t", provider="p", opened_ts=1.0, start_ts=1.0)
+    faster.metrics["ttft_ms"] = MetricEffect("ttft_ms", -0.4, 500.0, 300.0)
+    assert faster.severity == "info"  # only an improvement: worth a look, not a page
 
 
 def test_budget_alert() -> None:
@@ -547,38 +516,3 @@ def test_format_duration() -> None:
         "1h 2m",
         "1d 1h",
     ]
-
-
-def _health_alert(kind: str, ts: float) -> Alert:
-    return Alert(kind=kind, target="t", key=f"t:{kind.split('_')[1]}", text=kind, ts=ts)  # type: ignore[arg-type]
-
-
-def test_a_flapping_target_that_ends_down_is_announced_down_after_the_cooldown() -> None:
-    now = [1000.0]
-    published: list[dict[str, Any]] = []
-    router = AlertRouter(cooldown_s=60, publish=published.append, clock=lambda: now[0])
-    assert router.submit(_health_alert("target_down", now[0]))
-    assert router.submit(_health_alert("target_up", now[0]))
-    now[0] += 10
-    assert not router.submit(_health_alert("target_down", now[0]))  # cooling down: kept as pending
-    now[0] += 10
-    assert router.release_deferred() == 0  # still cooling down
-    now[0] += 60
-    assert router.release_deferred() == 1  # the sinks heard "up" last, but it is down
-    kinds = [e["kind"] for e in published if e["event"] == "alert"]
-    assert kinds == ["target_down", "target_up", "target_down"]
-    assert router.release_deferred() == 0
-
-
-def test_a_flapping_target_that_ends_up_sends_nothing_more() -> None:
-    now = [1000.0]
-    published: list[dict[str, Any]] = []
-    router = AlertRouter(cooldown_s=60, publish=published.append, clock=lambda: now[0])
-    router.submit(_health_alert("target_down", now[0]))
-    router.submit(_health_alert("target_up", now[0]))
-    for kind in ("target_down", "target_up", "target_down", "target_up"):
-        now[0] += 5
-        assert not router.submit(_health_alert(kind, now[0]))
-    now[0] += 120
-    assert router.release_deferred() == 0
-    assert [e["kind"] for e in published if e["event"] == "alert"] == ["target_down", "target_up"]

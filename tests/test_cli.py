@@ -141,6 +141,34 @@ def test_fail_on_error_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     kinds = {json.loads(line).get("error_kind") for line in result.stdout.splitlines()}
     assert "network" in kinds
+    # the reason is one line on stderr naming the check, the count and where
+    assert "--fail-on error: 2 failed probes (fake-openai: 2 network)" in result.stderr
+
+
+def test_fail_on_incident_names_it_and_report_lists_it(tmp_path: Path, fake_provider: object) -> None:
+    from fake_provider import Script
+
+    fake_provider.enqueue(*[Script(first_token_delay_s=0.02 + 0.002 * (i % 3)) for i in range(10)])  # type: ignore[attr-defined]
+    fake_provider.script(default=Script(first_token_delay_s=0.3))  # type: ignore[attr-defined]
+    config = config_for(tmp_path, fake_provider.base_url, interval="50ms",  # type: ignore[attr-defined]
+                        extra="\n[spc]\nbaseline_samples = 5\n")
+    db = tmp_path / "s.db"
+    result = run_cli("--headless", "--config", str(config), "--db", str(db), "--count", "18",
+                     "--fail-on", "incident", "--fail-on", "budget", env={"FAKE_KEY": "k"})
+    assert result.returncode == 1, result.stderr
+    (line,) = [ln for ln in result.stderr.splitlines() if "--fail-on" in ln]
+    assert line.startswith("llmscope-tui: --fail-on incident: fake-openai: incident #1 TTFT +")
+    events = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [e["state"] for e in events if e["event"] == "incident"][0] == "opened"
+    assert events[-1]["event"] == "stop" and events[-1]["incidents"] == 1
+    report = run_cli("report", "--config", str(config), "--db", str(db), "--window", "1h")
+    assert report.returncode == 0, report.stderr
+    assert "Incidents over the last 1h: 1 (1 open)" in report.stdout
+    assert "#1    OPEN" in report.stdout and "fake-openai: TTFT +" in report.stdout
+    # a rebaseline closes the open incident in the data file
+    assert run_cli("rebaseline", "--config", str(config), "--db", str(db)).returncode == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select resolution from incidents").fetchall() == [("rebaselined",)]
 
 
 def test_sigterm_stops_cleanly_with_every_sample_on_disk(tmp_path: Path, fake_provider: object) -> None:
@@ -240,3 +268,22 @@ def test_ingest_file_report_and_rebaseline(tmp_path: Path, fake_provider: object
                      "--since", "1h")
     assert frozen.returncode == 0 and "froze 4 baselines" in frozen.stdout
     assert run_cli("rebaseline", "--db", str(tmp_path / "missing.db")).returncode == 2
+
+
+def test_text_lines_for_incidents_and_the_checks_that_name_what_failed() -> None:
+    from llmscope_tui.headless import failed_checks, format_event
+    from llmscope_tui.monitor import RunSummary
+
+    event = {"event": "incident", "state": "opened", "ts": 0.0, "text": "a: incident #1 TTFT +80 % (100 -> 180 ms)"}
+    assert format_event(event).endswith("INCIDENT: a: incident #1 TTFT +80 % (100 -> 180 ms)")  # type: ignore[union-attr]
+    assert format_event({**event, "state": "updated"}) is None  # figures moving: no line
+    assert "resolved: " in format_event({**event, "state": "closed"})  # type: ignore[operator]
+    alert = {"event": "alert", "ts": 0.0, "kind": "incident", "severity": "warning", "text": "t", "details": {"state": "opened"}}
+    assert format_event(alert) is None  # the incident's own line says it
+    assert "ALERT (critical)" in format_event({**alert, "severity": "critical", "details": {"state": "updated"}})  # type: ignore[operator]
+    summary = RunSummary(violations=3, violations_by={"a ttft_ms": 3}, budgets_exceeded=["daily"])
+    assert failed_checks(summary, ("violation", "budget", "incident", "error")) == [
+        "violation: 3 SPC rule firings (a ttft_ms 3)",
+        "budget: daily reached 100 %",
+    ]
+    assert failed_checks(summary, ("error",)) == []

@@ -166,6 +166,11 @@ def test_missing_explicit_file(tmp_path: Path) -> None:
         ("[[targets]]\nname='a'\nprovider='ollama'\nmodel='d'\napi_key_env=''\n", ":5: targets[0].api_key_env"),
         ("[spc]\ntransform = 'sqrt'\n", ":2: spc.transform"),
         ("[spc]\nrules = [1, 9]\n", ":2: spc.rules"),
+        ("[spc]\nmin_effect = 15\n", ":2: spc.min_effect: expected a fraction from 0 to below 1"),
+        ("[spc]\ncusum_h = 0\n", ":2: spc.cusum_h: expected a number above 0.5"),
+        ("[spc]\nalert_on = 'sometimes'\n", ':2: spc.alert_on: expected "worse" or "both"'),
+        ("[spc]\naccept_after = 'later'\n", ":2: spc.accept_after: expected a duration"),
+        ("[spc]\nclose_after = 0\n", ":2: spc.close_after: must be at least 1"),
         ("[alerts]\nwebhook_url = 'slack'\n", ":2: alerts.webhook_url"),
         ("[monitor\n", "invalid TOML"),
     ],
@@ -219,3 +224,17 @@ def test_budgets_and_prices(tmp_path: Path) -> None:
 )
 def test_budget_and_price_mistakes(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in error_of(tmp_path, text)
+
+
+def test_incident_policy_keys(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(
+        GOOD + "\n[spc]\nmin_effect = 0.3\nalert_on = 'both'\naccept_after = '2h'\nclose_after = 5\n"
+        "cusum_k = 1\ncusum_h = 6\n"
+    )
+    spc = load_settings(tmp_path / "c.toml", env={"OPENAI_API_KEY": "k"}).spc
+    assert (spc.min_effect, spc.alert_on, spc.accept_after_s, spc.close_after) == (0.3, "both", 7200.0, 5)
+    assert (spc.cusum_k, spc.cusum_h) == (1.0, 6.0)
+    defaults = load_settings(None, env={}).spc
+    assert (defaults.baseline_samples, defaults.transform, defaults.accept_after_s) == (100, "log", None)
+    assert load_settings(None, env={}).alerts.bell is False  # the bell is off unless asked for
+

@@ -217,20 +217,21 @@ def test_same_seed_same_draws() -> None:
 
 def test_timeline_scaling_and_words() -> None:
     tl = DemoTimeline()
-    assert tl.describe(10) is None
-    assert "latency shift" in tl.describe(50) and "claude-haiku-sim" in tl.describe(50)
-    assert "drift" in tl.describe(70)
-    assert "429" in tl.describe(85) and "gemini-flash-sim" in tl.describe(85)
-    assert tl.describe(tl.cycle_s + 85) == tl.describe(85)  # the script repeats
+    assert tl.describe(10) is None and tl.describe(100) is None  # the warm-up sets the baselines
+    assert "latency shift" in tl.describe(110) and "claude-haiku-sim" in tl.describe(110)
+    assert "demo-anthropic" in tl.describe(110, {"claude-haiku-sim": "demo-anthropic"})  # names the target
+    assert "drift" in tl.describe(125)
+    assert "429" in tl.describe(145) and "gemini-flash-sim" in tl.describe(145)
+    assert tl.describe(tl.cycle_s + 145) == tl.describe(145)  # the script repeats
     fast = tl.scaled(0.01)
     def kinds(words: str | None) -> list[str]:
         return [part.split(":")[0] for part in (words or "").split("; ") if part]
 
-    assert kinds(fast.describe(0.85)) == kinds(tl.describe(85)) == ["latency shift", "slow drift", "429 burst"]
-    assert fast.effect("gemini-flash-sim", 0.85).rate_limited and not fast.effect("gemini-flash-sim", 0.95).rate_limited
+    assert kinds(fast.describe(1.45)) == kinds(tl.describe(145)) == ["latency shift", "slow drift", "429 burst"]
+    assert fast.effect("gemini-flash-sim", 1.45).rate_limited and not fast.effect("gemini-flash-sim", 1.55).rate_limited
     # The drift reaches the same height however the script is compressed.
-    assert fast.effect("llama3-sim", 1.4).ttft_factor == pytest.approx(tl.effect("llama3-sim", 140).ttft_factor)
-    assert tl.effect("llama3-sim", 150).ttft_factor == 1.0  # and resets
+    assert fast.effect("llama3-sim", 2.0).ttft_factor == pytest.approx(tl.effect("llama3-sim", 200).ttft_factor)
+    assert tl.effect("llama3-sim", 210).ttft_factor == 1.0  # and resets
 
 
 def claude_ttft_ms(client: httpx.Client) -> float:
@@ -251,28 +252,28 @@ def claude_ttft_ms(client: httpx.Client) -> float:
 
 def test_latency_shift_and_drift_measured_by_client() -> None:
     clock = FakeClock()
-    timeline = DemoTimeline().scaled(0.1)  # shift 4.5-12 s, drift 6-15 s, burst 8-9 s, cycle 21 s
+    timeline = DemoTimeline().scaled(0.1)  # warm-up 10.5 s, then shift 0-7.5 s, drift 1.5-10.5 s, burst 3.5-4.5 s
     with DemoProvider(seed=11, clock=clock, timeline=timeline, latency_scale=0.08, background_errors=False) as demo:
         with httpx.Client(base_url=demo.base_url, timeout=5) as client:
             claude_ttft_ms(client)  # warm the connection
             assert demo.incident_now() is None
             calm = [claude_ttft_ms(client) for _ in range(6)]
-            clock.now += 8.0  # 8 s in: shift, drift and burst are all on
+            clock.now += 14.5  # 14.5 s in: shift, drift and burst are all on
             words = demo.incident_now()
             assert words is not None and "latency shift" in words and "429 burst" in words and "drift" in words
             shifted = [claude_ttft_ms(client) for _ in range(6)]
             ratio = statistics.median(shifted) / statistics.median(calm)
             assert 1.4 < ratio < 2.4, (calm, shifted)
             # The next cycle repeats the shift; after it ends the model is calm again.
-            clock.now += timeline.shift_end_s - 8.0 + 0.5
+            clock.now += timeline.warmup_s + timeline.shift_end_s - 14.5 + 0.5
             assert "latency shift" not in (demo.incident_now() or "")
             after = [claude_ttft_ms(client) for _ in range(4)]
             assert statistics.median(after) / statistics.median(calm) < 1.35
-    assert demo.timeline.effect("llama3-sim", 14.0).ttft_factor > 1.5
+    assert demo.timeline.effect("llama3-sim", 20.0).ttft_factor > 1.5
 
 
 def test_429_burst_happens_on_schedule_in_real_time() -> None:
-    timeline = DemoTimeline().scaled(0.01)  # burst 0.80-0.90 s after start, cycle 2.1 s
+    timeline = DemoTimeline().scaled(0.01)  # burst 1.40-1.50 s after start, cycle 2.1 s
     demo = DemoProvider(seed=5, timeline=timeline, latency_scale=0.01, background_errors=False).start()
     url = "/v1beta/models/gemini-flash-sim:streamGenerateContent?alt=sse"
     body = {"contents": [{"parts": [{"text": "Reply with the word OK."}]}]}
@@ -280,7 +281,7 @@ def test_429_burst_happens_on_schedule_in_real_time() -> None:
     try:
         with httpx.Client(base_url=demo.base_url, timeout=5) as client:
             openai_body = {"model": "gpt-4o-mini-sim", "stream": True, "messages": PROMPT}
-            while demo.elapsed() < 1.05:
+            while demo.elapsed() < 1.65:
                 sent_at = demo.elapsed()
                 r = client.post(url, json=body)
                 seen.append((sent_at, r.status_code, r))
@@ -291,9 +292,9 @@ def test_429_burst_happens_on_schedule_in_real_time() -> None:
         demo.stop()
     limited = [(t, r) for t, status, r in seen if status == 429]
     assert limited, "no 429 during the burst window"
-    assert all(0.78 <= t <= 0.92 for t, _ in limited)
-    assert any(status == 200 for t, status, _ in seen if t < 0.75)
-    assert any(status == 200 for t, status, _ in seen if t > 0.95)
+    assert all(1.38 <= t <= 1.52 for t, _ in limited)
+    assert any(status == 200 for t, status, _ in seen if t < 1.35)
+    assert any(status == 200 for t, status, _ in seen if t > 1.55)
     r = limited[0][1]
     assert r.headers["retry-after"] == "1"
     error = r.json()["error"]
@@ -305,7 +306,7 @@ def test_429_burst_happens_on_schedule_in_real_time() -> None:
 def test_rate_limit_shapes_for_every_protocol() -> None:
     clock = FakeClock()
     with DemoProvider(seed=1, clock=clock, latency_scale=0.01, background_errors=False) as demo:
-        clock.now += 85.0  # inside the default burst window
+        clock.now += 145.0  # inside the default burst window
         with httpx.Client(base_url=demo.base_url, timeout=5) as client:
             demo.timeline = DemoTimeline(burst_model="gpt-4o-mini-sim")
             body = {"model": "gpt-4o-mini-sim", "stream": True, "messages": PROMPT}

@@ -1,5 +1,4 @@
-"""Reading the past back for the charts: long windows squeezed to chart width, and the
-violation episodes rebuilt after a restart."""
+"""Reading the past back for the charts: long windows squeezed to chart width."""
 
 from __future__ import annotations
 
@@ -8,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmscope_tui.charts import past_episodes
-from llmscope_tui.model import Sample, Violation
+from llmscope_tui.model import Sample
 from llmscope_tui.store import SampleStore, open_readonly
 
 T0 = 1_700_000_000.0
@@ -21,10 +19,6 @@ def point(ts: float, ttft: float, target: str = "a", ok: bool = True) -> Sample:
         ttft_ms=ttft if ok else None, latency_ms=ttft * 2 if ok else None, tokens_in=5, tokens_out=5,
         error_kind=None if ok else "timeout",
     )
-
-
-def firing(ts: float, rule: int, target: str = "a", metric: str = "ttft_ms") -> Violation:
-    return Violation(target=target, metric=metric, rule=rule, ts=ts, value=0.0, z=0.0, center=0.0, sigma=1.0)
 
 
 def test_a_long_window_keeps_each_buckets_most_extreme_point(tmp_path: Path) -> None:
@@ -50,23 +44,3 @@ def test_a_long_window_keeps_each_buckets_most_extreme_point(tmp_path: Path) -> 
         assert len(ts) == 0
         with pytest.raises(ValueError):
             reader.metric_extremes("a", "ttft_ms; DROP TABLE samples", T0, T0 + 1, buckets=5)
-
-
-def test_episodes_are_rebuilt_from_stored_firings(tmp_path: Path) -> None:
-    with SampleStore(tmp_path / "s.db") as store:
-        store.add_many(point(T0 + i, 100.0) for i in range(40))
-        store.add(point(T0 + 10.5, 0.0, ok=False))  # a failed probe between two points breaks nothing
-        for ts in (T0 + 10, T0 + 11, T0 + 12):  # rule 1 on three neighbouring points: one episode
-            store.add_violation(firing(ts, 1))
-        store.add_violation(firing(T0 + 11, 5))  # another rule on the same points: its own episode
-        store.add_violation(firing(T0 + 20, 1))  # a gap of points: a second rule-1 episode
-        store.add_violation(firing(T0 + 11, 1, metric="latency_ms"))  # another metric
-    with open_readonly(tmp_path / "s.db") as reader:
-        episodes = past_episodes(reader)
-    got = [(e.metric, e.rule, e.start_ts - T0, e.last_ts - T0, e.count, e.open) for e in episodes]
-    assert got == [
-        ("ttft_ms", 1, 10, 12, 3, False),
-        ("latency_ms", 1, 11, 11, 1, False),
-        ("ttft_ms", 5, 11, 11, 1, False),
-        ("ttft_ms", 1, 20, 20, 1, False),
-    ]

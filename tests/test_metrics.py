@@ -61,3 +61,18 @@ def test_metrics_endpoint_serves_text_format_0_0_4() -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert "llmscope_latency_seconds_bucket" in response.text
+
+
+def test_incidents_are_counted_and_the_open_one_is_a_gauge() -> None:
+    exporter = MetricsExporter()
+    opened = {"event": "incident", "state": "opened", "target": "gpt", "scope": "provider:openai", "severity": "warning"}
+    exporter(opened)
+    exporter({**opened, "state": "updated", "severity": "critical"})
+    text = exporter.render().decode()
+    assert 'llmscope_incidents_total{scope="provider",severity="warning",target="gpt"} 1.0' in text
+    assert 'llmscope_incident_open{severity="critical",target="gpt"} 1.0' in text
+    assert 'llmscope_incident_open{severity="warning",target="gpt"} 0.0' in text
+    exporter({**opened, "state": "closed", "severity": "critical"})
+    text = exporter.render().decode()
+    assert 'llmscope_incident_open{severity="critical",target="gpt"} 0.0' in text
+

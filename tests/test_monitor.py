@@ -34,26 +34,33 @@ def kinds(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e for e in events if e["event"] == kind]
 
 
-async def test_a_latency_shift_becomes_violations_an_episode_and_an_alert(
+async def test_a_latency_shift_becomes_violations_and_one_incident_with_one_alert(
     tmp_path: Path, fake_provider: FakeProvider
 ) -> None:
     calm = [Script(first_token_delay_s=0.02 + 0.002 * (i % 3)) for i in range(8)]
     fake_provider.enqueue(*calm)
     fake_provider.script(default=Script(first_token_delay_s=0.4))
     settings = fake_settings(tmp_path, fake_provider)
-    monitor, events = await run_monitor(settings, count=11)
+    monitor, events = await run_monitor(settings, count=14)
     violations = [v for v in kinds(events, "violation") if v["metric"] == "ttft_ms"]
     assert violations and all(v["rule"] == 1 and v["z"] > 3 for v in violations)
     assert violations[0]["text"] == "1 point beyond 3σ from the center"
-    opened = [e for e in kinds(events, "episode") if e["state"] == "opened" and e["metric"] == "ttft_ms"]
-    assert len(opened) == 1  # consecutive firings are one incident
-    alerts = [a for a in kinds(events, "alert") if a["kind"] == "violation_episode"]
-    assert any("TTFT rule 1" in a["text"] for a in alerts)
+    incidents = kinds(events, "incident")
+    opened = [e for e in incidents if e["state"] == "opened"]
+    assert len(opened) == 1  # every firing of a sustained shift belongs to one incident
+    (ttft,) = [m for m in opened[0]["metrics"] if m["metric"] == "ttft_ms"]
+    assert ttft["effect"] > 5  # 20 ms -> 400 ms: +1900 %
+    assert 1 in opened[0]["rules"] and opened[0]["scope"] == "target" and opened[0]["target"] == "fake"
+    alerts = [a for a in kinds(events, "alert") if a["kind"] == "incident"]
+    assert len(alerts) == 1 and "TTFT +" in alerts[0]["text"]
     assert monitor.summary.violations == len(kinds(events, "violation"))
+    assert monitor.summary.incidents == 1
     with open_readonly(settings.db_path) as store:
         stored = store.violations(target="fake", metric="ttft_ms")
         assert len(stored) == len(violations)
         assert ("fake", "ttft_ms") in store.active_baselines()
+        (incident,) = store.incidents()
+        assert incident.open and incident.id == opened[0]["id"] and 1 in incident.rules
 
 
 async def test_baselines_survive_a_restart_and_rebaseline_starts_over(
@@ -148,3 +155,82 @@ async def test_rollups_from_the_store(tmp_path: Path, fake_provider: FakeProvide
     ttft = rollup.metrics["ttft_ms"]
     assert ttft.n == 4 and ttft.p50 <= ttft.p95 <= ttft.p99
     assert by_provider[0].key == "openai-compatible"
+
+
+async def test_an_open_incident_survives_a_restart_and_closes_when_calm_returns(
+    tmp_path: Path, fake_provider: FakeProvider
+) -> None:
+    fake_provider.enqueue(*[Script(first_token_delay_s=0.02 + 0.002 * (i % 3)) for i in range(8)])
+    fake_provider.script(default=Script(first_token_delay_s=0.3))
+    settings = fake_settings(tmp_path, fake_provider)
+    settings.spc.close_after = 5
+    first, events = await run_monitor(settings, count=14)
+    (opened,) = [e for e in kinds(events, "incident") if e["state"] == "opened"]
+
+    fake_provider.script(default=Script(first_token_delay_s=0.02))  # calm again
+    second, events = await run_monitor(settings, count=30)
+    incidents = kinds(events, "incident")
+    assert [e["state"] for e in incidents if e["state"] != "updated"] == ["closed"]  # no second incident
+    closed = incidents[-1]
+    assert closed["id"] == opened["id"] and closed["resolution"] == "recovered"
+    with open_readonly(settings.db_path) as store:
+        (incident,) = store.incidents()
+    assert not incident.open and incident.closed_ts == closed["ts"]
+
+
+@pytest.mark.slow
+async def test_loopback_jitter_opens_nothing_and_a_provider_wide_shift_is_scoped(
+    tmp_path: Path, fake_provider: FakeProvider
+) -> None:
+    """Four targets on loopback whose only noise is jitter: no incident. Then the two targets of
+    one provider double their TTFT: one incident each within 5 probes, scope = that provider."""
+    import random
+    import threading
+
+    from llmscope_tui.config import load_settings
+
+    rng = random.Random(7)
+    lock = threading.Lock()
+    shifted = threading.Event()
+
+    def script(request: Any) -> Script:
+        with lock:
+            jitter = rng.lognormvariate(0.0, 0.15)
+        factor = 2.0 if shifted.is_set() and request.model in ("a1", "a2") else 1.0
+        return Script(first_token_delay_s=0.1 * jitter * factor)
+
+    fake_provider.script(default=script)
+    targets = "".join(
+        f'\n[[targets]]\nname = "{m}"\nprovider = "{p}"\nmodel = "{m}"\nbase_url = "{fake_provider.base_url}/v1"\n'
+        for m, p in (("a1", "openai-compatible"), ("a2", "openai-compatible"), ("b1", "vllm"), ("b2", "vllm"))
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[monitor]\ninterval = "50ms"\ntimeout = "5s"\ndb = "{tmp_path / "s.db"}"\n'
+        f"[spc]\nbaseline_samples = 20\n{targets}"
+    )
+    monitor = Monitor(load_settings(config, env={}))
+    events: list[dict[str, Any]] = []
+    monitor.subscribe(events.append)
+
+    def probes(name: str, since: float = 0.0) -> int:
+        return sum(1 for e in kinds(events, "sample") if e["target"] == name and e["ts"] >= since)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(monitor.run)
+        with anyio.fail_after(60):
+            while min(probes(n) for n in ("a1", "a2", "b1", "b2")) < 45:
+                await anyio.sleep(0.05)
+            assert kinds(events, "incident") == []  # jitter alone: nothing to tell anyone
+            shifted.set()
+            since = monitor.wall_clock()
+            while min(probes(n, since) for n in ("a1", "a2", "b1", "b2")) < 10:
+                await anyio.sleep(0.05)
+        monitor.stop()
+    opened = {e["target"]: e for e in kinds(events, "incident") if e["state"] == "opened"}
+    assert set(opened) == {"a1", "a2"}
+    for name, event in opened.items():
+        caught_after = sum(1 for e in kinds(events, "sample") if e["target"] == name and since <= e["ts"] <= event["ts"])
+        assert caught_after <= 5, (name, caught_after)
+    scopes = {e["target"]: e["scope"] for e in kinds(events, "incident")}  # the latest event of each
+    assert scopes == {"a1": "provider:openai-compatible", "a2": "provider:openai-compatible"}

@@ -1,9 +1,11 @@
-"""Alerts: SPC episodes, budget thresholds and targets going down/up -> sinks.
+"""Alerts: incidents and budget thresholds -> sinks.
 
 An :class:`Alert` is one thing a human should hear about, with one plain-English line of text.
-The monitor builds them with the constructors here (:func:`episode_alert`, :func:`budget_alert`,
-:func:`budget_event_alert`, :class:`TargetHealth`) and hands them to an :class:`AlertRouter`,
-which delivers them to the sinks:
+Incidents (DESIGN 6b: a sound and large enough change of a target, its errors, or it going down)
+and budget thresholds are the only things that alert: single rule firings never do, so a person
+is not flooded. The monitor builds alerts with :func:`incident_alert`, :func:`budget_alert` and
+:func:`budget_event_alert` and hands them to an :class:`AlertRouter`, which delivers them to the
+sinks:
 
 1. the log, always: an ``{"event": "alert", ...}`` event through ``publish`` (the monitor's
    event bus, so the headless JSON-lines log, the TUI and the metrics all see it);
@@ -14,15 +16,8 @@ Cooldown
 --------
 Per ``Alert.key``: an alert whose key was *delivered* less than ``cooldown_s`` ago is
 suppressed (counted in ``AlertRouter.suppressed``, sent to no sink, and it does not extend the
-window). Keys name a target + rule, so different targets, rules and metrics never suppress one
-another. ``target_down`` and ``target_up`` have different keys (``<target>:down`` /
-``<target>:up``): a recovery is never suppressed by the cooldown of the outage before it. A
-target flapping faster than the cooldown must still never leave the sinks believing the wrong
-state: a suppressed down/up is kept as *pending* (the latest wins), and
-:meth:`AlertRouter.release_deferred` (the monitor calls it on every sample) delivers it once
-its cooldown has passed, if it differs from the state the sinks last heard. So down, up,
-(down), (up) sends two alerts and nothing later; down, up, (down) sends the down when the
-cooldown ends.
+window). Incident alerts are keyed by incident and state (``incident:12:opened``), so they are
+never suppressed by another incident's; budget alerts by budget and threshold.
 
 Webhook delivery
 ----------------
@@ -53,7 +48,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -64,22 +59,22 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from llmscope_tui import __version__
 from llmscope_tui.costs import format_usd
+from llmscope_tui.durations import format_duration
 from llmscope_tui.probe.errors import parse_retry_after, short
 
 if TYPE_CHECKING:
     from llmscope_tui.costs import BudgetEvent
-    from llmscope_tui.spc import Episode
+    from llmscope_tui.incidents import IncidentChange
 
 __all__ = [
     "Alert",
     "AlertKind",
     "AlertRouter",
     "Severity",
-    "TargetHealth",
     "budget_alert",
     "budget_event_alert",
-    "episode_alert",
     "format_duration",
+    "incident_alert",
     "metric_label",
     "redact_url",
 ]
@@ -87,10 +82,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
-AlertKind = Literal["violation_episode", "budget", "target_down", "target_up"]
+AlertKind = Literal["incident", "budget"]
 Severity = Literal["info", "warning", "critical"]
 
-ALERT_KINDS: tuple[str, ...] = ("violation_episode", "budget", "target_down", "target_up")
+ALERT_KINDS: tuple[str, ...] = ("incident", "budget")
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 
 
@@ -98,11 +93,10 @@ SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 class Alert:
     """One thing to tell a human.
 
-    kind: "violation_episode" | "budget" | "target_down" | "target_up".
+    kind: "incident" | "budget".
     target: the target it is about, or None (budgets).
-    key: what the cooldown is keyed on, e.g. ``"demo:rule1:ttft_ms"``, ``"demo:down"``,
-    ``"budget:all:0.8"``.
-    text: one plain-English line, e.g. "demo-anthropic: TTFT rule 1 (…) — 1240 ms, z +4.1".
+    key: what the cooldown is keyed on, e.g. ``"incident:12:opened"``, ``"budget:all:0.8"``.
+    text: one plain-English line, e.g. "demo-anthropic: incident #3 TTFT +82 % (520 -> 946 ms)".
     ts: epoch seconds of what happened. severity: "info" | "warning" | "critical".
     details: JSON-serialisable facts for machines (the log event and the webhook body carry it).
     """
@@ -170,21 +164,6 @@ def _format_value(value: float, unit: str | None) -> str:
     return f"{text} {unit}" if unit else text
 
 
-def format_duration(seconds: float) -> str:
-    """45s, 2m 10s, 3h 5m, 2d 4h."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h" if hours else f"{days}d"
-
-
 def redact_url(url: str) -> str:
     """``https://hooks.slack.com/services/T0/B0/secret`` -> ``https://hooks.slack.com/…``.
 
@@ -208,60 +187,39 @@ def redact_url(url: str) -> str:
 # Constructors
 # --------------------------------------------------------------------------------------------
 
-#: Severity of an SPC episode by rule: a point beyond 3 sigma is critical; rule 7 (15 points
-#: hugging the center) is reduced variation, usually good news; the rest are warnings.
-RULE_SEVERITY: dict[int, Severity] = {1: "critical", 7: "info"}
+def incident_alert(change: IncidentChange) -> Alert | None:
+    """An incident that opened, grew worse or closed, as an alert; None for an update that
+    does not change what a person should do (effects moving, a rule added).
 
-
-def episode_alert(
-    episode: Episode,
-    value: float | None = None,
-    z: float | None = None,
-    *,
-    rule_text: str | None = None,
-    unit: str | None = None,
-    ts: float | None = None,
-) -> Alert:
-    """An SPC episode that just opened (``EpisodeEvent("opened", episode)``) as an alert.
-
-    value / z: the point that opened it (``LiveFiring.value`` in the metric's unit,
-    ``LiveFiring.z`` on the charted scale). rule_text defaults to ``spc.RULE_TEXT[rule]``;
-    unit defaults from the metric (ms, tok/s). ts defaults to the episode's first point, then now.
-
-    Text: "demo-anthropic: TTFT rule 1 (1 point beyond 3σ from the center) — 1240 ms, z +4.1".
-    Key: "<target>:rule<rule>:<metric>".
+    Opened: the incident's severity (critical when the target is down). Updated: only when it
+    escalates (the target went down, errors joined a latency incident, the scope widened to the
+    provider or to every target). Closed: info. Key: ``incident:<id>:<what>``.
     """
-    target, metric, rule = str(episode.target), str(episode.metric), int(episode.rule)
-    if rule_text is None:
-        from llmscope_tui.spc import RULE_TEXT  # numpy; the monitor has it loaded already
-
-        rule_text = RULE_TEXT.get(rule, f"Nelson rule {rule}")
-    if unit is None:
-        unit = _METRIC_UNITS.get(metric)
-    text = f"{target}: {metric_label(metric)} rule {rule} ({rule_text})"
-    measured = []
-    if value is not None:
-        measured.append(_format_value(float(value), unit))
-    if z is not None and math.isfinite(z):
-        measured.append(f"z {z:+.1f}")
-    if measured:
-        text += " — " + ", ".join(measured)
-    when = ts if ts is not None else episode.start_ts if episode.start_ts is not None else time.time()
+    incident = change.incident
+    what = change.state
+    if change.state == "updated":
+        escalated = change.escalation
+        if escalated is None:
+            return None
+        what = escalated
+    severity: Severity = "info" if change.state == "closed" else incident.severity
     return Alert(
-        kind="violation_episode",
-        target=target,
-        key=f"{target}:rule{rule}:{metric}",
-        text=text,
-        ts=float(when),
-        severity=RULE_SEVERITY.get(rule, "warning"),
+        kind="incident",
+        target=incident.target,
+        key=f"incident:{incident.id}:{what}",
+        text=incident.text(change.ts),
+        ts=float(change.ts),
+        severity=severity,
         details={
-            "metric": metric,
-            "rule": rule,
-            "rule_text": rule_text,
-            "value": None if value is None else float(value),
-            "z": None if z is None or not math.isfinite(z) else float(z),
-            "unit": unit,
-            "episode_start_ts": episode.start_ts,
+            "id": incident.id,
+            "state": change.state,
+            "scope": incident.scope,
+            "metrics": [m.as_dict() for m in incident.metrics.values()],
+            "rules": sorted(incident.rules),
+            "error_kind": incident.error_kind,
+            "down": incident.down,
+            "start_ts": incident.start_ts,
+            "resolution": incident.resolution,
         },
     )
 
@@ -344,117 +302,6 @@ def budget_event_alert(event: BudgetEvent, *, ts: float | None = None) -> Alert:
 
 
 # --------------------------------------------------------------------------------------------
-# Target health
-# --------------------------------------------------------------------------------------------
-
-
-def _get(sample: Any, name: str) -> Any:
-    if isinstance(sample, Mapping):
-        return sample.get(name)
-    return getattr(sample, name, None)
-
-
-@dataclass(slots=True)
-class _Health:
-    failures: int = 0
-    streak_start: float | None = None
-    down: bool = False
-    down_since: float | None = None
-
-
-class TargetHealth:
-    """Up/down per target, from its samples.
-
-    A target is "down" after ``fail_threshold`` consecutive failed samples (ok=0) and "up" again
-    on the first successful sample after that. Cancelled samples (stopped by shutdown) are
-    ignored: they neither fail nor break a streak. Samples with ``source == "app"`` (ingested
-    application calls) are ignored unless ``include_app`` is set: health is about our probes.
-    Every target starts up. The outage duration in the recovery text runs from the first
-    failed sample of the streak to the recovering sample.
-    """
-
-    def __init__(self, fail_threshold: int = 3, *, include_app: bool = False) -> None:
-        if fail_threshold < 1:
-            raise ValueError(f"fail_threshold must be at least 1, got {fail_threshold}")
-        self.fail_threshold = fail_threshold
-        self.include_app = include_app
-        self._state: dict[str, _Health] = {}
-
-    def is_down(self, target: str) -> bool:
-        state = self._state.get(target)
-        return state is not None and state.down
-
-    def down_targets(self) -> list[str]:
-        return sorted(name for name, state in self._state.items() if state.down)
-
-    def forget(self, target: str) -> None:
-        """Drop what is known about a target (e.g. removed from the config)."""
-        self._state.pop(target, None)
-
-    def observe(self, sample: Mapping[str, Any] | Any) -> Alert | None:
-        """Record one sample (a sample event dict or a ``Sample``); an alert on a transition."""
-        target = _get(sample, "target")
-        if target is None:
-            return None
-        target = str(target)
-        if _get(sample, "error_kind") == "cancelled":
-            return None
-        if not self.include_app and _get(sample, "source") == "app":
-            return None
-        ts_raw = _get(sample, "ts")
-        ts = float(ts_raw) if ts_raw is not None else time.time()
-        state = self._state.setdefault(target, _Health())
-        if _get(sample, "ok"):
-            was_down, since = state.down, state.down_since
-            state.failures, state.streak_start, state.down, state.down_since = 0, None, False, None
-            if not was_down:
-                return None
-            outage = max(0.0, ts - since) if since is not None else None
-            text = f"{target} recovered"
-            if outage is not None:
-                text += f" after {format_duration(outage)} down"
-            return Alert(
-                kind="target_up",
-                target=target,
-                key=f"{target}:up",
-                text=text,
-                ts=ts,
-                severity="info",
-                details={"down_since": since, "down_s": outage},
-            )
-        state.failures += 1
-        if state.streak_start is None:
-            state.streak_start = ts
-        if state.down or state.failures < self.fail_threshold:
-            return None
-        state.down, state.down_since = True, state.streak_start
-        error_kind = _get(sample, "error_kind")
-        status = _get(sample, "http_status")
-        message = _get(sample, "error_message")
-        reason = str(error_kind or "error")
-        if message:
-            reason += f": {message}"
-        elif status is not None:
-            reason += f": HTTP {status}"
-        reason = short(reason, 160)
-        return Alert(
-            kind="target_down",
-            target=target,
-            key=f"{target}:down",
-            text=f"{target} is DOWN: {state.failures} failed probes in a row ({reason})",
-            ts=ts,
-            severity="critical",
-            details={
-                "failures": state.failures,
-                "error_kind": error_kind,
-                "http_status": status,
-                "error_message": message,
-                "since": state.streak_start,
-            },
-        )
-
-
-# --------------------------------------------------------------------------------------------
 # The router
 # --------------------------------------------------------------------------------------------
 
@@ -469,9 +316,6 @@ class _Retryable(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
-
-
-_HEALTH_KINDS = ("target_down", "target_up")
 
 
 class AlertRouter:
@@ -513,9 +357,6 @@ class AlertRouter:
         self.max_queue = max_queue
         self._hooks: list[Hook] = []
         self._last_delivered: dict[str, float] = {}
-        #: Per target: the health state the sinks last heard, and a suppressed change to it.
-        self._heard_health: dict[str, str] = {}
-        self._pending_health: dict[str, Alert] = {}
         # Only a router with a webhook has a queue (anyio warns about streams left unclosed).
         self._send: MemoryObjectSendStream[Alert] | None = None
         self._receive: MemoryObjectReceiveStream[Alert] | None = None
@@ -566,17 +407,11 @@ class AlertRouter:
         """
         now = self.clock()
         last = self._last_delivered.get(alert.key)
-        health = alert.kind in _HEALTH_KINDS and alert.target is not None
         # A clock stepped backwards (NTP) must not mute a key for the size of the step.
         if last is not None and 0 <= now - last < self.cooldown_s:
             self.suppressed += 1
             log.debug("alert suppressed by cooldown: %s", alert.key)
-            if health:
-                self._pending_health[alert.target] = alert  # type: ignore[index]
             return False
-        if health:
-            self._heard_health[alert.target] = alert.kind  # type: ignore[index]
-            self._pending_health.pop(alert.target, None)  # type: ignore[arg-type]
         self._last_delivered[alert.key] = now
         if len(self._last_delivered) > 4096:
             self._forget_expired(now)
@@ -591,20 +426,6 @@ class AlertRouter:
         if self._send is not None:
             self._enqueue(alert)
         return True
-
-    def release_deferred(self) -> int:
-        """Deliver suppressed target down/up alerts whose cooldown has passed, when they differ
-        from the state the sinks last heard; drop those that no longer do. Returns how many went
-        out. Cheap when nothing is pending (the monitor calls it on every sample)."""
-        if not self._pending_health:
-            return 0
-        sent = 0
-        for target, alert in list(self._pending_health.items()):
-            if self._heard_health.get(target) == alert.kind:
-                del self._pending_health[target]
-            elif self.submit(alert):
-                sent += 1
-        return sent
 
     def reset_cooldown(self, key: str | None = None) -> None:
         """Forget when ``key`` (or every key) was last delivered."""

@@ -1,5 +1,5 @@
-"""Live SPC for every target and metric: feeds samples to LiveCharts, persists baselines,
-turns firings into Violations and groups them into episodes.
+"""Live SPC for every target and metric: feeds samples to LiveCharts, persists baselines and
+turns firings into Violations (the evidence incidents are built from, DESIGN 6 and 6b).
 
 Pure bookkeeping on the event loop (each sample costs O(1) per metric); the store calls it
 makes are the non-blocking writer queue, except restore(), which reads and so runs in a thread.
@@ -13,7 +13,7 @@ from typing import Any
 
 from llmscope_tui.config import SpcSettings
 from llmscope_tui.model import Sample, Violation
-from llmscope_tui.spc import RULE_TEXT, Baseline, Episode, EpisodeTracker, LiveChart, compute_baseline
+from llmscope_tui.spc import RULE_TEXT, Baseline, LiveChart, compute_baseline
 
 #: Phase II points replayed after a restart so run-based rules keep their state.
 RESTORE_RECENT = 20
@@ -21,11 +21,10 @@ RESTORE_RECENT = 20
 
 @dataclass(slots=True)
 class ChartUpdate:
-    """What one sample changed: rule firings, episodes opened and closed."""
+    """What one sample changed: its rule firings, and its z on each monitored chart."""
 
     violations: list[Violation] = field(default_factory=list)
-    opened: list[Episode] = field(default_factory=list)
-    closed: list[Episode] = field(default_factory=list)
+    zs: dict[str, float] = field(default_factory=dict)
 
 
 class ChartBank:
@@ -35,7 +34,6 @@ class ChartBank:
         self.settings = settings
         self.store = store
         self.charts: dict[tuple[str, str], LiveChart] = {}
-        self.episodes = EpisodeTracker()
         self._baseline_start: dict[tuple[str, str], float] = {}
 
     def _new_chart(self) -> LiveChart:
@@ -96,9 +94,7 @@ class ChartBank:
             firings = chart.add(value, sample.ts)
             if was_collecting and chart.phase == "monitoring" and chart.baseline is not None:
                 self._persist_baseline(key, chart.baseline, sample.ts)
-            rules = set()
             for firing in firings:
-                rules.add(firing.rule)
                 update.violations.append(
                     Violation(
                         target=sample.target,
@@ -111,9 +107,8 @@ class ChartBank:
                         sigma=float(chart.sigma),  # type: ignore[arg-type]
                     )
                 )
-            if chart.phase == "monitoring":
-                for event in self.episodes.observe(sample.target, metric, sample.ts, rules):
-                    (update.opened if event.kind == "opened" else update.closed).append(event.episode)
+            if chart.phase == "monitoring" and chart.last_z is not None and not was_collecting:
+                update.zs[metric] = chart.last_z
         return update
 
     def _persist_baseline(self, key: tuple[str, str], baseline: Baseline, ts: float) -> None:
@@ -129,7 +124,6 @@ class ChartBank:
         for key in keys:
             self.charts[key].rebaseline(self.settings.baseline_samples)
             self._baseline_start.pop(key, None)
-            self.episodes.close(*key)
         if self.store is not None:
             self.store.clear_baselines(target)
         return keys
@@ -152,7 +146,6 @@ class ChartBank:
                 rules=self.settings.rules,
                 transform=self.settings.transform,
             )
-            self.episodes.close(target, metric)
             self.store.save_baseline(
                 target, metric, baseline.center, baseline.sigma, baseline.n_used, baseline.transform, start, end, end
             )
@@ -178,48 +171,3 @@ def violation_event(v: Violation) -> dict[str, Any]:
         "center": v.center,
         "sigma": v.sigma,
     }
-
-
-def episode_event(episode: Episode, state: str) -> dict[str, Any]:
-    return {
-        "event": "episode",
-        "state": state,
-        "ts": episode.last_ts if state == "opened" else (episode.end_ts or episode.last_ts),
-        "target": episode.target,
-        "metric": episode.metric,
-        "rule": episode.rule,
-        "text": RULE_TEXT[episode.rule],
-        "start_ts": episode.start_ts,
-        "last_ts": episode.last_ts,
-        "count": episode.count,
-    }
-
-
-
-def past_episodes(store: Any, since: float | None = None, limit: int = 2000) -> list[Episode]:
-    """Episodes rebuilt from the stored rule firings (the newest ``limit``), so a restart shows
-    what happened before it. Two firings of one rule belong to one episode when no charted
-    point lies between them, as :class:`EpisodeTracker` grouped them live (one index seek per
-    pair). All come back closed: the live tracker starts afresh and reopens what still fires."""
-    runs: dict[tuple[str, str, int], list[Any]] = {}  # -> [start_ts, last_ts, count]
-    episodes: list[Episode] = []
-    for v in store.violations(since=since, limit=limit):
-        key = (v.target, v.metric, v.rule)
-        run = runs.get(key)
-        if run is not None and v.ts == run[1]:
-            continue
-        if run is not None and _neighbours(store, v.target, v.metric, run[1], v.ts):
-            run[1], run[2] = v.ts, run[2] + 1
-            continue
-        if run is not None:
-            episodes.append(Episode(*key, run[0], run[1], run[2], False))
-        runs[key] = [v.ts, v.ts, 1]
-    episodes.extend(Episode(*key, run[0], run[1], run[2], False) for key, run in runs.items())
-    episodes.sort(key=lambda e: (e.start_ts or 0.0, e.target, e.metric, e.rule))
-    return episodes
-
-
-def _neighbours(store: Any, target: str, metric: str, earlier: float, later: float) -> bool:
-    """No charted point of the series lies strictly between the two times."""
-    ts, _ = store.metric_series(target, metric, since=earlier, until=later, limit=1)
-    return not (len(ts) and ts[-1] > earlier)

@@ -112,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--fail-on",
         metavar="WHAT",
         action="append",
-        choices=("violation", "error"),
+        choices=("incident", "error", "violation", "budget"),
         default=[],
-        help="exit 1 if a probe failed (error) or an SPC rule fired (violation); repeatable",
+        help="exit 1 (naming what and where on stderr) if an incident opened, a probe failed, an SPC "
+        "rule fired or a budget reached 100 %%; repeatable",
     )
 
     parser.add_argument(
@@ -389,6 +390,12 @@ def _check_config(args: argparse.Namespace) -> int:
         f"spc:          baseline {spc.baseline_samples} samples, transform {spc.transform}, "
         f"rules {','.join(map(str, spc.rules))}, metrics {','.join(spc.metrics)}\n"
     )
+    accept = "never" if spc.accept_after_s is None else f"after {spc.accept_after_s:g}s"
+    out.write(
+        f"incidents:    changes for the {'worse' if spc.alert_on == 'worse' else 'worse or better'}, "
+        f"min_effect {spc.min_effect * 100:g}%, cusum k {spc.cusum_k:g} h {spc.cusum_h:g}, "
+        f"close after {spc.close_after} quiet probes, accept a new level {accept}\n"
+    )
     if settings.demo:
         out.write("targets:      4 simulated demo targets (openai, anthropic, gemini, ollama protocols)\n")
         return 0
@@ -464,6 +471,7 @@ def _rebaseline(args: argparse.Namespace) -> int:
     try:
         bank = ChartBank(settings.spc, store)
         who = args.target or "every target"
+        store.close_incidents(args.target, time.time(), "rebaselined")
         if args.since is None:
             bank.rebaseline(args.target)
             print(f"{PROG}: cleared the baselines of {who}; the next {settings.spc.baseline_samples} good "

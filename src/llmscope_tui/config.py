@@ -39,17 +39,32 @@ class ConfigError(Exception):
 
 @dataclass(slots=True)
 class SpcSettings:
-    baseline_samples: int = 30
-    transform: str = "none"
+    """[spc]: the control charts (evidence) and the incident policy (what a person is told).
+
+    Defaults meet DESIGN 6b's figures (bench/bench_incidents.py, docs/spc.md section 5)."""
+
+    baseline_samples: int = 100
+    transform: str = "log"
     rules: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
     metrics: tuple[str, ...] = tuple(m.value for m in Metric)
+    #: the smallest change of a metric's median that opens an incident (0.15 = 15 %)
+    min_effect: float = 0.15
+    #: CUSUM reference value and decision interval, in standard deviations of log(x)
+    cusum_k: float = 0.9
+    cusum_h: float = 5.0
+    #: quiet probes in a row before an incident closes (hysteresis)
+    close_after: int = 20
+    #: a shift that holds this long becomes the new normal (the target is rebaselined); None: never
+    accept_after_s: float | None = None
+    #: "worse": incidents for changes for the worse only; "both": a speed-up too
+    alert_on: str = "worse"
 
 
 @dataclass(slots=True)
 class AlertSettings:
     webhook_url: str | None = None
     cooldown_s: float = 300.0
-    bell: bool = True
+    bell: bool = False
 
 
 @dataclass(slots=True)
@@ -210,7 +225,18 @@ _TARGET_KEYS = {
     "api_version",
     "headers",
 }
-_SPC_KEYS = {"baseline_samples", "transform", "rules", "metrics"}
+_SPC_KEYS = {
+    "baseline_samples",
+    "transform",
+    "rules",
+    "metrics",
+    "min_effect",
+    "cusum_k",
+    "cusum_h",
+    "close_after",
+    "accept_after",
+    "alert_on",
+}
 _ALERT_KEYS = {"webhook_url", "cooldown", "bell"}
 _TUI_KEYS = {"fps", "theme", "mouse"}
 
@@ -340,6 +366,29 @@ def _read_spc(reader: _Reader, data: dict[str, Any], settings: Settings) -> None
         if not metrics or bad:
             raise reader.error((*where, "metrics"), f"expected a list drawn from {known}, got {metrics!r}")
         settings.spc.metrics = tuple(dict.fromkeys(metrics))
+    effect = reader.get(spc, "min_effect", where, (int, float))
+    if effect is not None:
+        if not 0 <= effect < 1:
+            raise reader.error((*where, "min_effect"), f"expected a fraction from 0 to below 1 (0.15 = 15 %), got {effect}")
+        settings.spc.min_effect = float(effect)
+    for key, low, high in (("cusum_k", 0.0, 5.0), ("cusum_h", 0.5, 50.0)):
+        value = reader.get(spc, key, where, (int, float))
+        if value is not None:
+            if not low < value <= high:
+                raise reader.error((*where, key), f"expected a number above {low:g} and at most {high:g}, got {value}")
+            setattr(settings.spc, key, float(value))
+    close_after = reader.positive_int(spc, "close_after", where)
+    if close_after is not None:
+        settings.spc.close_after = close_after
+    alert_on = reader.get(spc, "alert_on", where, str)
+    if alert_on is not None:
+        if alert_on not in ("worse", "both"):
+            raise reader.error((*where, "alert_on"), f'expected "worse" or "both", got {alert_on!r}')
+        settings.spc.alert_on = alert_on
+    if spc.get("accept_after") in ("off", "never"):
+        settings.spc.accept_after_s = None
+    else:
+        settings.spc.accept_after_s = reader.duration(spc, "accept_after", where)
 
 
 def _read_alerts(reader: _Reader, data: dict[str, Any], settings: Settings) -> None:

@@ -24,3 +24,18 @@ def parse_duration(value: object) -> float:
     if seconds <= 0 or seconds != seconds or seconds == float("inf"):
         raise ValueError(f"a duration must be a positive number of seconds, got {value!r}")
     return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """45s, 2m 10s, 3h 5m, 2d 4h."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h" if hours else f"{days}d"

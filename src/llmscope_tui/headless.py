@@ -80,8 +80,9 @@ def _ms(value: float | None) -> str:
 def format_event(event: dict[str, Any]) -> str | None:
     """A short human line for an event, or None for events not worth a line.
 
-    Per-point rule firings are left to the JSON log; a person is told once per episode, by its
-    alert, so a sustained incident is one line, not hundreds.
+    Per-point rule firings are left to the JSON log; a person is told about incidents (opened,
+    closed, and updates that change what to do: its alert says so), so a sustained change is
+    two lines, not hundreds.
     """
     stamp = time.strftime("%H:%M:%S", time.localtime(event.get("ts", 0)))
     kind = event.get("event")
@@ -99,14 +100,24 @@ def format_event(event: dict[str, Any]) -> str | None:
             f"{tps:>5} {est}{event.get('tokens_in')}>{est}{event.get('tokens_out')}{cost}"
         )
     if kind == "alert":
+        if event.get("kind") == "incident" and (event.get("details") or {}).get("state") != "updated":
+            return None  # the incident's own line says it
         return f"{stamp} ALERT ({event['severity']}): {event['text']}"
+    if kind == "incident":
+        if event["state"] == "updated":
+            return None  # its alert says so when an update matters
+        word = "INCIDENT" if event["state"] == "opened" else "resolved"
+        return f"{stamp} {word}: {event['text']}"
     if kind == "error":
         return f"{stamp} error: {event['message']}"
     if kind == "start":
         names = ", ".join(t["name"] for t in event["targets"] if t["enabled"])
         return f"{stamp} probing {names}\n{stamp} data file {event['db']}"
     if kind == "stop":
-        return f"{stamp} stop ({event['reason']}): {event['samples']} samples, {event['failed']} failed"
+        return (
+            f"{stamp} stop ({event['reason']}): {event['samples']} samples, {event['failed']} failed, "
+            f"{event.get('incidents', 0)} incidents"
+        )
     if kind == "budget":
         return f"{stamp} budget: {event.get('message', '')}"
     return None
@@ -122,13 +133,35 @@ def _open_log(path: Path | None) -> IO[str]:
         raise HeadlessError(f"{path}: cannot open log file: {exc.strerror or exc}") from None
 
 
-def exit_code(summary: RunSummary, fail_on: tuple[str, ...]) -> int:
-    """DESIGN 8 exit codes for a finished run."""
+def failed_checks(summary: RunSummary, fail_on: tuple[str, ...]) -> list[str]:
+    """What a bounded run found among the ``--fail-on`` checks, one line each, saying where."""
+    found = []
+    if "incident" in fail_on and summary.incidents:
+        first = summary.incident_texts[0] if summary.incident_texts else ""
+        more = f" (and {summary.incidents - 1} more)" if summary.incidents > 1 else ""
+        found.append(f"incident: {first}{more}")
     if "error" in fail_on and summary.errors:
-        return EXIT_FAILED_CHECK
+        where = "; ".join(
+            f"{target}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+            for target, kinds in sorted(summary.errors_by.items())
+        )
+        found.append(f"error: {summary.errors} failed probes ({where})")
     if "violation" in fail_on and summary.violations:
-        return EXIT_FAILED_CHECK
-    return EXIT_OK
+        where = ", ".join(f"{key} {n}" for key, n in sorted(summary.violations_by.items()))
+        found.append(f"violation: {summary.violations} SPC rule firings ({where})")
+    if "budget" in fail_on and summary.budgets_exceeded:
+        found.append(f"budget: {', '.join(summary.budgets_exceeded)} reached 100 %")
+    return found
+
+
+def exit_code(summary: RunSummary, fail_on: tuple[str, ...], stderr: IO[str] | None = None) -> int:
+    """DESIGN 8 exit codes for a finished run; a failed check is named on ``stderr``."""
+    found = failed_checks(summary, fail_on)
+    if not found:
+        return EXIT_OK
+    for line in found:
+        print(f"llmscope-tui: --fail-on {line}", file=stderr or sys.stderr)
+    return EXIT_FAILED_CHECK
 
 
 def run_headless(settings: Settings, options: HeadlessOptions) -> int:

@@ -49,6 +49,15 @@ class MetricsExporter:
         self.violations = Counter(
             "llmscope_violations", "SPC rule firings", ("target", "metric", "rule"), registry=r
         )
+        self.incidents = Counter(
+            "llmscope_incidents", "Incidents opened (DESIGN 6b)", ("target", "scope", "severity"), registry=r
+        )
+        self.incident_open = Gauge(
+            "llmscope_incident_open",
+            "1 while the target has an open incident, with its severity",
+            ("target", "severity"),
+            registry=r,
+        )
         self.store_errors = Counter("llmscope_store_errors", "Failures to write the data file", registry=r)
         self._server: Any = None
 
@@ -58,8 +67,19 @@ class MetricsExporter:
             self._sample(event)
         elif kind == "violation":
             self.violations.labels(event["target"], event["metric"], str(event["rule"])).inc()
+        elif kind == "incident":
+            self._incident(event)
         elif kind == "error" and event.get("where") == "store":
             self.store_errors.inc()
+
+    def _incident(self, event: dict[str, Any]) -> None:
+        target, severity = event["target"], event.get("severity") or "warning"
+        if event["state"] == "opened":
+            self.incidents.labels(target, str(event.get("scope") or "target").split(":")[0], severity).inc()
+        for level in ("info", "warning", "critical"):  # one series per target says the current severity
+            self.incident_open.labels(target, level).set(
+                1 if event["state"] != "closed" and level == severity else 0
+            )
 
     def _sample(self, s: dict[str, Any]) -> None:
         labels = (s["target"], s["provider"], s["model"])

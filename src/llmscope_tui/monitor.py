@@ -11,16 +11,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
 from llmscope_tui import __version__
-from llmscope_tui.alerts import AlertRouter, TargetHealth, budget_event_alert, episode_alert
-from llmscope_tui.charts import ChartBank, episode_event, violation_event
+from llmscope_tui.alerts import AlertRouter, budget_event_alert, incident_alert
+from llmscope_tui.charts import ChartBank, violation_event
 from llmscope_tui.config import Settings
 from llmscope_tui.costs import Budget, PriceBook
+from llmscope_tui.incidents import IncidentChange, IncidentEngine, PolicySettings
 from llmscope_tui.ingest import IngestConfigError, IngestOptions, IngestServer
 from llmscope_tui.model import ErrorKind, Sample
 from llmscope_tui.probe.scheduler import ProbeScheduler
@@ -34,17 +35,26 @@ Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
 
 RETENTION_EVERY_S = 3600.0
+#: After a restart, the probes replayed into the incident engine: the reference's first points
+#: (from the active baseline's start) and the latest ones (the sums and the error window).
+REPLAY_REFERENCE = 1500
+REPLAY_RECENT = 300
 
 
 @dataclass(slots=True)
 class RunSummary:
-    """What a bounded run did, for exit codes and the stop event."""
+    """What a bounded run did, for exit codes (and what failed, for the line that says why)."""
 
     samples: int = 0
     failed: int = 0
     errors: int = 0  # failed samples that were not cancelled by the stop
     violations: int = 0
+    incidents: int = 0  # incidents opened during the run
     reason: str = "stopped"
+    errors_by: dict[str, dict[str, int]] = field(default_factory=dict)  # target -> error kind -> n
+    violations_by: dict[str, int] = field(default_factory=dict)  # "target metric" -> firings
+    incident_texts: list[str] = field(default_factory=list)
+    budgets_exceeded: list[str] = field(default_factory=list)
 
 
 class Monitor:
@@ -78,7 +88,7 @@ class Monitor:
             publish=self.publish,
             clock=wall_clock,
         )
-        self.health = TargetHealth()
+        self.incidents = IncidentEngine(PolicySettings.from_spc(settings.spc), settings.targets)
         self.budgets = BudgetTracker(settings.budgets, clock=wall_clock)
 
     # -- events ----------------------------------------------------------------------------
@@ -186,6 +196,7 @@ class Monitor:
                             "samples": self.summary.samples,
                             "failed": self.summary.failed,
                             "violations": self.summary.violations,
+                            "incidents": self.summary.incidents,
                         }
                     )
         return self.summary
@@ -233,37 +244,64 @@ class Monitor:
         for target in self.settings.targets:
             self.prices.is_priced(target.provider, target.model)
         self.charts.restore()
+        self._restore_incidents()
         self.budgets.seed(self._spend_since)
+
+    def _restore_incidents(self) -> None:
+        """Take up the incidents a previous run left open, with each target's detectors replayed
+        from its stored probes (blocking reads: run from _prepare's thread)."""
+        store = self.store
+        self.incidents.next_id = store.max_incident_id() + 1
+        starts: dict[str, float] = {}
+        for (target, _), row in store.active_baselines().items():
+            if row.get("window_start") is not None:
+                starts[target] = min(starts.get(target, row["window_start"]), row["window_start"])
+        history = {}
+        for target, since in starts.items():
+            first = store.probe_history(target, since=since, limit=REPLAY_REFERENCE)
+            last = store.probe_history(target, since=since, limit=REPLAY_RECENT, newest=True)
+            seen = first[-1][0] if first else float("-inf")
+            history[target] = first + [row for row in last if row[0] > seen]
+        self.incidents.restore(store.incidents(open_only=True), history)
 
     def _spend_since(self, budget: Budget, since: float) -> float:
         kind, _, value = budget.scope.partition(":")
         return self.store.spend(since=since, **({kind: value} if kind != "all" else {}))
 
     def _on_sample(self, sample: Sample) -> None:
-        """A probe finished: count it, then the shared path, then SPC and target health."""
+        """A probe finished: count it, then the shared path, then SPC and incidents."""
         self.summary.samples += 1
         if not sample.ok:
             self.summary.failed += 1
             if sample.error_kind != ErrorKind.CANCELLED:
                 self.summary.errors += 1
+        if not sample.ok and sample.error_kind != ErrorKind.CANCELLED:
+            kinds = self.summary.errors_by.setdefault(sample.target, {})
+            kinds[str(sample.error_kind)] = kinds.get(str(sample.error_kind), 0) + 1
         self._take(sample)
         update = self.charts.observe(sample)
         for violation in update.violations:
             self.store.add_violation(violation)
             self.summary.violations += 1
+            where = f"{violation.target} {violation.metric}"
+            self.summary.violations_by[where] = self.summary.violations_by.get(where, 0) + 1
             self.publish(violation_event(violation))
-        for episode in update.closed:
-            self.publish(episode_event(episode, "closed"))
-        for episode in update.opened:
-            self.publish(episode_event(episode, "opened"))
-            firing = next(
-                (v for v in update.violations if (v.metric, v.rule) == (episode.metric, episode.rule)), None
-            )
-            self.alerts.submit(episode_alert(episode, firing.value if firing else None, firing.z if firing else None))
-        health_alert = self.health.observe(sample)
-        if health_alert is not None:
-            self.alerts.submit(health_alert)
-        self.alerts.release_deferred()
+        rules = [v.rule for v in update.violations]
+        for change in self.incidents.observe(sample, update.zs, rules):
+            self._incident(change)
+            if change.accepted:
+                self._rebaseline_charts(change.incident.target, reason="accepted")
+
+    def _incident(self, change: IncidentChange) -> None:
+        """Store, publish and alert one incident change."""
+        self.store.save_incident(change.incident)
+        if change.state == "opened":
+            self.summary.incidents += 1
+            self.summary.incident_texts.append(change.incident.text(change.ts))
+        self.publish(change.event())
+        alert = incident_alert(change)
+        if alert is not None:
+            self.alerts.submit(alert)
 
     def ingest(self, samples: list[Sample]) -> None:
         """Application usage (source "app") from the ingest endpoint: priced, stored, published and
@@ -279,13 +317,23 @@ class Monitor:
         self.store.add(sample)
         self.publish({"event": "sample", **sample.to_dict()})
         for event in self.budgets.observe(sample):
+            if event.kind == "threshold" and (event.threshold or 0) >= 1.0 and event.budget not in self.summary.budgets_exceeded:
+                self.summary.budgets_exceeded.append(event.budget)
             self.publish(budget_event(event, sample.ts))
             self.alerts.submit(budget_event_alert(event, ts=sample.ts))
 
     def rebaseline(self, target: str | None = None) -> list[tuple[str, str]]:
-        """Start new baselines for one target, or all (the TUI binds this to a key)."""
+        """Start new baselines for one target, or all (the TUI binds this to a key); its open
+        incident closes as "rebaselined"."""
+        for change in self.incidents.rebaseline(target, self.wall_clock()):
+            self._incident(change)
+        return self._rebaseline_charts(target)
+
+    def _rebaseline_charts(self, target: str | None, reason: str = "asked") -> list[tuple[str, str]]:
         keys = self.charts.rebaseline(target)
-        self.publish({"event": "rebaseline", "ts": self.wall_clock(), "target": target, "charts": len(keys)})
+        self.publish(
+            {"event": "rebaseline", "ts": self.wall_clock(), "target": target, "charts": len(keys), "reason": reason}
+        )
         return keys
 
     async def _stop_after(self, seconds: float) -> None:

@@ -27,7 +27,8 @@ from llmscope_tui.costs import (
     projected_period_spend,
     recommend,
 )
-from llmscope_tui.rollups import Rollup, rollups
+from llmscope_tui.durations import format_duration
+from llmscope_tui.rollups import WINDOWS, Rollup, rollups
 
 DAY = 86400.0
 
@@ -129,6 +130,7 @@ def render_report(store: Any, settings: Settings, window: str = "24h", group_by:
             f"  {r.key:<24} {r.count:>7} {_pct(r.availability):>7}  {_ms(r.metrics.get('ttft_ms')):>17}  "
             f"{_ms(r.metrics.get('latency_ms')):>17}  {('-' if tps is None else f'{tps.p50:.1f}'):>9}  {errors}"
         )
+    lines += ["", *incident_lines(store, window)]
     summary = cost_summary(store, prices)
     lines += [
         "",
@@ -161,3 +163,31 @@ def render_report(store: Any, settings: Settings, window: str = "24h", group_by:
         lines += ["", "Recommendations"]
         lines += [f"  {r.text}" for r in recs[:10]]
     return "\n".join(lines) + "\n"
+
+
+#: Incidents listed one per line in a report; the rest are counted.
+REPORT_INCIDENTS = 20
+
+
+def incident_lines(store: Any, window: str = "24h", now: float | None = None) -> list[str]:
+    """The report's Incidents section: every incident open at some time in the window, newest
+    first, one line each (state, since, how long, the target and what changed, the evidence)."""
+    now_s = time.time() if now is None else now
+    found = store.incidents(since=now_s - WINDOWS[window])
+    if not found:
+        return [f"Incidents over the last {window}: none"]
+    open_now = sum(1 for i in found if i.open)
+    lines = [f"Incidents over the last {window}: {len(found)} ({open_now} open), newest first"]
+    for incident in sorted(found, key=lambda i: i.opened_ts, reverse=True)[:REPORT_INCIDENTS]:
+        since = datetime.fromtimestamp(incident.start_ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        state = "OPEN  " if incident.open else "closed"
+        how = "" if incident.open else f" ({incident.resolution or 'recovered'})"
+        scope = f" [{incident.scope_words()}]" if incident.scope != "target" else ""
+        rules = f"; rules {','.join(map(str, sorted(incident.rules)))}" if incident.rules else ""
+        lines.append(
+            f"  #{incident.id:<4} {state} {since} for {format_duration(incident.duration(now_s)):<7}{how} "
+            f"{incident.target}: {incident.what()}{rules}{scope}"
+        )
+    if len(found) > REPORT_INCIDENTS:
+        lines.append(f"  ... and {len(found) - REPORT_INCIDENTS} older (the incidents table of the data file has them all)")
+    return lines

@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import functools
 import itertools
+import json
 import logging
 import math
 import operator
@@ -40,6 +41,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from llmscope_tui.incidents.model import Incident
 from llmscope_tui.model import EXTRA_SAMPLE_FIELDS, SAMPLE_FIELDS, Sample, Violation
 
 __all__ = [
@@ -57,6 +59,23 @@ log = logging.getLogger(__name__)
 #: Columns of the samples table besides ``id``, in the order rows are written and read.
 ALL_SAMPLE_COLUMNS: tuple[str, ...] = SAMPLE_FIELDS + EXTRA_SAMPLE_FIELDS
 VIOLATION_COLUMNS: tuple[str, ...] = ("target", "metric", "rule", "ts", "value", "z", "center", "sigma")
+INCIDENT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "target",
+    "provider",
+    "scope",
+    "severity",
+    "start_ts",
+    "opened_ts",
+    "updated_ts",
+    "closed_ts",
+    "resolution",
+    "error_kind",
+    "down",
+    "peak_z",
+    "metrics",
+    "rules",
+)
 BASELINE_COLUMNS: tuple[str, ...] = (
     "id",
     "target",
@@ -176,8 +195,32 @@ _MIGRATION_1: tuple[str, ...] = (
     "CREATE UNIQUE INDEX baselines_active ON baselines (target, metric) WHERE active = 1",
 )
 
+# Migration 2: incidents (DESIGN 6b), one row per incident, rewritten as it opens, grows and
+# closes; metrics and rules are JSON (a list of {metric, effect, baseline, current}; rule numbers).
+_MIGRATION_2: tuple[str, ...] = (
+    """CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        provider TEXT,
+        scope TEXT NOT NULL DEFAULT 'target',
+        severity TEXT,
+        start_ts REAL NOT NULL,
+        opened_ts REAL NOT NULL,
+        updated_ts REAL,
+        closed_ts REAL,
+        resolution TEXT,
+        error_kind TEXT,
+        down INTEGER NOT NULL DEFAULT 0,
+        peak_z REAL,
+        metrics TEXT NOT NULL DEFAULT '[]',
+        rules TEXT NOT NULL DEFAULT '[]'
+    )""",
+    "CREATE INDEX incidents_opened ON incidents (opened_ts)",
+    "CREATE INDEX incidents_open ON incidents (target) WHERE closed_ts IS NULL",
+)
+
 #: Forward migrations, in order: MIGRATIONS[i] takes a file from user_version i to i + 1.
-MIGRATIONS: list[Migration] = [_MIGRATION_1]
+MIGRATIONS: list[Migration] = [_MIGRATION_1, _MIGRATION_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -391,6 +434,36 @@ def _to_sample(row: tuple[Any, ...]) -> Sample:
 
 
 _EMPTY = np.empty(0, dtype=np.float64)
+
+
+def _to_incident(row: tuple[Any, ...]) -> Incident:
+    data = dict(zip(INCIDENT_COLUMNS, row, strict=True))
+    try:
+        data["metrics"] = json.loads(data["metrics"] or "[]")
+        data["rules"] = json.loads(data["rules"] or "[]")
+    except ValueError:
+        data["metrics"], data["rules"] = [], []
+    return Incident.from_event(data)
+
+
+def _incident_row(incident: Incident) -> tuple[Any, ...]:
+    return (
+        int(incident.id),
+        incident.target,
+        incident.provider,
+        incident.scope,
+        incident.severity,
+        float(incident.start_ts),
+        float(incident.opened_ts),
+        incident.updated_ts,
+        incident.closed_ts,
+        incident.resolution,
+        incident.error_kind,
+        int(incident.down),
+        float(incident.peak_z),
+        json.dumps([m.as_dict() for m in incident.metrics.values()]),
+        json.dumps(sorted(incident.rules)),
+    )
 
 
 class _ThreadToken:
@@ -665,6 +738,60 @@ class StoreReader:
             rows.reverse()
         return [Violation(*row) for row in rows]
 
+    # -- incidents ---------------------------------------------------------------------------
+
+    def incidents(
+        self,
+        target: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+        *,
+        open_only: bool = False,
+    ) -> list[Incident]:
+        """Incidents that were open at or after ``since`` (all when None), oldest first; with
+        ``limit``, the newest ``limit`` of them."""
+        limit = _check_limit(limit)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if target is not None:
+            clauses.append("target = ?")
+            params.append(str(target))
+        if since is not None:
+            clauses.append("(closed_ts IS NULL OR closed_ts >= ?)")
+            params.append(float(since))
+        if open_only:
+            clauses.append("closed_ts IS NULL")
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        sql = f"SELECT {', '.join(INCIDENT_COLUMNS)} FROM incidents{where} ORDER BY opened_ts DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = self._query(sql, params)
+        rows.reverse()
+        return [_to_incident(row) for row in rows]
+
+    def max_incident_id(self) -> int:
+        return int(self._query("SELECT coalesce(max(id), 0) FROM incidents")[0][0])
+
+    def probe_history(
+        self, target: str, since: float | None = None, limit: int | None = None, *, newest: bool = False
+    ) -> list[tuple[float, bool, str | None, dict[str, float | None]]]:
+        """The target's probes as (ts, ok, error_kind, {metric: value}), oldest first: the first
+        ``limit`` from ``since`` on, or the last ``limit`` with ``newest`` (for replays)."""
+        limit = _check_limit(limit)
+        where, params = _where(target, since, None, "probe")
+        sql = f"SELECT ts, ok, error_kind, {', '.join(METRIC_COLUMNS)} FROM samples{where} ORDER BY ts"
+        sql += " DESC, id DESC" if newest else ", id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = self._query(sql, params)
+        if newest:
+            rows.reverse()
+        return [
+            (float(r[0]), bool(r[1]), r[2], dict(zip(METRIC_COLUMNS, r[3:], strict=True))) for r in rows
+        ]
+
     # -- spend and usage (costs, budgets, reports) ----------------------------------------------
 
     def spend(
@@ -839,13 +966,14 @@ class _ViolationItem:
         self.row = row
 
 
-class _BaselineOp:
-    """A baseline change, applied by the writer in queue order (after the samples before it)."""
+class _Op:
+    """A baseline or incident change, applied by the writer in queue order (after the samples
+    before it)."""
 
     __slots__ = ("kind", "params")
 
     def __init__(self, kind: str, params: tuple[Any, ...]) -> None:
-        self.kind = kind  # "save" or "clear"
+        self.kind = kind  # "save", "clear", "incident" or "close_incidents"
         self.params = params
 
 
@@ -873,7 +1001,7 @@ class _Batch:
     def __init__(self) -> None:
         self.samples: list[tuple[Any, ...]] = []
         self.violations: list[tuple[Any, ...]] = []
-        self.ops: list[_BaselineOp] = []
+        self.ops: list[_Op] = []
         self.call: _Call | None = None
         self.sealed = False  # a baseline change or a call ends the batch: later items wait
         self.dropped = 0  # records found unstorable (they count as done for flush())
@@ -1061,12 +1189,20 @@ class SampleStore(StoreReader):
         with self._lock:
             self._next_baseline_id += 1
             baseline_id = self._next_baseline_id
-        self._enqueue(_BaselineOp("save", (baseline_id, *params)), 1, 0)
+        self._enqueue(_Op("save", (baseline_id, *params)), 1, 0)
         return baseline_id
 
     def clear_baselines(self, target: str | None = None) -> None:
         """Queue: deactivate every active baseline (or one target's); history rows are kept."""
-        self._enqueue(_BaselineOp("clear", (None if target is None else str(target),)), 1, 0)
+        self._enqueue(_Op("clear", (None if target is None else str(target),)), 1, 0)
+
+    def save_incident(self, incident: Incident) -> None:
+        """Queue the incident as it is now (a new row, or the row of that id rewritten)."""
+        self._enqueue(_Op("incident", _incident_row(incident)), 1, 0)
+
+    def close_incidents(self, target: str | None, ts: float, resolution: str) -> None:
+        """Queue: close the open incidents of one target (or all), e.g. on an offline rebaseline."""
+        self._enqueue(_Op("close_incidents", (None if target is None else str(target), float(ts), resolution)), 1, 0)
 
     def purge_older_than(self, days: float, now: float | None = None) -> int:
         """Delete samples and violations older than ``days``; returns the rows deleted.
@@ -1195,7 +1331,7 @@ class SampleStore(StoreReader):
                 batch.samples.extend(item)
             elif kind is _ViolationItem:
                 batch.violations.append(item.row)
-            elif kind is _BaselineOp:
+            elif kind is _Op:
                 # Strict queue order: nothing queued after a baseline change joins its batch
                 # (they are rare, so sealing costs nothing).
                 batch.ops.append(item)
@@ -1407,7 +1543,24 @@ class SampleStore(StoreReader):
             conn.execute("RELEASE record")
         return bad
 
-    def _apply(self, conn: sqlite3.Connection, op: _BaselineOp) -> None:
+    def _apply(self, conn: sqlite3.Connection, op: _Op) -> None:
+        if op.kind == "incident":
+            columns = ", ".join(INCIDENT_COLUMNS)
+            updates = ", ".join(f"{c} = excluded.{c}" for c in INCIDENT_COLUMNS[1:])
+            conn.execute(
+                f"INSERT INTO incidents ({columns}) VALUES ({', '.join('?' * len(INCIDENT_COLUMNS))})"
+                f" ON CONFLICT(id) DO UPDATE SET {updates}",
+                op.params,
+            )
+            return
+        if op.kind == "close_incidents":
+            target, ts, resolution = op.params
+            where = "closed_ts IS NULL" + ("" if target is None else " AND target = ?")
+            conn.execute(
+                f"UPDATE incidents SET closed_ts = ?, resolution = ?, updated_ts = ? WHERE {where}",
+                (ts, resolution, ts, *([] if target is None else [target])),
+            )
+            return
         if op.kind == "clear":
             (target,) = op.params
             if target is None:

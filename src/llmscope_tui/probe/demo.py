@@ -28,7 +28,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -154,25 +154,27 @@ class Effect:
 
 @dataclass(frozen=True, slots=True)
 class DemoTimeline:
-    """Scripted incidents, in seconds since the demo started; the script repeats every ``cycle_s``.
+    """Scripted incidents, in seconds since the demo started.
 
-    Defaults fit SPC's 30-point baseline at a 1 s interval: nothing happens for the first 45 s,
-    then a latency shift (45-120 s), a drift (60-150 s) and a 429 burst (80-90 s), and the cycle
-    restarts at 210 s. ``scaled(k)`` compresses (k < 1) or stretches the whole script.
+    Nothing happens for the first ``warmup_s`` (the 100 probes at 1 s that set SPC's baselines,
+    plus a few): then a cycle of ``cycle_s`` repeats, its times counted from the cycle's start:
+    a latency shift (0-75 s), a drift (15-105 s) and a 429 burst (35-45 s). So the first incident
+    opens about 110 s after starting. ``scaled(k)`` compresses (k < 1) or stretches the script.
     """
 
+    warmup_s: float = 105.0
     cycle_s: float = 210.0
     shift_model: str = "claude-haiku-sim"
-    shift_start_s: float = 45.0
-    shift_end_s: float = 120.0
+    shift_start_s: float = 0.0
+    shift_end_s: float = 75.0
     shift_factor: float = 1.8
     drift_model: str = "llama3-sim"
-    drift_start_s: float = 60.0
-    drift_end_s: float = 150.0
+    drift_start_s: float = 15.0
+    drift_end_s: float = 105.0
     drift_per_s: float = 0.01  # +1 % of TTFT per second, i.e. per probe at a 1 s interval
     burst_model: str = "gemini-flash-sim"
-    burst_start_s: float = 80.0
-    burst_end_s: float = 90.0
+    burst_start_s: float = 35.0
+    burst_end_s: float = 45.0
     retry_after_s: int = 1
 
     def scaled(self, factor: float) -> DemoTimeline:
@@ -181,6 +183,7 @@ class DemoTimeline:
             raise ValueError("factor must be positive")
         return replace(
             self,
+            warmup_s=self.warmup_s * factor,
             cycle_s=self.cycle_s * factor,
             shift_start_s=self.shift_start_s * factor,
             shift_end_s=self.shift_end_s * factor,
@@ -192,7 +195,11 @@ class DemoTimeline:
         )
 
     def phase(self, elapsed: float) -> float:
-        return max(0.0, elapsed) % self.cycle_s if self.cycle_s > 0 else max(0.0, elapsed)
+        """Seconds into the current cycle; -1 during the warm-up."""
+        since = elapsed - self.warmup_s
+        if since < 0:
+            return -1.0
+        return since % self.cycle_s if self.cycle_s > 0 else since
 
     def effect(self, model: str, elapsed: float) -> Effect:
         p = self.phase(elapsed)
@@ -204,21 +211,27 @@ class DemoTimeline:
         limited = model == self.burst_model and self.burst_start_s <= p < self.burst_end_s
         return Effect(factor, limited)
 
-    def describe(self, elapsed: float) -> str | None:
-        """The incidents active at ``elapsed``, in words, or None."""
+    def describe(self, elapsed: float, names: Mapping[str, str] | None = None) -> str | None:
+        """The incidents active at ``elapsed``, in words naming the affected targets (``names``:
+        model -> target name), or None."""
         p = self.phase(elapsed)
+        known = names or {}
+
+        def name(model: str) -> str:
+            return known.get(model, model)
+
         parts: list[str] = []
         if self.shift_start_s <= p < self.shift_end_s:
             parts.append(
-                f"latency shift: {self.shift_model} TTFT x{self.shift_factor:g}"
+                f"latency shift: {name(self.shift_model)} TTFT x{self.shift_factor:g}"
                 f" (ends in {math.ceil(self.shift_end_s - p)} s)"
             )
         if self.drift_start_s <= p < self.drift_end_s:
             rise = self.drift_per_s * (p - self.drift_start_s) * 100
-            parts.append(f"slow drift: {self.drift_model} TTFT creeping up, now +{rise:.0f}%")
+            parts.append(f"slow drift: {name(self.drift_model)} TTFT creeping up, now +{rise:.0f}%")
         if self.burst_start_s <= p < self.burst_end_s:
             parts.append(
-                f"429 burst: {self.burst_model} rate-limited, Retry-After {self.retry_after_s} s"
+                f"429 burst: {name(self.burst_model)} rate-limited"
                 f" (ends in {math.ceil(self.burst_end_s - p)} s)"
             )
         return "; ".join(parts) if parts else None
@@ -365,9 +378,19 @@ class DemoProvider:
 
     def incident_now(self) -> str | None:
         """The scripted incident(s) active right now, in words, for the demo banner; None when calm."""
-        return self.timeline.describe(self.elapsed())
+        return self.timeline.describe(self.elapsed(), {p.model: p.target_name for p in self.profiles.values()})
 
     # -- simulation ------------------------------------------------------------------------------
+
+    def simulate(self, model: str, elapsed: float, prompt: str = "Reply with the word OK.") -> tuple[str | None, _Plan | None]:
+        """Offline, what a request to ``model`` arriving ``elapsed`` s into the demo would get:
+        (error kind, None) or (None, the plan of its stream). The same draws as over HTTP, for
+        benchmarks that replay the demo faster than real time."""
+        profile = self.profiles[model]
+        failure, factor = self._admit(profile, elapsed)
+        if failure:
+            return failure, None
+        return None, self._plan(profile, [prompt], 32, factor)
 
     def _plan(self, profile: ModelProfile, texts: Sequence[str], max_tokens: int | None, factor: float) -> _Plan:
         rng = self._rngs[profile.model]
@@ -414,10 +437,10 @@ class DemoProvider:
             truncated=truncated,
         )
 
-    def _admit(self, profile: ModelProfile) -> tuple[str | None, float]:
+    def _admit(self, profile: ModelProfile, elapsed: float | None = None) -> tuple[str | None, float]:
         """Decide, at arrival, whether this request fails and how much the timeline slows it."""
         self.requests += 1
-        effect = self.timeline.effect(profile.model, self.elapsed())
+        effect = self.timeline.effect(profile.model, self.elapsed() if elapsed is None else elapsed)
         if effect.rate_limited:
             self.rate_limited += 1
             return "rate_limit", effect.ttft_factor
