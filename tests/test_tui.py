@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,10 @@ from llmscope_tui.session import demo_ready
 from llmscope_tui.spc import LiveChart
 from llmscope_tui.tui.app import LLMScopeApp
 from llmscope_tui.tui.chartrender import control_chart, sparkline
-from llmscope_tui.tui.screens import KEY_HELP, ConfirmScreen, HelpScreen
+from llmscope_tui.tui.screens import KEY_HELP, ConfirmScreen, FiringsScreen, HelpScreen
 from llmscope_tui.tui.state import ViewState
 from llmscope_tui.tui.themes import ChartColors, ThemeError, load_themes, parse_theme
-from llmscope_tui.tui.widgets import ChartsPane, CostsPane, TargetsTable, ViolationsTable
+from llmscope_tui.tui.widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +39,7 @@ def status_text(app: LLMScopeApp) -> str:
     return str(app.query_one("#status").render())
 
 
-async def test_samples_and_a_violation_reach_the_panes(tmp_path: Path, fake_provider: FakeProvider) -> None:
+async def test_samples_and_an_incident_reach_the_panes(tmp_path: Path, fake_provider: FakeProvider) -> None:
     fake_provider.enqueue(*[Script(first_token_delay_s=0.02 + 0.002 * (i % 3)) for i in range(8)])
     fake_provider.script(default=Script(first_token_delay_s=0.4))
     app = LLMScopeApp(fake_settings(tmp_path, fake_provider), fps=20, store_every_s=0.5)
@@ -51,32 +52,38 @@ async def test_samples_and_a_violation_reach_the_panes(tmp_path: Path, fake_prov
             lambda: any(w in str(table.get_cell("fake", "status")) for w in ("up", "degraded", "down")),
             what="a status word",
         )
-        violations = app.query_one(ViolationsTable)
-
-        def ttft_rows() -> list[list[Any]]:
-            rows = [violations.get_row_at(i) for i in range(violations.row_count)]
-            return [r for r in rows if r[2] == "TTFT ms"]
-
-        await wait_for(pilot, lambda: bool(ttft_rows()), timeout=20, what="a TTFT violation episode")
-        row = ttft_rows()[0]
-        assert row[3] == "1" and "3σ" in row[7] and row[1] == "fake" and "open" in str(row[0])
-        await wait_for(pilot, lambda: "open" in str(table.get_cell("fake", "episodes")), what="open episode count")
-        assert "violations" in status_text(app) and "config" in status_text(app)
+        incidents = app.query_one(IncidentsTable)
+        await wait_for(pilot, lambda: incidents.row_count >= 1, timeout=20, what="an incident row")
+        row = incidents.get_row_at(0)
+        assert "open" in str(row[0]) and row[1] == "fake" and "TTFT +" in row[4] and "1" in row[5]
+        assert incidents.row_count == 1  # a sustained shift is one incident, not a row per firing
+        await wait_for(pilot, lambda: "+" in str(table.get_cell("fake", "incident")), what="the change in Targets")
+        await wait_for(pilot, lambda: "degraded" in str(table.get_cell("fake", "status")), what="degraded")
+        assert "1 open incidents" in status_text(app) and "config" in status_text(app)
         # the control chart shows the limits by name and the firing as ✖
         chart = str(app.query_one("#chart").render())
         title = str(app.query_one("#chart-title").render())
         assert "UCL" in title and "LCL" in title and "✖" in chart
         assert any(name in chart for name in ("UCL", "LCL", "LIM"))
         await wait_for(pilot, lambda: app.cost_data.summary is not None, what="spend read from the store")
-        # Enter on an episode charts its target and metric
+        # Enter on an incident charts its target and its biggest change, zoomed to it
         await pilot.press("3")
-        await pilot.press("c")  # move the chart away from TTFT first
-        assert app.query_one(ChartsPane).metric == "latency_ms"
-        violations.move_cursor(row=violations.get_row_index(next(
-            str(k.value) for k in violations.rows if violations.get_row(k)[2] == "TTFT ms"
-        )))
+        await pilot.press("c", "c")  # move the chart away from TTFT and latency first
+        assert app.query_one(ChartsPane).metric == "itl_ms"
+        incidents.move_cursor(row=0)
         await pilot.press("enter")
-        assert isinstance(app.focused, ChartsPane) and app.query_one(ChartsPane).metric == "ttft_ms"
+        incident = incidents.selected_incident()
+        assert incident is not None
+        biggest = max(incident.metrics.values(), key=lambda m: abs(m.effect)).metric
+        charts = app.query_one(ChartsPane)
+        assert isinstance(app.focused, ChartsPane) and charts.metric == biggest and charts.selected == "fake"
+        assert charts.window.points is not None  # a few points since the start: a points window
+        # one level down: the rule firings behind it
+        await pilot.press("3", "d")
+        assert isinstance(app.screen, FiringsScreen)
+        assert "rule firings" in app.screen.title_text and app.screen.rows
+        await pilot.press("escape")
+        assert not isinstance(app.screen, FiringsScreen)
         await pilot.press("q")
         await wait_for(pilot, app._monitor_done.is_set, what="the monitor to stop")
     assert app.return_code == 0
@@ -99,7 +106,7 @@ async def test_every_key_does_what_it_says(tmp_path: Path, fake_provider: FakePr
         await pilot.press("p")
         assert not app.paused and "LIVE" in status_text(app)
         # focus by number and Tab
-        for key, widget in (("2", ChartsPane), ("3", ViolationsTable), ("4", CostsPane), ("1", TargetsTable)):
+        for key, widget in (("2", ChartsPane), ("3", IncidentsTable), ("4", CostsPane), ("1", TargetsTable)):
             await pilot.press(key)
             assert isinstance(app.focused, widget), key
         await pilot.press("tab")
@@ -258,7 +265,15 @@ def test_view_state_status_words() -> None:
     state.apply({"event": "sample", "target": "a", "ok": 1, "ts": 1.0, "ttft_ms": 10.0})
     assert state.targets["a"].status() == "up"
     state.apply({"event": "sample", "target": "a", "ok": 0, "ts": 2.0, "error_kind": "timeout_total"})
-    assert state.targets["a"].status() == "degraded"
+    assert state.targets["a"].status() == "up"  # one failure is not news: incidents say degraded
+    shift = {"event": "incident", "state": "opened", "id": 1, "target": "a", "provider": "p", "scope": "target",
+             "opened_ts": 2.0, "start_ts": 1.5, "metrics": [{"metric": "ttft_ms", "effect": 0.5}], "rules": [1]}
+    state.apply(shift)
+    assert state.targets["a"].status(state.open_incident("a")) == "degraded"
+    state.apply({**shift, "metrics": [{"metric": "ttft_ms", "effect": -0.5}]})
+    assert state.targets["a"].status(state.open_incident("a")) == "up"  # a speed-up is not bad news
+    state.apply({**shift, "state": "closed", "closed_ts": 9.0})
+    assert state.open_incident("a") is None and len(state.incidents) == 1
     for ts in (3.0, 4.0):
         state.apply({"event": "sample", "target": "a", "ok": 0, "ts": ts, "error_kind": "network"})
     assert state.targets["a"].status() == "down"
@@ -267,7 +282,7 @@ def test_view_state_status_words() -> None:
 
 def test_the_help_lists_every_bound_key() -> None:
     listed = " ".join(keys for keys, _ in KEY_HELP)
-    for key in ("?", "p", "r", "b", "e", "t", "m", "q", "/", "c", "s", "1", "Tab"):
+    for key in ("?", "p", "r", "b", "e", "t", "m", "q", "/", "c", "s", "1", "Tab", "d", "Enter"):
         assert key in listed
 
 
@@ -469,6 +484,7 @@ class _IdleMonitor:
         self.charts = ChartBank(SpcSettings())
         self.prices = PriceBook([])
         self._stop = asyncio.Event()
+        self.wall_clock = time.time
 
     def subscribe(self, callback: Any) -> None:
         pass
@@ -483,9 +499,10 @@ class _IdleMonitor:
         return []
 
 
-async def test_zooming_out_reaches_seven_days_from_the_data_file_and_past_episodes_return(tmp_path: Path) -> None:
+async def test_zooming_out_reaches_seven_days_from_the_data_file_and_past_incidents_return(tmp_path: Path) -> None:
     import time as time_module
 
+    from llmscope_tui.incidents import Incident, MetricEffect
     from llmscope_tui.model import Sample, Violation
     from llmscope_tui.store import SampleStore
 
@@ -501,14 +518,19 @@ async def test_zooming_out_reaches_seven_days_from_the_data_file_and_past_episod
         store.add(Sample(ts=spike_ts + 30, target="demo-openai", provider="openai", model="gpt-4o-mini",
                          ok=True, ttft_ms=900.0, tokens_in=5, tokens_out=5))
         store.add_violation(Violation("demo-openai", "ttft_ms", 1, spike_ts + 30, 900.0, 9.0, 203.0, 2.0))
+        past = Incident(id=3, target="demo-openai", provider="openai", opened_ts=spike_ts + 40, start_ts=spike_ts + 30,
+                        rules={1, 5}, closed_ts=spike_ts + 400, resolution="recovered")
+        past.metrics["ttft_ms"] = MetricEffect("ttft_ms", 0.45, 203.0, 294.0)
+        store.save_incident(past)
     settings = load_settings(demo=True, db=db)
     app = LLMScopeApp(settings, monitor=_IdleMonitor(), store_every_s=60)  # type: ignore[arg-type]
     async with app.run_test(size=(120, 40)) as pilot:
-        violations = app.query_one(ViolationsTable)
-        await wait_for(pilot, lambda: violations.row_count == 1, what="the episode from before the restart")
-        row = violations.get_row_at(0)
-        assert "closed" in str(row[0]) and row[3] == "1" and row[1] == "demo-openai"
-        assert row[4] == time_module.strftime("%m-%d %H:%M", time_module.localtime(spike_ts + 30))  # not today: dated
+        incidents = app.query_one(IncidentsTable)
+        await wait_for(pilot, lambda: incidents.row_count == 1, what="the incident from before the restart")
+        row = incidents.get_row_at(0)
+        assert "closed" in str(row[0]) and row[1] == "demo-openai" and row[4] == "TTFT +45%" and row[5] == "1,5"
+        assert row[2] == time_module.strftime("%m-%d %H:%M", time_module.localtime(spike_ts + 30))  # not today: dated
+        assert row[3] == "6m 10s"
         charts = app.query_one(ChartsPane)
         await pilot.press("2")
         for _ in range(10):  # past the last step it stays at 7 days
@@ -542,3 +564,24 @@ async def test_maximising_the_charts_redraws_the_chart_to_the_new_size(tmp_path:
         await wait_for(pilot, lambda: len(str(app.query_one("#chart").render()).splitlines()) > rows_before + 3,
                        timeout=2.0, what="the chart redrawn to the maximised pane")
         await pilot.press("q")
+
+
+async def test_the_demo_banner_names_the_target_of_the_scripted_incident_at_80_columns(tmp_path: Path) -> None:
+    from llmscope_tui.probe.demo import DemoTimeline
+
+    settings = load_settings(demo=True, db=tmp_path / "d.db")
+    app = LLMScopeApp(settings, monitor=_IdleMonitor(), store_every_s=600)  # type: ignore[arg-type]
+    async with app.run_test(size=(80, 24)) as pilot:
+        banner = app.query_one("#banner")
+        assert "DEMO" in str(banner.render())
+        # past the first store read, which asks the demo server (none here) what runs now
+        await wait_for(pilot, lambda: app.cost_data.overhead_day is not None and not app._store_busy, what="the store read")
+        words = DemoTimeline().describe(110, {"claude-haiku-sim": "demo-anthropic"})
+        app._apply_store({"incident": words})
+        app._render_status()
+        await pilot.pause()
+        line = str(banner.render()).splitlines()[0]
+        assert line.startswith("DEMO · scripted now: latency shift: demo-anthropic TTFT x1.8")
+        assert len(line) <= 80
+        await pilot.press("q")
+

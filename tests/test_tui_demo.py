@@ -1,6 +1,6 @@
 """The real demo through the TUI: the simulated provider over HTTP on 127.0.0.1, its four
 targets through the real protocols, SPC on the live samples, and a scripted incident that shows
-up as an episode in the Violations pane and a ✖ on the control chart, in a few seconds."""
+up as one incident in the Incidents pane and a ✖ on the control chart, in a few seconds."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from llmscope_tui.config import load_settings
 from llmscope_tui.probe.demo import DemoProvider, DemoTimeline
 from llmscope_tui.session import demo_prices
 from llmscope_tui.tui.app import LLMScopeApp
-from llmscope_tui.tui.widgets import ChartsPane, TargetsTable, ViolationsTable
+from llmscope_tui.tui.widgets import ChartsPane, IncidentsTable, TargetsTable
 
 pytestmark = pytest.mark.anyio
 
@@ -52,11 +52,11 @@ def _cells(table: Any) -> list[list[str]]:
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
-async def test_the_demo_incident_reaches_the_violations_pane(tmp_path: Path) -> None:
+async def test_the_demo_incident_reaches_the_incidents_pane(tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + BUDGET_S - 4.0  # what is left is for the clean stop
     clock = HeldClock()
-    # x 0.02: the shift runs 0.9-2.4 s after the release, the 429 burst 1.6-1.8 s, the cycle 4.2 s;
+    # x 0.02: the shift runs 2.1-3.6 s after the release, the 429 burst 2.8-3.0 s, the cycle 4.2 s;
     # latencies x 0.05: a probe takes tens of milliseconds
     demo = DemoProvider(clock=clock, timeline=DemoTimeline().scaled(0.02), latency_scale=0.05)
     settings = load_settings(demo=True, db=tmp_path / "demo.db")
@@ -95,41 +95,40 @@ async def test_the_demo_incident_reaches_the_violations_pane(tmp_path: Path) -> 
             await wait_for(pilot, baselines_frozen, deadline, "every TTFT chart past its second baseline")
             clock.release()  # the scripted incidents start now
 
-            violations = app.query_one(ViolationsTable)
+            incidents = app.query_one(IncidentsTable)
             released = time.time()
 
-            def shifted_episode() -> str | None:
-                """The key of an episode on the shifted target's TTFT that began with the incident
-                (5-point baselines let noise fire a rule now and then before it), once its row
-                is in the Violations pane."""
-                shown = {str(k.value) for k in violations.rows}
-                for key, e in app.state.episodes.items():
-                    if e.target == SHIFTED and e.metric == "ttft_ms" and e.start_ts >= released and key in shown:
-                        return key
+            def shifted_incident() -> str | None:
+                """The row key of an incident on the shifted target that began with the scripted
+                shift (5-point baselines may let noise open one before), once it is listed."""
+                shown = {str(k.value) for k in incidents.rows}
+                for incident in app.state.incidents.values():
+                    if incident.target == SHIFTED and incident.opened_ts >= released and str(incident.id) in shown:
+                        return str(incident.id)
                 return None
 
-            await wait_for(pilot, lambda: shifted_episode() is not None, deadline, f"a {SHIFTED} TTFT episode in the Violations pane")
-            key = shifted_episode()
+            await wait_for(pilot, lambda: shifted_incident() is not None, deadline, f"a {SHIFTED} incident in the Incidents pane")
+            key = shifted_incident()
             assert key is not None
-            row = [str(c) for c in violations.get_row(key)]
-            assert row[1] == SHIFTED and row[2] == "TTFT ms" and ("open" in row[0] or "closed" in row[0]), row
-            # Enter on the episode charts its target and metric, the firing marked ✖. Paused, so
-            # that new episodes (listed newest first) do not move the rows under the cursor. The
-            # keys' actions are called directly: Pilot.press waits for the process to go idle,
-            # up to 2 s a key while 40 probes a second run (the keys themselves are tested in
-            # test_tui.py).
+            row = [str(c) for c in incidents.get_row(key)]
+            assert row[1].startswith(SHIFTED) and "+" in row[4] and ("open" in row[0] or "closed" in row[0]), row
+            # Enter on the incident charts its target and biggest change, the firings marked ✖.
+            # Paused, so that new incidents (listed newest first) do not move the rows under the
+            # cursor. The keys' actions are called directly: Pilot.press waits for the process to
+            # go idle, up to 2 s a key while 40 probes a second run (the keys themselves are
+            # tested in test_tui.py).
             app.action_pause()
             app.action_focus_pane(2)
-            violations.move_cursor(row=violations.get_row_index(key))
-            violations.action_select_cursor()
+            incidents.move_cursor(row=incidents.get_row_index(key))
+            incidents.action_select_cursor()
             await pilot.pause()
             charts = app.query_one(ChartsPane)
-            assert (charts.selected, charts.metric) == (SHIFTED, "ttft_ms") and app.focused is charts
+            assert charts.selected == SHIFTED and charts.metric in ("ttft_ms", "latency_ms") and app.focused is charts
             app.action_pause()
             await wait_for(
                 pilot, lambda: "✖" in str(app.query_one("#chart").render()), deadline, "a ✖ on the control chart"
             )
-            assert str(app.query_one("#chart-title").render()).startswith(f"{SHIFTED} · TTFT ms")
+            assert str(app.query_one("#chart-title").render()).startswith(f"{SHIFTED} · ")
             assert app.state.violations > 0 and "DEMO" in str(app.query_one("#banner").render())
             await app.action_quit()
             await wait_for(pilot, app._monitor_done.is_set, loop.time() + 4.0, "the monitor to stop")

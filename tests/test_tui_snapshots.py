@@ -1,6 +1,6 @@
 """Snapshots of the live panes on fixed data: no probing, no wall clock in the picture.
 
-The app gets a ``ReplayMonitor``: the real :class:`Monitor` (pricing, SPC charts, episodes,
+The app gets a ``ReplayMonitor``: the real :class:`Monitor` (pricing, SPC charts, incidents,
 alerts, event shapes) with its probe loop replaced by a fixed script of samples at fixed
 timestamps. The script runs through the monitor before the app starts; the events it published
 are applied to ``app.state`` with the view state's probe-rate clock following the samples' own
@@ -33,13 +33,13 @@ from llmscope_tui.report import CostSummary, overhead
 from llmscope_tui.rollups import Rollup, metric_stats
 from llmscope_tui.tui import state as state_module
 from llmscope_tui.tui.app import LLMScopeApp
-from llmscope_tui.tui.widgets import ChartsPane, CostsPane, TargetsTable, ViolationsTable
+from llmscope_tui.tui.widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
 
 #: 2024-06-10 08:00:00 UTC: the replay's first probe.
 T0 = 1_718_006_400.0
 ROUNDS = 48  # probes per target, one every INTERVAL_S
 INTERVAL_S = 15.0
-SEED = 4  # a seed whose noise alone fires no rule: the episodes are the scripted incidents
+SEED = 4  # a seed whose noise alone opens no incident: the incidents are the scripted ones
 #: the moment the fixed store read is taken (just after the last probe)
 NOW = T0 + ROUNDS * INTERVAL_S
 
@@ -49,6 +49,7 @@ interval = "15s"
 
 [spc]
 baseline_samples = 20
+close_after = 6
 
 [alerts]
 bell = false
@@ -124,8 +125,8 @@ def _noise(rng: random.Random) -> float:
 
 
 def script_samples(settings: Settings) -> list[Sample]:
-    """48 probes per target: haiku's TTFT shifts up (rule 1, open episode), llama drifts,
-    gemini is rate limited at the end (down), gpt-4o-mini stays calm."""
+    """48 probes per target: haiku's TTFT shifts up (an open incident), llama drifts and comes
+    back (a closed one), gemini is rate limited at the end (down), gpt-4o-mini stays calm."""
     targets = {t.name: t for t in settings.targets}
     personality = {  # name: (offset in the round, TTFT median, spread, gap ms, tokens)
         "anthropic/haiku": (0.0, 520.0, 0.12, 17.0, 14),
@@ -146,8 +147,8 @@ def script_samples(settings: Settings) -> list[Sample]:
             factor = 1.0 + spread * _noise(rng)
             if name == "anthropic/haiku" and i >= 38:
                 factor *= 1.8  # the latency shift
-            if name == "local/llama3" and 26 <= i < 40:
-                factor *= 1.0 + 0.012 * (i - 25)  # a slow drift, then back to normal
+            if name == "local/llama3" and 21 <= i < 32:
+                factor *= 1.0 + 0.035 * (i - 20)  # a slow drift, then back to normal
             ttft = round(median * factor, 1)
             itl = round(gap * (1.0 + 0.1 * _noise(rng)), 2)
             latency = round(ttft + itl * (tokens - 1), 1)
@@ -179,12 +180,14 @@ class _Sink:
     def clear_baselines(self, target: str | None = None) -> None:
         pass
 
+    def save_incident(self, incident: Any) -> None:
+        pass
+
 
 class ReplayMonitor(Monitor):
     """The real Monitor whose probe loop is a fixed script, run before the app starts.
 
-    Every sample takes the monitor's own path (price, publish, SPC charts and episodes, target
-    health, alerts), so ``charts``, ``prices`` and the recorded events are what a live run with
+    Every sample takes the monitor's own path (price, publish, SPC charts, incidents, alerts), so ``charts``, ``prices`` and the recorded events are what a live run with
     these measurements would have produced. ``run()`` then just waits for ``stop()``.
     """
 
@@ -335,11 +338,15 @@ def test_the_replay_has_what_the_snapshots_show(live_app: LLMScopeApp) -> None:
     assert haiku is not None and haiku.phase == "monitoring"
     assert haiku.limits(original_unit=True).ucl < 520 * 1.5
     assert state.targets["anthropic/haiku"].firings["ttft_ms"][-1][0] == state.targets["anthropic/haiku"].series["ttft_ms"][-1][0]
-    episodes = list(state.episodes.values())
-    assert any(e.open and e.target == "anthropic/haiku" and e.rule == 1 for e in episodes)
-    assert any(not e.open for e in episodes)
+    incidents = {i.target: i for i in state.incidents.values()}
+    haiku_incident = incidents["anthropic/haiku"]
+    assert haiku_incident.open and 1 in haiku_incident.rules and haiku_incident.metrics["ttft_ms"].effect > 0.5
+    assert not incidents["local/llama3"].open and incidents["local/llama3"].resolution == "recovered"
+    assert incidents["gemini/flash"].down and incidents["gemini/flash"].error_kind == "rate_limit"
+    assert "openai/gpt-4o-mini" not in incidents and len(state.incidents) == 3
     assert state.targets["gemini/flash"].status() == "down"
-    assert state.targets["openai/gpt-4o-mini"].status(state.open_episodes("openai/gpt-4o-mini")) == "up"
+    assert state.targets["anthropic/haiku"].status(state.open_incident("anthropic/haiku")) == "degraded"
+    assert state.targets["openai/gpt-4o-mini"].status(state.open_incident("openai/gpt-4o-mini")) == "up"
     assert 0.0 < state.probes_per_s() < 1.0  # from the samples' own times: 4 targets every 15 s
     states = {b.state for b in live_app.snapshot_store_result["budgets"]}  # type: ignore[attr-defined]
     assert states == {"ok", "warning", "critical"}
@@ -375,8 +382,8 @@ def test_snapshot_live_80x24_charts(snap_compare: Any, live_app: LLMScopeApp) ->
     assert snap_compare(live_app, terminal_size=(80, 24), run_before=run_before)
 
 
-def test_snapshot_live_80x24_violations(snap_compare: Any, live_app: LLMScopeApp) -> None:
-    """Narrow, Violations maximised: open and closed episodes with their times (UTC)."""
+def test_snapshot_live_80x24_incidents(snap_compare: Any, live_app: LLMScopeApp) -> None:
+    """Narrow, Incidents maximised: open and closed incidents with their times (UTC)."""
 
     async def run_before(pilot: Any) -> None:
         await show_live(pilot, "3", "m")

@@ -34,10 +34,11 @@ from llmscope_tui.config import Settings
 from llmscope_tui.monitor import Monitor
 
 from .monitor_thread import MonitorThread
-from .screens import ConfirmScreen, HelpScreen
+from .chartrender import clock, fmt_value
+from .screens import ConfirmScreen, FiringsScreen, HelpScreen
 from .state import METRIC_LABEL, METRICS, ViewState
 from .themes import DEFAULT_THEME, ChartColors, LoadedTheme, load_themes
-from .widgets import ChartsPane, CostsPane, TargetsTable, ViolationsTable
+from .widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
 from .widgets.charts import STORED_BUCKETS, StoredWindow
 from .widgets.costs import CostData
 
@@ -48,7 +49,7 @@ SIGNAL_WATCHDOG_S = 3.0
 SLOW_PANES_EVERY_S = 1.0
 #: Spend, budgets and recommendations: re-read this often (percentiles: every store read).
 COSTS_EVERY_S = 30.0
-PANES = ("targets-pane", "charts-pane", "violations-pane", "costs-pane")
+PANES = ("targets-pane", "charts-pane", "incidents-pane", "costs-pane")
 
 
 class Pane(Vertical):
@@ -77,7 +78,7 @@ class LLMScopeApp(App[int]):
         Binding("slash", "filter", "Filter"),
         Binding("1", "focus_pane(0)", "Targets", show=False),
         Binding("2", "focus_pane(1)", "Charts", show=False),
-        Binding("3", "focus_pane(2)", "Violations", show=False),
+        Binding("3", "focus_pane(2)", "Incidents", show=False),
         Binding("4", "focus_pane(3)", "Costs", show=False),
     ]
 
@@ -121,7 +122,6 @@ class LLMScopeApp(App[int]):
         self._last_slow = -1e9
         self._last_status = -1e9
         self._last_costs_read = -1e9
-        self._episodes_rendered = -1
         self._status_line = self._banner_line = ""
         self._store_busy = False
         self._window_busy = False
@@ -130,8 +130,7 @@ class LLMScopeApp(App[int]):
         self._quitting = False
         self._watchdog: threading.Timer | None = None
         self._watchdog_due = float("inf")
-        self._pending_opened: list[dict[str, Any]] = []
-        self._pending_budget: list[dict[str, Any]] = []
+        self._pending_alerts: list[dict[str, Any]] = []
         self._last_toast = -1e9
         self.stats: dict[str, Any] = {}
         self.cost_today: dict[str, float] = {}
@@ -152,8 +151,8 @@ class LLMScopeApp(App[int]):
                 yield TargetsTable(id="targets")
             with Pane(id="charts-pane", classes="pane"):
                 yield ChartsPane(id="charts")
-            with Pane(id="violations-pane", classes="pane"):
-                yield ViolationsTable(id="violations")
+            with Pane(id="incidents-pane", classes="pane"):
+                yield IncidentsTable(id="incidents")
             with Pane(id="costs-pane", classes="pane"):
                 yield CostsPane(id="costs")
         yield Static(id="status")
@@ -163,7 +162,7 @@ class LLMScopeApp(App[int]):
     def on_mount(self) -> None:
         self.main = self.screen  # panes are looked up here even while a modal screen is on top
         self._load_themes()
-        titles = ("1 Targets", "2 Charts", "3 Violations (SPC episodes)", "4 Costs")
+        titles = ("1 Targets", "2 Charts", "3 Incidents", "4 Costs")
         for pane_id, title in zip(PANES, titles, strict=True):
             self.main.query_one(f"#{pane_id}").border_title = title
         self.main.query_one("#filter", Input).display = False
@@ -326,23 +325,18 @@ class LLMScopeApp(App[int]):
 
     def _tick(self) -> None:
         events = self._events
-        opened: list[dict[str, Any]] = []
-        budget: list[dict[str, Any]] = []
+        alerts: list[dict[str, Any]] = []
         while events:
             event = events.popleft()
             self.state.apply(event)
-            kind = event.get("event")
-            if kind == "episode" and event.get("state") == "opened":
-                opened.append(event)
-            elif kind == "budget":
-                budget.append(event)
-        self._pending_opened.extend(opened)
-        self._pending_budget.extend(budget)
+            if event.get("event") == "alert":
+                alerts.append(event)
+        self._pending_alerts.extend(alerts)
         now = time.monotonic()
-        if (self._pending_opened or self._pending_budget) and now - self._last_toast >= TOAST_EVERY_S:
+        if self._pending_alerts and not self.paused and now - self._last_toast >= TOAST_EVERY_S:
             self._last_toast = now
-            self._announce(self._pending_opened, self._pending_budget)
-            self._pending_opened, self._pending_budget = [], []
+            self._announce(self._pending_alerts)
+            self._pending_alerts = []
         try:
             if not self.paused and self.state.version != self._rendered:
                 self._render_panes()
@@ -351,26 +345,28 @@ class LLMScopeApp(App[int]):
         except NoMatches:  # the screen is being torn down (exit)
             pass
 
-    def _announce(self, opened: list[dict[str, Any]], budget: list[dict[str, Any]]) -> None:
-        """New violation episodes and budget thresholds: at most one toast every few seconds
-        and one on screen (a restart against old limits can open a dozen episodes at once)."""
+    def _announce(self, alerts: list[dict[str, Any]]) -> None:
+        """Incidents and budget thresholds (the alerts: never single rule firings), at most one
+        toast every few seconds and one on screen; held while the display is paused."""
         self.clear_notifications()
-        if len(opened) == 1:
-            e = opened[0]
-            self.notify(
-                f"{e['target']} {METRIC_LABEL.get(e['metric'], e['metric'])}: rule {e['rule']}, {e['text']}",
-                title="SPC violation", severity="warning", timeout=5,
-            )
-        elif opened:
-            names = sorted({f"{e['target']} {METRIC_LABEL.get(e['metric'], e['metric'])}" for e in opened})
+        incidents = [a for a in alerts if a.get("kind") == "incident"]
+        others = [a for a in alerts if a.get("kind") != "incident"]
+        severity = {"critical": "error", "warning": "warning", "info": "information"}
+        if len(incidents) == 1:
+            a = incidents[0]
+            self.notify(a["text"], title="incident", severity=severity.get(a["severity"], "warning"), timeout=6, markup=False)
+        elif incidents:
+            names = sorted({str(a["target"]) for a in incidents})
             more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            worst = "error" if any(a["severity"] == "critical" for a in incidents) else "warning"
             self.notify(
-                f"{len(opened)} new episodes: {', '.join(names[:3])}{more} (pane 3)",
-                title="SPC violations", severity="warning", timeout=5,
+                f"{len(incidents)} incident changes: {', '.join(names[:3])}{more} (pane 3)",
+                title="incidents", severity=worst, timeout=6, markup=False,
             )
-        for event in budget[-2:]:
-            self.notify(str(event.get("message") or "budget threshold crossed"), title="budget", severity="warning")
-        if self.settings.alerts.bell:
+        for a in others[-2:]:
+            self.notify(str(a.get("text") or "budget threshold crossed"), title="budget", severity="warning", markup=False)
+        opened = any((a.get("details") or {}).get("state") != "closed" for a in incidents)
+        if self.settings.alerts.bell and (opened or others):
             self.bell()
 
     def _render_panes(self) -> None:
@@ -389,10 +385,9 @@ class LLMScopeApp(App[int]):
         if charts.selected is None:
             charts.selected = targets.selected_target()
         charts.render_state(self.state, self.monitor, force=force)
-        if force or self.state.episodes_version != self._episodes_rendered:
-            self._episodes_rendered = self.state.episodes_version
-            self.main.query_one(ViolationsTable).refresh_rows(self.state)
-            self._set_title("#violations-pane", f"3 Violations (SPC episodes) · {len(self.state.episodes)}")
+        self.main.query_one(IncidentsTable).refresh_rows(self.state, now=self.monitor.wall_clock())
+        open_now = self.state.open_incidents
+        self._set_title("#incidents-pane", f"3 Incidents · {open_now} open · {len(self.state.incidents)}")
         self._set_title("#charts-pane", f"2 Charts · {METRIC_LABEL[charts.metric]}")
         self._read_window_soon(charts)
         self._rendered = self.state.version
@@ -414,7 +409,7 @@ class LLMScopeApp(App[int]):
             f"{self.state.probes_per_s():.1f} probes/s",
             f"{s.samples} samples",
             f"{s.errors} {'err' if narrow else 'errors'}",
-            f"{s.violations} {'viol.' if narrow else 'violations'}",
+            f"{s.open_incidents} {'incid.' if narrow else 'open incidents'}",
         ]
         if s.stopped:
             parts.insert(1, f"monitor {s.stopped}")
@@ -428,8 +423,8 @@ class LLMScopeApp(App[int]):
             self.main.query_one("#status", Static).update(line)
         if self.settings.demo:
             banner = "DEMO: simulated provider (no config file and no provider keys)"
-            if self.demo_incident:
-                banner += f" · scripted incident now: {self.demo_incident}"
+            if self.demo_incident:  # what runs now, first: 80 columns must show the target
+                banner = f"DEMO · scripted now: {self.demo_incident}"
             if banner != self._banner_line:
                 self._banner_line = banner
                 self.main.query_one("#banner", Static).update(banner)
@@ -589,7 +584,7 @@ class LLMScopeApp(App[int]):
             self.push_screen(HelpScreen())
 
     def action_focus_pane(self, index: int) -> None:
-        widget = (TargetsTable, ChartsPane, ViolationsTable, CostsPane)[index]
+        widget = (TargetsTable, ChartsPane, IncidentsTable, CostsPane)[index]
         self.main.query_one(widget).focus()
 
     def action_maximize(self) -> None:
@@ -644,14 +639,37 @@ class LLMScopeApp(App[int]):
                 self._rendered = -1
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if isinstance(event.data_table, ViolationsTable) and event.row_key is not None:
-            target_metric = event.data_table.episode_keys.get(str(event.row_key.value))
-            if target_metric:
-                charts = self.main.query_one(ChartsPane)
-                charts.selected, charts.metric = target_metric
-                self._rendered = -1
-                charts.focus()
-                self._tick()
+        """Enter on an incident: its target's chart of its biggest change, zoomed to it."""
+        if isinstance(event.data_table, IncidentsTable) and event.row_key is not None:
+            incident = event.data_table.by_key.get(str(event.row_key.value))
+            if incident is None:
+                return
+            metrics = sorted(incident.metrics.values(), key=lambda m: -abs(m.effect))
+            charts = self.main.query_one(ChartsPane)
+            charts.selected = incident.target
+            charts.metric = metrics[0].metric if metrics else charts.metric
+            charts.zoom_to(self.state, incident.start_ts)
+            if self.screen.maximized is not None:
+                self.screen.minimize()
+            self._rendered = -1
+            charts.focus()
+            self._tick()
+
+    def on_incidents_table_details(self, message: IncidentsTable.Details) -> None:
+        """`d` on an incident: the rule firings behind it (one level down)."""
+        incident = message.incident
+        view = self.state.targets.get(incident.target)
+        rows: list[tuple[float, str, str, str]] = []
+        end = incident.closed_ts if incident.closed_ts is not None else float("inf")
+        from llmscope_tui.spc import RULE_TEXT
+
+        for metric, firings in (view.firings.items() if view is not None else ()):
+            for ts, value, rule in firings:
+                if incident.start_ts <= ts <= end:
+                    rows.append((ts, METRIC_LABEL.get(metric, metric), fmt_value(value), f"{rule} {RULE_TEXT.get(rule, '')}"))
+        rows.sort(reverse=True)
+        title = f"incident #{incident.id} · {incident.target} · {len(rows)} rule firings"
+        self.push_screen(FiringsScreen(title, [(clock(ts), *rest) for ts, *rest in rows]))
 
     def on_charts_pane_resized(self, message: ChartsPane.Resized) -> None:
         self._rendered = -1
@@ -706,12 +724,10 @@ class LLMScopeApp(App[int]):
 def _read_history(
     store: Any, targets: list[str]
 ) -> tuple[dict[tuple[str, str], list[tuple[float, float]]], list[Any], list[Any]]:
-    """The last points of each chart, the recent rule firings and the episodes they formed, so
-    a restart does not open on empty charts and an empty Violations pane (index reads: fast on
-    a file of millions of samples)."""
-    from llmscope_tui.charts import past_episodes
-
-    from .state import HISTORY, MAX_EPISODES
+    """The last points of each chart, the recent rule firings and the latest incidents, so a
+    restart does not open on empty charts and an empty Incidents pane (index reads: fast on a
+    file of millions of samples)."""
+    from .state import HISTORY, MAX_INCIDENTS
 
     series: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for name in targets:
@@ -719,7 +735,7 @@ def _read_history(
             ts, values = store.metric_series(name, metric, limit=HISTORY)
             if len(ts):
                 series[(name, metric)] = list(zip(ts.tolist(), values.tolist(), strict=True))
-    return series, store.violations(limit=HISTORY), past_episodes(store, limit=4 * MAX_EPISODES)[-MAX_EPISODES:]
+    return series, store.violations(limit=HISTORY), store.incidents(limit=MAX_INCIDENTS)
 
 
 def _fit_path(path: str, width: int) -> str:

@@ -1,4 +1,4 @@
-"""Modal screens: the help overlay and the confirm dialog."""
+"""Modal screens: the help overlay, an incident's rule firings and the confirm dialog."""
 
 from __future__ import annotations
 
@@ -7,18 +7,19 @@ from typing import Any
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 #: (keys, what they do) - the help overlay and docs/tui.md list the same keys.
 KEY_HELP: tuple[tuple[str, str], ...] = (
     ("?", "this help (Esc closes it)"),
-    ("1 2 3 4", "focus Targets, Charts, Violations, Costs"),
+    ("1 2 3 4", "focus Targets, Charts, Incidents, Costs"),
     ("Tab / Shift+Tab", "next / previous pane (focused pane: heavy border)"),
     ("↑ ↓  j k", "move in a list; in Charts: pick the target"),
     ("← →  h l", "scroll a table sideways"),
-    ("Enter", "Violations: chart that episode's target and metric"),
+    ("Enter", "Incidents: chart that incident's target and metric, zoomed to it"),
+    ("d", "Incidents: the Nelson rule firings behind that incident"),
     ("c / C", "chart metric: next / previous (TTFT, latency, ITL, tok/s)"),
     ("+ / -", "chart: zoom in / out (last 50 … 600 points, then 1 h, 6 h, 24 h, 7 days)"),
     ("s", "Targets: cycle the sort column"),
@@ -48,6 +49,38 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help-box"):
             yield Static("Keys", id="help-title")
             yield Static(table, id="help-table")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class FiringsScreen(ModalScreen[None]):
+    """The evidence one level below an incident: the rule firings on its target's charts since
+    it began, newest first (what the TUI holds in memory: the last 600 points per chart)."""
+
+    BINDINGS = [Binding("escape,d,q", "close", "Close")]
+
+    def __init__(self, title: str, rows: list[tuple[str, str, str, str]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.title_text = title
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, pad_edge=False, expand=False)
+        for name in ("time", "metric", "value", "rule"):
+            table.add_column(name, no_wrap=name != "rule", justify="right" if name == "value" else "left")
+        for row in self.rows[:200]:
+            table.add_row(*row)
+        if not self.rows:
+            table.add_row("-", "-", "-", "no rule fired in the points held in memory")
+        with Vertical(id="help-box"):
+            yield Static(self.title_text, id="help-title", markup=False)
+            with VerticalScroll(id="firings-scroll"):
+                yield Static(table, id="help-table")
+            yield Static("↑ ↓ PgUp PgDn scroll · Esc closes", id="confirm-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#firings-scroll", VerticalScroll).focus()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from collections.abc import Sequence
 from typing import Any
 
-from llmscope_tui.spc import RULE_TEXT
+from llmscope_tui.incidents import Incident
 
 METRICS: tuple[str, ...] = ("ttft_ms", "latency_ms", "itl_ms", "tps")
 METRIC_LABEL: dict[str, str] = {
@@ -26,7 +26,8 @@ METRIC_LABEL: dict[str, str] = {
 HISTORY = 600
 #: Recent attempts that decide a target's status.
 RECENT = 10
-MAX_EPISODES = 500
+#: Incidents the Incidents pane keeps (newest); the data file holds them all.
+MAX_INCIDENTS = 200
 
 #: status -> (symbol, word). The word is always shown: no state is told by colour alone.
 STATUS: dict[str, tuple[str, str]] = {
@@ -56,7 +57,9 @@ class TargetView:
     firings: dict[str, deque[tuple[float, float, int]]] = field(default_factory=dict)
     cost_live: float = 0.0  # spend seen in events since the last store read
 
-    def status(self, open_episodes: int = 0) -> str:
+    def status(self, incident: Incident | None = None) -> str:
+        """down: the last 3 probes failed; degraded: an open incident that is bad news (not a
+        speed-up); a stray failure or rule firing alone changes nothing (DESIGN 6b)."""
         if not self.enabled:
             return "disabled"
         if not self.recent:
@@ -64,7 +67,7 @@ class TargetView:
         recent = list(self.recent)
         if not any(recent[-3:]):
             return "down"
-        if not all(recent) or open_episodes:
+        if incident is not None and incident.open and incident.severity != "info":
             return "degraded"
         return "up"
 
@@ -77,30 +80,12 @@ class TargetView:
 
 
 @dataclass(slots=True)
-class EpisodeView:
-    target: str
-    metric: str
-    rule: int
-    start_ts: float
-    last_ts: float
-    count: int
-    open: bool = True
-
-    @property
-    def key(self) -> str:
-        return f"{self.target}\x1f{self.metric}\x1f{self.rule}\x1f{self.start_ts!r}"
-
-    @property
-    def text(self) -> str:
-        return RULE_TEXT.get(self.rule, f"rule {self.rule}")
-
-
-@dataclass(slots=True)
 class ViewState:
     """Everything the panes show that comes from events."""
 
     targets: dict[str, TargetView] = field(default_factory=dict)
-    episodes: dict[str, EpisodeView] = field(default_factory=dict)
+    #: incident id -> the incident as its last event described it, oldest first
+    incidents: dict[int, Incident] = field(default_factory=dict)
     demo: bool = False
     config: str | None = None
     db: str | None = None
@@ -116,7 +101,7 @@ class ViewState:
     _arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
     _first_arrival: float | None = None
     version: int = 0  # bumped by every change, so widgets can skip identical refreshes
-    episodes_version: int = 0  # bumped when an episode opens, grows or closes
+    incidents_version: int = 0  # bumped when an incident opens, changes or closes
 
     def target(self, name: str) -> TargetView:
         view = self.targets.get(name)
@@ -124,8 +109,16 @@ class ViewState:
             view = self.targets[name] = TargetView(name)
         return view
 
-    def open_episodes(self, target: str) -> int:
-        return sum(1 for e in self.episodes.values() if e.open and e.target == target)
+    def open_incident(self, target: str) -> Incident | None:
+        """The target's open incident (one at a time), or None."""
+        for incident in reversed(self.incidents.values()):
+            if incident.target == target and incident.open:
+                return incident
+        return None
+
+    @property
+    def open_incidents(self) -> int:
+        return sum(1 for i in self.incidents.values() if i.open)
 
     def probes_per_s(self, now: float | None = None, window: float = 10.0) -> float:
         now = time.monotonic() if now is None else now
@@ -141,20 +134,16 @@ class ViewState:
         self,
         series: dict[tuple[str, str], list[tuple[float, float]]],
         firings: list[Any],
-        episodes: Sequence[Any] = (),
+        incidents: Sequence[Incident] = (),
     ) -> None:
         """Put stored history in front of what the live events brought (older points only), and
-        the episodes from before this run (closed; the live ones keep their place)."""
-        if episodes:
-            restored = {}
-            for e in episodes:
-                view = EpisodeView(e.target, e.metric, int(e.rule), float(e.start_ts), float(e.last_ts), int(e.count), False)
-                if view.key not in self.episodes:
-                    restored[view.key] = view
-            self.episodes = {**restored, **self.episodes}
-            while len(self.episodes) > MAX_EPISODES:
-                self.episodes.pop(next(iter(self.episodes)))
-            self.episodes_version += 1
+        the incidents from the data file (the live events' version of one wins)."""
+        if incidents:
+            restored = {i.id: i for i in incidents if i.id not in self.incidents}
+            self.incidents = dict(sorted({**restored, **self.incidents}.items(), key=lambda kv: kv[1].opened_ts))
+            while len(self.incidents) > MAX_INCIDENTS:
+                self.incidents.pop(next(iter(self.incidents)))
+            self.incidents_version += 1
         for (name, metric), points in series.items():
             view = self.target(name)
             live = view.series.get(metric) or deque()
@@ -226,42 +215,23 @@ class ViewState:
 
     def _on_violation(self, event: dict[str, Any]) -> None:
         self.violations += 1
-        self.episodes_version += 1
         view = self.target(event["target"])
         firings = view.firings.get(event["metric"])
         if firings is None:
             firings = view.firings[event["metric"]] = deque(maxlen=HISTORY)
         firings.append((float(event["ts"]), float(event["value"]), int(event["rule"])))
-        for episode in self.episodes.values():
-            if episode.open and (episode.target, episode.metric, episode.rule) == (
-                event["target"], event["metric"], event["rule"]
-            ):
-                if event["ts"] > episode.last_ts:
-                    episode.last_ts = event["ts"]
-                    episode.count += 1
 
-    def _on_episode(self, event: dict[str, Any]) -> None:
-        self.episodes_version += 1
-        episode = EpisodeView(
-            target=event["target"],
-            metric=event["metric"],
-            rule=int(event["rule"]),
-            start_ts=float(event["start_ts"]),
-            last_ts=float(event["last_ts"]),
-            count=int(event.get("count") or 1),
-            open=event.get("state") == "opened",
-        )
-        self.episodes[episode.key] = episode
-        while len(self.episodes) > MAX_EPISODES:
-            self.episodes.pop(next(iter(self.episodes)))
+    def _on_incident(self, event: dict[str, Any]) -> None:
+        self.incidents_version += 1
+        incident = Incident.from_event(event)
+        self.incidents.pop(incident.id, None)  # re-inserted: the dict stays in opening order
+        self.incidents[incident.id] = incident
+        self.incidents = dict(sorted(self.incidents.items(), key=lambda kv: kv[1].opened_ts))
+        while len(self.incidents) > MAX_INCIDENTS:
+            self.incidents.pop(next(iter(self.incidents)))
 
     def _on_rebaseline(self, event: dict[str, Any]) -> None:
         self.rebaselines += 1
-        self.episodes_version += 1
-        target = event.get("target")
-        for episode in self.episodes.values():
-            if target is None or episode.target == target:
-                episode.open = False
 
     def _on_alert(self, event: dict[str, Any]) -> None:
         self.alerts.append(event)

@@ -2,7 +2,7 @@
 
 from .charts import ChartsPane
 from .costs import CostsPane
+from .incidents import IncidentsTable
 from .targets import TargetsTable
-from .violations import ViolationsTable
 
-__all__ = ["ChartsPane", "CostsPane", "TargetsTable", "ViolationsTable"]
+__all__ = ["ChartsPane", "CostsPane", "IncidentsTable", "TargetsTable"]

@@ -104,6 +104,25 @@ class ChartsPane(Widget, can_focus=True):
         self.zoom_index = max(0, min(len(ZOOMS) - 1, self.zoom_index + step))
         return self.window
 
+    def zoom_to(self, state: ViewState, since: float, now: float | None = None) -> Zoom:
+        """The shortest window that shows the selected chart from ``since`` on, with some of the
+        time before it for comparison (an incident's chart: its start and what came before)."""
+        now = time.time() if now is None else now
+        view = state.targets.get(self.selected or "")
+        points = view.series.get(self.metric, ()) if view is not None else ()
+        after = sum(1 for ts, _ in points if ts >= since)
+        held = len(points)
+        for index, zoom in enumerate(ZOOMS):
+            if zoom.points is not None:
+                fits = after * 1.5 <= zoom.points and (held >= zoom.points or held > after)
+            else:
+                fits = (now - since) * 1.2 <= (zoom.seconds or 0.0)
+            if fits:
+                self.zoom_index = index
+                return zoom
+        self.zoom_index = len(ZOOMS) - 1
+        return self.window
+
     def stored_read_due(self, now: float | None = None) -> tuple[str, str, float] | None:
         """The (target, metric, seconds) to read from the data file for a time window, when the
         chart shows one and its last read is missing or older than the window's refresh."""

@@ -1,76 +1,137 @@
-"""Violations pane: SPC episodes, newest first."""
+"""Incidents pane: one row per incident (DESIGN 6b), newest first.
+
+Who and when come first and the change last, so a narrow pane cuts only the tail of the words.
+The rule firings behind an incident are one level down: Enter charts the incident, `d` lists
+its firings.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable
 
+from llmscope_tui.durations import format_duration
+from llmscope_tui.incidents import Incident
+
 from ..chartrender import clock
-from ..state import METRIC_LABEL, ViewState
+from ..state import ViewState
 from .cells import update_in_place
 
-#: the long rule meaning comes last, so a narrow pane cuts only words, never who or when
 COLUMNS = (
     ("state", "State"),
     ("target", "Target"),
-    ("metric", "Metric"),
-    ("rule", "Rule"),
-    ("first", "First"),
-    ("last", "Last"),
-    ("count", "Count"),
-    ("meaning", "Meaning"),
+    ("since", "Since"),
+    ("for", "For"),
+    ("change", "Change"),
+    ("rules", "Rules"),
 )
+SEVERITY_STYLE = {"critical": "bold red", "warning": "bold yellow", "info": "cyan"}
 
 
-class ViolationsTable(DataTable):
+def target_label(incident: Incident) -> str:
+    """The target, and how far the change reached when it was not the target alone."""
+    if incident.scope == "all":
+        return f"{incident.target} · all targets"
+    if incident.scope.startswith("provider:"):
+        return f"{incident.target} · all {incident.scope.split(':', 1)[1]}"
+    return incident.target
+
+
+#: Short metric names for the pane's narrow Change column.
+SHORT = {"ttft_ms": "TTFT", "latency_ms": "lat", "itl_ms": "ITL", "tps": "tok/s"}
+
+
+def change_label(incident: Incident) -> str:
+    """``TTFT +82%, lat +64%, down: rate_limit``: the biggest change first, compact."""
+    parts = [
+        f"{SHORT.get(m.metric, m.metric)} {m.effect * 100:+.0f}%"
+        for m in sorted(incident.metrics.values(), key=lambda m: -abs(m.effect))
+    ]
+    if incident.down:
+        parts.append(f"down: {incident.error_kind or 'errors'}")
+    elif incident.error_kind:
+        parts.append(f"errors: {incident.error_kind}")
+    return ", ".join(parts) or "-"
+
+
+class IncidentsTable(DataTable):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("h", "scroll_left", "Left", show=False),
         Binding("l", "scroll_right", "Right", show=False),
+        Binding("d", "details", "Firings"),
     ]
+
+    class Details(Message):
+        """`d` on a row: show the rule firings of that incident."""
+
+        def __init__(self, incident: Incident) -> None:
+            super().__init__()
+            self.incident = incident
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", **kwargs)
-        self._cells: dict[tuple[str, str], str] = {}
-        self.episode_keys: dict[str, tuple[str, str]] = {}
-        self._starts: dict[tuple[str, ...], float] = {}
+        self._rendered_version = -1
+        self._open: list[str] = []
+        self.by_key: dict[str, Incident] = {}
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
 
-    def refresh_rows(self, state: ViewState) -> None:
-        present = {str(k.value) for k in self.rows}
-        added = False
-        for key, episode in state.episodes.items():
-            cells = {
-                "state": Text("● open", style="bold red") if episode.open else Text("○ closed", style="dim"),
-                "rule": str(episode.rule),
-                "meaning": episode.text,
-                "target": episode.target,
-                "metric": METRIC_LABEL.get(episode.metric, episode.metric),
-                "first": clock(episode.start_ts),
-                "last": clock(episode.last_ts),
-                "count": str(episode.count),
-            }
-            row = {column: cells[column] for column, _ in COLUMNS}
-            if key not in present:
-                self.add_row(*row.values(), key=key)
-                self._starts[(row["target"], row["metric"], row["rule"], row["first"])] = episode.start_ts
-                self.episode_keys[key] = (episode.target, episode.metric)
-                for column, value in row.items():
-                    self._cells[(key, column)] = str(value)
-                added = True
-                continue
-            for column, value in row.items():
-                if self._cells.get((key, column)) != str(value):
-                    self._cells[(key, column)] = str(value)
-                    update_in_place(self, key, column, value)
-        if added:
-            starts = self._starts
-            # newest first; DataTable.sort hands the key the listed cells, which identify the episode
-            self.sort("target", "metric", "rule", "first", key=lambda vals: starts.get(tuple(map(str, vals)), 0.0), reverse=True)
+    def refresh_rows(self, state: ViewState, now: float | None = None) -> None:
+        """Rebuild when an incident opened, changed or closed (rare; newest first); otherwise
+        only the open incidents' durations move."""
+        now = time.time() if now is None else now
+        if state.incidents_version != self._rendered_version:
+            self._rendered_version = state.incidents_version
+            self._rebuild(state, now)
+            return
+        for key in self._open:
+            incident = self.by_key.get(key)
+            if incident is not None:
+                update_in_place(self, key, "for", format_duration(incident.duration(now)))
+
+    def _rebuild(self, state: ViewState, now: float) -> None:
+        keep = self.selected_incident()
+        self.clear()
+        self.by_key = {}
+        self._open = []
+        for incident in sorted(state.incidents.values(), key=lambda i: (i.opened_ts, i.id), reverse=True):
+            key = str(incident.id)
+            self.by_key[key] = incident
+            if incident.open:
+                self._open.append(key)
+            style = SEVERITY_STYLE[incident.severity] if incident.open else "dim"
+            word = "● open" if incident.open else "○ closed"
+            self.add_row(
+                Text(word, style=style),
+                target_label(incident),
+                clock(incident.start_ts, now),
+                format_duration(incident.duration(now)),
+                change_label(incident),
+                ",".join(map(str, sorted(incident.rules))) or "-",
+                key=key,
+            )
+        if keep is not None and str(keep.id) in self.by_key:
+            self.move_cursor(row=self.get_row_index(str(keep.id)))
+
+    def selected_incident(self) -> Incident | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return self.by_key.get(str(key.value)) if key is not None else None
+
+    def action_details(self) -> None:
+        incident = self.selected_incident()
+        if incident is not None:
+            self.post_message(self.Details(incident))

@@ -23,7 +23,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("latency_p", "p50/p95"),
     ("tps", "tok/s"),
     ("err", "Err"),
-    ("episodes", "Episodes"),
+    ("incident", "Incident"),
     ("cost", "Cost today"),
 )
 #: Under this many columns the table goes compact (the one-line layout needs about 105 with
@@ -36,7 +36,7 @@ COMPACT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("ttft", "TTFT ms\np50/p95"),
     ("latency", "Lat. ms\np50/p95"),
     ("tps", "tok/s\nErr"),
-    ("cost", "Cost today\nEpisodes"),
+    ("cost", "Cost today\nIncident"),
 )
 #: sort keys the `s` key cycles through: (column, label)
 SORTS: tuple[tuple[str, str], ...] = (
@@ -120,8 +120,8 @@ class TargetsTable(DataTable):
         added = False
         for name in wanted:
             view = state.targets[name]
-            episodes = state.open_episodes(name)
-            status = view.status(episodes)
+            incident = state.open_incident(name)
+            status = view.status(incident)
             symbol, word = STATUS[status]
             rollup = stats.get(name)
             cost = cost_today.get(name, 0.0) + view.cost_live
@@ -144,7 +144,7 @@ class TargetsTable(DataTable):
                 "latency_p": _pair(rollup, "latency_ms"),
                 "tps": fmt_value(view.last.get("tps")),
                 "err": "-" if err is None else f"{err * 100:.0f}%",
-                "episodes": f"{episodes} open" if episodes else "0",
+                "incident": _incident(incident),
                 "cost": format_usd(cost),
             }
             if self.compact:  # two lines a cell: every column fits 80 columns
@@ -156,7 +156,7 @@ class TargetsTable(DataTable):
                     "ttft": Text.assemble(last_ttft, "\n", Text(row["ttft_p"], style="dim")),
                     "latency": Text.assemble(row["latency"], "\n", Text(row["latency_p"], style="dim")),
                     "tps": Text.assemble(row["tps"], "\n", row["err"]),
-                    "cost": Text.assemble(row["cost"], "\n", row["episodes"]),
+                    "cost": Text.assemble(row["cost"], "\n", row["incident"]),
                 }
             if name not in present:
                 self.add_row(*row.values(), key=name, height=2 if self.compact else 1)
@@ -188,3 +188,14 @@ class TargetsTable(DataTable):
 def _pair(rollup: Any, metric: str) -> str:
     stats = rollup.metrics.get(metric) if rollup is not None else None
     return "-" if stats is None else f"{fmt_value(stats.p50)}/{fmt_value(stats.p95)}"
+
+
+def _incident(incident: Any) -> str:
+    """The open incident's biggest change (``TTFT +82 %``), ``down``, or ``-``."""
+    if incident is None:
+        return "-"
+    if incident.down:
+        return "down"
+    if incident.metrics:
+        return max(incident.metrics.values(), key=lambda m: abs(m.effect)).label().replace(" %", "%")
+    return incident.error_kind or "open"
