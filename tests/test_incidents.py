@@ -277,3 +277,24 @@ def test_restore_replays_history_and_takes_up_the_open_incident() -> None:
     assert "opened" not in states(changes)
     changes = feed(engine, "a", calm(rng, 60), start=120)
     assert states(changes)[-1] == "closed" and changes[-1][1].incident.id == 41
+
+
+def test_a_runs_first_good_probe_is_no_evidence() -> None:
+    """It carries the start (a new connection, a cold process): stored and charted, not judged."""
+    rng = np.random.default_rng(12)
+    engine = IncidentEngine(POLICY, [target("a")])
+    feed(engine, "a", [None, 40_000.0, *calm(rng, 30)], error="network")  # a failure, a 100x start
+    detector = engine.detector("a", "ttft_ms")
+    assert detector is not None and detector.ready and detector.reference_median == pytest.approx(400, rel=0.15)
+
+
+def test_restart_forgets_the_evidence_that_led_up_to_the_stop() -> None:
+    """Probes that finished while the process shut down looked slow; with no incident open at
+    the stop they must not open one right after the restart."""
+    rng = np.random.default_rng(13)
+    history = [(float(i), True, None, {"ttft_ms": v}) for i, v in enumerate(calm(rng, 60))]
+    history += [(60.0 + i, True, None, {"ttft_ms": 2.5 * v}) for i, v in enumerate(calm(rng, 2))]
+    engine = IncidentEngine(POLICY, [target("a")])
+    engine.restore([], {"a": history})
+    assert engine.detector("a", "ttft_ms").sums == (0.0, 0.0)
+    assert feed(engine, "a", [1.3 * v for v in calm(rng, 3)], start=70) == []

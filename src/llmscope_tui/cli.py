@@ -390,11 +390,11 @@ def _check_config(args: argparse.Namespace) -> int:
         f"spc:          baseline {spc.baseline_samples} samples, transform {spc.transform}, "
         f"rules {','.join(map(str, spc.rules))}, metrics {','.join(spc.metrics)}\n"
     )
-    accept = "never" if spc.accept_after_s is None else f"after {spc.accept_after_s:g}s"
+    accept = "only by a rebaseline" if spc.accept_after_s is None else f"after {spc.accept_after_s:g}s or a rebaseline"
     out.write(
         f"incidents:    changes for the {'worse' if spc.alert_on == 'worse' else 'worse or better'}, "
         f"min_effect {spc.min_effect * 100:g}%, cusum k {spc.cusum_k:g} h {spc.cusum_h:g}, "
-        f"close after {spc.close_after} quiet probes, accept a new level {accept}\n"
+        f"close after {spc.close_after} quiet probes, a new level accepted {accept}\n"
     )
     if settings.demo:
         out.write("targets:      4 simulated demo targets (openai, anthropic, gemini, ollama protocols)\n")

@@ -139,6 +139,13 @@ class ShiftDetector:
         """(upward, downward) CUSUM sums, in standard deviations."""
         return self._up, self._down
 
+    def forget_evidence(self) -> None:
+        """Zero the sums, keep the reference: after a restart, what led up to the stop (probes
+        finishing while the process shut down) is no evidence about what comes next."""
+        self._up = self._down = 0.0
+        self._up_start = self._down_start = None
+        self.last = _QUIET
+
     # -- feeding ------------------------------------------------------------------------------
 
     def add(self, value: float, ts: float | None = None, *, hold: bool = False) -> ShiftStatus:

@@ -26,9 +26,10 @@ EFFECT_STEP = 0.10
 #: ... and its rules or peak at most this often (probes of the target), so a new incident's
 #: first seconds are one or two updates, not one per rule.
 UPDATE_EVERY = 5
-#: Incidents that open within this many of the slowest target's intervals (and at least a
-#: minute) of each other are taken to have one cause.
+#: Incidents whose changes began within this many of the slowest target's intervals (and at
+#: least SCOPE_MIN_S) of each other are taken to have one cause.
 SCOPE_INTERVALS = 6.0
+SCOPE_MIN_S = 10.0
 _SCOPE_RANK = {"target": 0, "provider": 1, "all": 2}
 
 
@@ -91,6 +92,7 @@ class _Target:
     dirty: bool = False
     published: dict[str, float] = field(default_factory=dict)
     escalation: str | None = None
+    warm: bool = False  # a probe of this target succeeded in this run
     last_alarm: float | None = None  # when the open incident's change was last seen
     firings: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=512))
     zs: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=512))
@@ -108,7 +110,7 @@ class IncidentEngine:
         self._targets: dict[str, _Target] = {}
         self._enabled: set[str] = set()
         self._groups: dict[str, frozenset[str]] = {}
-        self._window_s = 60.0
+        self._window_s = SCOPE_MIN_S
         self.configure(targets)
 
     def configure(self, targets: Iterable[Any]) -> None:
@@ -121,7 +123,7 @@ class IncidentEngine:
             self._state(t.name, t.provider)
         self._groups = {name: frozenset(group) for group in by_group.values() for name in group}
         slowest = max((float(t.interval_s) for t in enabled), default=10.0)
-        self._window_s = max(60.0, SCOPE_INTERVALS * slowest)
+        self._window_s = max(SCOPE_MIN_S, SCOPE_INTERVALS * slowest)
 
     def _state(self, name: str, provider: str = "") -> _Target:
         state = self._targets.get(name)
@@ -170,6 +172,10 @@ class IncidentEngine:
         state = self._state(sample.target, sample.provider)
         ts = float(sample.ts)
         metrics = {m: sample.metric(m) for m in state.detectors} if sample.ok else {}
+        if sample.ok and not state.warm:
+            # A run's first good probe of a target carries its start: a new connection, a cold
+            # process. It is stored and charted, but is no evidence of the provider's behaviour.
+            state.warm, metrics = True, {}
         for rule in rules:
             state.firings.append((ts, int(rule)))
         if zs:
@@ -303,12 +309,12 @@ class IncidentEngine:
         return IncidentChange("closed", incident, ts, accepted=accepted)
 
     def _rescope(self, ts: float, exclude: str | None = None) -> list[IncidentChange]:
-        """Widen the scope of open incidents that opened together; an update for each that grew
+        """Widen the scope of open incidents whose changes began together; an update for each that grew
         (except ``exclude``, whose "opened" event already carries its scope)."""
         open_now = {s.name: s.incident for s in self._targets.values() if s.incident is not None and s.incident.open}
         changes = []
         for name, incident in open_now.items():
-            peers = {n for n, other in open_now.items() if abs(other.opened_ts - incident.opened_ts) <= self._window_s}
+            peers = {n for n, other in open_now.items() if abs(other.start_ts - incident.start_ts) <= self._window_s}
             scope = "target"
             group = self._groups.get(name, frozenset({name}))
             distinct_groups = len(set(self._groups.values())) >= 2
@@ -346,6 +352,9 @@ class IncidentEngine:
             for ts, ok, error_kind, metrics in rows:
                 self._step(state, float(ts), bool(ok), error_kind, metrics if ok else {}, silent=True)
             state.incident, state.quiet = None, 0
+            if not any(i.target == name for i in open_incidents):
+                for detector in state.detectors.values():
+                    detector.forget_evidence()
         for incident in open_incidents:
             state = self._state(incident.target, incident.provider)
             state.incident, state.quiet = incident, 0
