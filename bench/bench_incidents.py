@@ -228,8 +228,8 @@ def bench_demo(args: argparse.Namespace, policy: PolicySettings) -> None:
                 for item in items:
                     print(f"  seed {args.seed}  {name:15s} opened at {item}")
     print(f"{'target':16s}{'incidents per run':>20s}{'rule episodes (first build)':>30s}")
-    for name in totals:
-        print(f"{name:16s}{' '.join(map(str, totals[name])):>20s}{np.mean(old_totals[name]):>30.0f}")
+    for name, counts in totals.items():
+        print(f"{name:16s}{' '.join(map(str, counts)):>20s}{np.mean(old_totals[name]):>30.0f}")
     print()
 
 
@@ -275,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     policy = dataclasses.replace(policy, **{k: v for k, v in changes.items() if v is not None})
     print(f"numpy {np.__version__}, python {sys.version.split()[0]}, seed {args.seed}; default policy: "
           f"baseline {policy.baseline_samples}, k {policy.cusum_k}, h {policy.cusum_h}, "
-          f"min_effect {policy.min_effect:.0%}, close_after {policy.close_after}, alert_on {policy.alert_on}")
+          f"min_effect {policy.min_effect:.0%} and {policy.min_change_ms:g} ms, close_after {policy.close_after}, "
+          f"alert_on {policy.alert_on}")
     print()
     t0 = time.perf_counter()
     if args.only in (None, "false"):

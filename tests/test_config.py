@@ -229,11 +229,11 @@ def test_budget_and_price_mistakes(tmp_path: Path, text: str, expected: str) -> 
 def test_incident_policy_keys(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text(
         GOOD + "\n[spc]\nmin_effect = 0.3\nalert_on = 'both'\naccept_after = '2h'\nclose_after = 5\n"
-        "cusum_k = 1\ncusum_h = 6\n"
+        "cusum_k = 1\ncusum_h = 6\nmin_change_ms = 5\n"
     )
     spc = load_settings(tmp_path / "c.toml", env={"OPENAI_API_KEY": "k"}).spc
     assert (spc.min_effect, spc.alert_on, spc.accept_after_s, spc.close_after) == (0.3, "both", 7200.0, 5)
-    assert (spc.cusum_k, spc.cusum_h) == (1.0, 6.0)
+    assert (spc.cusum_k, spc.cusum_h, spc.min_change_ms) == (1.0, 6.0, 5.0)
     defaults = load_settings(None, env={}).spc
     assert (defaults.baseline_samples, defaults.transform, defaults.accept_after_s) == (100, "log", None)
     assert load_settings(None, env={}).alerts.bell is False  # the bell is off unless asked for

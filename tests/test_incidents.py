@@ -149,8 +149,18 @@ def test_a_change_below_min_effect_is_left_to_the_charts() -> None:
     assert feed(engine, "itl", steady[:60] + [1.05 * v for v in steady[60:]]) == []
     detector = engine.detector("itl", "ttft_ms")
     assert detector is not None and detector.sums[0] > POLICY.cusum_h  # it is seen, just not raised
-    loose = IncidentEngine(PolicySettings(baseline_samples=30, min_effect=0.03), [target("itl")])
+    loose = IncidentEngine(PolicySettings(baseline_samples=30, min_effect=0.03, min_change_ms=0), [target("itl")])
     assert "opened" in states(feed(loose, "itl", steady[:60] + [1.05 * v for v in steady[60:]]))
+
+
+def test_a_time_metric_must_also_move_by_min_change_ms() -> None:
+    """+25 % of a 4 ms time is 1 ms: below what the stamps resolve on a busy machine."""
+    rng = np.random.default_rng(15)
+    fast = calm(rng, 200, median=4.0, sigma=0.05)
+    shifted = fast[:60] + [1.25 * v for v in fast[60:]]
+    assert feed(IncidentEngine(POLICY, [target("a")]), "a", shifted) == []
+    bigger = fast[:60] + [1.8 * v for v in fast[60:]]  # +3.2 ms
+    assert "opened" in states(feed(IncidentEngine(POLICY, [target("a")]), "a", bigger))
 
 
 def test_no_flapping_while_a_change_comes_and_goes() -> None:

@@ -393,7 +393,7 @@ def _check_config(args: argparse.Namespace) -> int:
     accept = "only by a rebaseline" if spc.accept_after_s is None else f"after {spc.accept_after_s:g}s or a rebaseline"
     out.write(
         f"incidents:    changes for the {'worse' if spc.alert_on == 'worse' else 'worse or better'}, "
-        f"min_effect {spc.min_effect * 100:g}%, cusum k {spc.cusum_k:g} h {spc.cusum_h:g}, "
+        f"min_effect {spc.min_effect * 100:g}% and {spc.min_change_ms:g} ms, cusum k {spc.cusum_k:g} h {spc.cusum_h:g}, "
         f"close after {spc.close_after} quiet probes, a new level accepted {accept}\n"
     )
     if settings.demo:

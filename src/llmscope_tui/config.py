@@ -58,6 +58,8 @@ class SpcSettings:
     accept_after_s: float | None = None
     #: "worse": incidents for changes for the worse only; "both": a speed-up too
     alert_on: str = "worse"
+    #: a time metric must also move by at least this many ms to open an incident
+    min_change_ms: float = 2.0
 
 
 @dataclass(slots=True)
@@ -236,6 +238,7 @@ _SPC_KEYS = {
     "close_after",
     "accept_after",
     "alert_on",
+    "min_change_ms",
 }
 _ALERT_KEYS = {"webhook_url", "cooldown", "bell"}
 _TUI_KEYS = {"fps", "theme", "mouse"}
@@ -371,6 +374,11 @@ def _read_spc(reader: _Reader, data: dict[str, Any], settings: Settings) -> None
         if not 0 <= effect < 1:
             raise reader.error((*where, "min_effect"), f"expected a fraction from 0 to below 1 (0.15 = 15 %), got {effect}")
         settings.spc.min_effect = float(effect)
+    change = reader.get(spc, "min_change_ms", where, (int, float))
+    if change is not None:
+        if not 0 <= change <= 60_000:
+            raise reader.error((*where, "min_change_ms"), f"expected milliseconds from 0 to 60000, got {change}")
+        settings.spc.min_change_ms = float(change)
     for key, low, high in (("cusum_k", 0.0, 5.0), ("cusum_h", 0.5, 50.0)):
         value = reader.get(spc, key, where, (int, float))
         if value is not None:

@@ -751,11 +751,8 @@ class StoreReader:
         """Incidents that were open at or after ``since`` (all when None), oldest first; with
         ``limit``, the newest ``limit`` of them."""
         limit = _check_limit(limit)
-        clauses: list[str] = []
-        params: list[Any] = []
-        if target is not None:
-            clauses.append("target = ?")
-            params.append(str(target))
+        where, params = _where(None if target is None else str(target))
+        clauses = [where.removeprefix(" WHERE ")] if where else []
         if since is not None:
             clauses.append("(closed_ts IS NULL OR closed_ts >= ?)")
             params.append(float(since))

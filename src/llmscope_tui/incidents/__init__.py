@@ -6,7 +6,12 @@ change of a target's behaviour, one per target at a time. Plain Python, no Textu
 
 from llmscope_tui.incidents.detector import ShiftDetector, ShiftStatus, t_to_z
 from llmscope_tui.incidents.engine import IncidentChange, IncidentEngine, PolicySettings
-from llmscope_tui.incidents.errors import ErrorDetector, ErrorStatus, burst_threshold, down_threshold
+from llmscope_tui.incidents.errors import (
+    ErrorDetector,
+    ErrorStatus,
+    burst_threshold,
+    down_threshold,
+)
 from llmscope_tui.incidents.model import METRIC_SHORT, Incident, MetricEffect
 
 __all__ = [

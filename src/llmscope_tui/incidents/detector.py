@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from itertools import pairwise
 from statistics import median
 
 #: Points the reference learns at most; then it is frozen.
@@ -72,6 +73,15 @@ class ShiftStatus:
 
 
 _QUIET = ShiftStatus(0, True, 0.0, None, None, None)
+_Start = tuple[int, float | None]
+
+
+def _cusum(total: float, step: float, start: _Start | None, here: _Start, cap: float) -> tuple[float, _Start | None]:
+    """One side's sum after one point, and where its run began (None once it is back at 0)."""
+    total += step
+    if total <= 0:
+        return 0.0, None
+    return min(total, cap), start if start is not None else here
 
 
 class ShiftDetector:
@@ -85,9 +95,13 @@ class ShiftDetector:
         h: float = 5.0,
         min_effect: float = 0.15,
         direction: int = 0,
+        min_change: float = 0.0,
     ) -> None:
         """``direction``: +1 raises only rises, -1 only falls, 0 both (the sums run both ways
-        regardless, so a change the other way still pauses the reference's learning)."""
+        regardless, so a change the other way still pauses the reference's learning).
+        ``min_change``: the smallest change in the metric's own unit that counts, besides the
+        relative ``min_effect`` (a 0.9 ms move of a 5.6 ms ITL is 16 %, and below what the
+        timing resolves on a busy machine)."""
         if baseline_size < 2:
             raise ValueError(f"baseline_size must be at least 2, got {baseline_size}")
         if direction not in (-1, 0, 1):
@@ -95,6 +109,7 @@ class ShiftDetector:
         self.baseline_size = int(baseline_size)
         self.k, self.h, self.min_effect = float(k), float(h), float(min_effect)
         self.direction = direction
+        self.min_change = float(min_change)
         self._up_floor = math.log1p(self.min_effect)
         self._down_floor = math.log1p(-self.min_effect) if self.min_effect < 1 else -math.inf
         self.reset()
@@ -168,20 +183,8 @@ class ShiftDetector:
         u = t_to_z((y - mean) / (sd * math.sqrt(1.0 + 1.0 / self._n)), self._n - 1)
         z = min(max(u, -CLIP), CLIP)
         cap = 2.0 * self.h  # bounded, so a shift that ends is recognised within a few points
-        up = self._up + z - self.k
-        down = self._down - z - self.k
-        if up > 0:
-            if self._up <= 0:
-                self._up_start = (i, ts)
-            self._up = min(up, cap)
-        else:
-            self._up, self._up_start = 0.0, None
-        if down > 0:
-            if self._down <= 0:
-                self._down_start = (i, ts)
-            self._down = min(down, cap)
-        else:
-            self._down, self._down_start = 0.0, None
+        self._up, self._up_start = _cusum(self._up, z - self.k, self._up_start, (i, ts), cap)
+        self._down, self._down_start = _cusum(self._down, -z - self.k, self._down_start, (i, ts), cap)
         self._recent.append((i, y, ts))
         self._pending.append((i, y, u))
         self._learn(hold)
@@ -192,7 +195,7 @@ class ShiftDetector:
         """The baseline: drop points beyond 3 sigma (moving-range sigma, as the charts do)."""
         n = len(values)
         center = sum(values) / n
-        mr = sum(abs(b - a) for a, b in zip(values, values[1:], strict=False)) / max(n - 1, 1)
+        mr = sum(abs(b - a) for a, b in pairwise(values)) / max(n - 1, 1)
         sigma = mr / 1.128
         kept = [v for v in values if abs(v - center) <= 3.0 * sigma] if sigma > 0 else list(values)
         if len(kept) < 2:
@@ -228,13 +231,14 @@ class ShiftDetector:
         if in_control:  # the common case costs no median
             return _QUIET
         effect_log = self._effect_log(start[0] if start is not None else None)
-        alarm = 0
-        if direction > 0 and effect_log >= self._up_floor:
-            alarm = 1
-        elif direction < 0 and effect_log <= self._down_floor:
-            alarm = -1
         base = self.reference_median
         current = None if base is None else base * math.exp(effect_log)
+        big_enough = base is None or current is None or abs(current - base) >= self.min_change
+        alarm = 0
+        if direction > 0 and effect_log >= self._up_floor and big_enough:
+            alarm = 1
+        elif direction < 0 and effect_log <= self._down_floor and big_enough:
+            alarm = -1
         return ShiftStatus(
             alarm=alarm,
             in_control=in_control,

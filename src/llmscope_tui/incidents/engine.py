@@ -19,7 +19,12 @@ from urllib.parse import urlsplit
 
 from llmscope_tui.incidents.detector import ShiftDetector
 from llmscope_tui.incidents.errors import ErrorDetector
-from llmscope_tui.incidents.model import HIGHER_IS_WORSE, Incident, IncidentState, MetricEffect
+from llmscope_tui.incidents.model import (
+    HIGHER_IS_WORSE,
+    Incident,
+    IncidentState,
+    MetricEffect,
+)
 
 #: An open incident's effects are republished when one moves by this much (0.1 = 10 points).
 EFFECT_STEP = 0.10
@@ -47,6 +52,8 @@ class PolicySettings:
     #: "worse": only changes for the worse open incidents (slower, or fewer tokens/s);
     #: "both": any change, a speed-up too
     alert_on: str = "worse"
+    #: the smallest change of a time metric that counts, in ms (besides min_effect)
+    min_change_ms: float = 2.0
 
     @classmethod
     def from_spc(cls, spc: Any) -> PolicySettings:
@@ -59,6 +66,7 @@ class PolicySettings:
             accept_after_s=spc.accept_after_s,
             metrics=tuple(spc.metrics),
             alert_on=spc.alert_on,
+            min_change_ms=spc.min_change_ms,
         )
 
 
@@ -136,6 +144,7 @@ class IncidentEngine:
                     h=p.cusum_h,
                     min_effect=p.min_effect,
                     direction=0 if p.alert_on == "both" else (1 if HIGHER_IS_WORSE.get(m, True) else -1),
+                    min_change=p.min_change_ms if m.endswith("_ms") else 0.0,
                 )
                 for m in p.metrics
             }

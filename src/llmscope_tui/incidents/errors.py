@@ -32,7 +32,7 @@ def burst_threshold(rate: float, window: int = WINDOW, alpha: float = ALPHA) -> 
     """The fewest failures among ``window`` probes that ``rate`` makes rarer than ``alpha``."""
     rate = min(max(rate, 1e-9), 0.999)
     tail = 1.0
-    for m in range(0, window + 1):
+    for m in range(window + 1):
         if m >= 3 and tail < alpha:
             return m
         tail -= math.comb(window, m) * rate**m * (1 - rate) ** (window - m)  # P(X >= m + 1)

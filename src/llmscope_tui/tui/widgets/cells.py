@@ -6,7 +6,17 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist
+
+#: The keys every table pane takes: vim-style moves and sideways scrolling.
+TABLE_KEYS: list[Binding] = [
+    Binding("j", "cursor_down", "Down", show=False),
+    Binding("k", "cursor_up", "Up", show=False),
+    Binding("h", "scroll_left", "Left", show=False),
+    Binding("l", "scroll_right", "Right", show=False),
+]
 
 
 def cell_width(value: Any) -> int:
@@ -21,3 +31,15 @@ def update_in_place(table: DataTable, row: str, column: str, value: Any) -> None
     whenever a value gets narrower: most of a live table's refresh cost.)"""
     grow = cell_width(value) > table.columns[column].content_width
     table.update_cell(row, column, value, update_width=grow)
+
+
+def cursor_row_key(table: DataTable) -> str | None:
+    """The key of the row under the table's cursor, or None when there is none."""
+    if not table.row_count:
+        return None
+    try:
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+    except CellDoesNotExist:
+        return None
+    return str(key.value) if key is not None else None
+

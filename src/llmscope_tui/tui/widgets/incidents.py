@@ -20,7 +20,7 @@ from llmscope_tui.incidents import Incident
 
 from ..chartrender import clock
 from ..state import ViewState
-from .cells import update_in_place
+from .cells import TABLE_KEYS, cursor_row_key, update_in_place
 
 COLUMNS = (
     ("state", "State"),
@@ -61,10 +61,7 @@ def change_label(incident: Incident) -> str:
 
 class IncidentsTable(DataTable):
     BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("h", "scroll_left", "Left", show=False),
-        Binding("l", "scroll_right", "Right", show=False),
+        *TABLE_KEYS,
         Binding("d", "details", "Firings"),
     ]
 
@@ -123,13 +120,8 @@ class IncidentsTable(DataTable):
             self.move_cursor(row=self.get_row_index(str(keep.id)))
 
     def selected_incident(self) -> Incident | None:
-        if not self.row_count:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:
-            return None
-        return self.by_key.get(str(key.value)) if key is not None else None
+        key = cursor_row_key(self)
+        return None if key is None else self.by_key.get(key)
 
     def action_details(self) -> None:
         incident = self.selected_incident()

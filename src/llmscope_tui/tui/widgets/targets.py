@@ -12,7 +12,7 @@ from llmscope_tui.costs import format_usd
 
 from ..chartrender import fmt_value
 from ..state import STATUS, ViewState
-from .cells import update_in_place
+from .cells import TABLE_KEYS, cursor_row_key, update_in_place
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "Status"),
@@ -56,10 +56,7 @@ class TargetsTable(DataTable):
     """DataTable of targets; vim keys; `s` cycles the sort column."""
 
     BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
-        Binding("h", "scroll_left", "Left", show=False),
-        Binding("l", "scroll_right", "Right", show=False),
+        *TABLE_KEYS,
         Binding("s", "cycle_sort", "Sort"),
     ]
 
@@ -176,13 +173,7 @@ class TargetsTable(DataTable):
             self.move_cursor(row=self.get_row_index(reselect))
 
     def selected_target(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:
-            return None
-        return str(key.value) if key is not None else None
+        return cursor_row_key(self)
 
 
 def _pair(rollup: Any, metric: str) -> str:
