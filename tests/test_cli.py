@@ -145,6 +145,7 @@ def test_fail_on_error_exits_1(tmp_path: Path) -> None:
     assert "--fail-on error: 2 failed probes (fake-openai: 2 network)" in result.stderr
 
 
+@pytest.mark.slow
 def test_fail_on_incident_names_it_and_report_lists_it(tmp_path: Path, fake_provider: object) -> None:
     from fake_provider import Script
 
@@ -200,6 +201,7 @@ def test_sigterm_stops_cleanly_with_every_sample_on_disk(tmp_path: Path, fake_pr
     assert logged >= 3 and stored == logged
 
 
+@pytest.mark.slow
 def test_export_csv(tmp_path: Path, fake_provider: object) -> None:
     db = tmp_path / "s.db"
     config = config_for(tmp_path, fake_provider.base_url)  # type: ignore[attr-defined]
@@ -215,6 +217,7 @@ def test_export_csv(tmp_path: Path, fake_provider: object) -> None:
     assert run_cli("export", "--csv", str(out), "--db", str(tmp_path / "none.db")).returncode == 2
 
 
+@pytest.mark.slow
 def test_no_config_runs_the_demo_headless(tmp_path: Path) -> None:
     result = run_cli("--headless", "--count", "4", "--db", str(tmp_path / "d.db"))
     assert result.returncode == 0, result.stderr
@@ -224,6 +227,7 @@ def test_no_config_runs_the_demo_headless(tmp_path: Path) -> None:
     assert result.stdout.count('"event":"sample"') == 4
 
 
+@pytest.mark.slow
 def test_text_format_is_readable(tmp_path: Path) -> None:
     result = run_cli("--demo", "--count", "4", "--db", str(tmp_path / "d.db"))
     assert result.returncode == 0, result.stderr
@@ -232,6 +236,7 @@ def test_text_format_is_readable(tmp_path: Path) -> None:
     assert sum(" ok " in line or " FAIL " in line for line in lines) == 4
 
 
+@pytest.mark.slow
 def test_ingest_file_report_and_rebaseline(tmp_path: Path, fake_provider: object) -> None:
     db = tmp_path / "s.db"
     config = config_for(tmp_path, fake_provider.base_url)  # type: ignore[attr-defined]

@@ -272,6 +272,7 @@ def test_latency_shift_and_drift_measured_by_client() -> None:
     assert demo.timeline.effect("llama3-sim", 20.0).ttft_factor > 1.5
 
 
+@pytest.mark.slow
 def test_429_burst_happens_on_schedule_in_real_time() -> None:
     timeline = DemoTimeline().scaled(0.01)  # burst 1.40-1.50 s after start, cycle 2.1 s
     demo = DemoProvider(seed=5, timeline=timeline, latency_scale=0.01, background_errors=False).start()

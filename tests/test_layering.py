@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +44,7 @@ def test_core_modules_never_import_textual() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_a_headless_run_never_imports_textual(tmp_path: Path) -> None:
     """Run a short headless demo with textual made unimportable: it must still work."""
     blocker = tmp_path / "block"

@@ -34,6 +34,7 @@ def kinds(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e for e in events if e["event"] == kind]
 
 
+@pytest.mark.slow
 async def test_a_latency_shift_becomes_violations_and_one_incident_with_one_alert(
     tmp_path: Path, fake_provider: FakeProvider
 ) -> None:
@@ -157,6 +158,7 @@ async def test_rollups_from_the_store(tmp_path: Path, fake_provider: FakeProvide
     assert by_provider[0].key == "openai-compatible"
 
 
+@pytest.mark.slow
 async def test_an_open_incident_survives_a_restart_and_closes_when_calm_returns(
     tmp_path: Path, fake_provider: FakeProvider
 ) -> None:

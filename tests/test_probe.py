@@ -269,6 +269,7 @@ def test_classification_and_helpers() -> None:
 # ----------------------------------------------------------------------------- scheduler
 
 
+@pytest.mark.slow
 async def test_scheduler_never_overlaps_a_target_and_caps_concurrency(fake_provider: FakeProvider) -> None:
     """Each probe takes ~0.3 s with 0.1 s intervals: a target's probes run back to back, never doubled,
     and four targets never have more than two requests in flight (concurrency 2)."""

@@ -18,6 +18,8 @@ from llmscope_tui import cli
 aiohttp = pytest.importorskip("aiohttp")  # installed with textual-serve (the [serve] and [test] extras)
 
 
+pytestmark = pytest.mark.slow  # a real process in a pseudo-terminal or behind a web server: seconds each
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -322,6 +322,7 @@ rules_strategy = st.sets(st.integers(1, 8), max_size=8)
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(series=series_strategy, rules=rules_strategy)
+@pytest.mark.slow
 def test_evaluate_equals_reference_on_edge_heavy_series(series, rules):
     assert pairs(evaluate(series, 0.0, 1.0, rules)) == reference_evaluate(series, 0.0, 1.0, rules)
 

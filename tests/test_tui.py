@@ -39,6 +39,7 @@ def status_text(app: LLMScopeApp) -> str:
     return str(app.query_one("#status").render())
 
 
+@pytest.mark.slow
 async def test_samples_and_an_incident_reach_the_panes(tmp_path: Path, fake_provider: FakeProvider) -> None:
     fake_provider.enqueue(*[Script(first_token_delay_s=0.02 + 0.002 * (i % 3)) for i in range(8)])
     fake_provider.script(default=Script(first_token_delay_s=0.4))
@@ -89,6 +90,7 @@ async def test_samples_and_an_incident_reach_the_panes(tmp_path: Path, fake_prov
     assert app.return_code == 0
 
 
+@pytest.mark.slow
 async def test_every_key_does_what_it_says(tmp_path: Path, fake_provider: FakeProvider) -> None:
     fake_provider.script(default=Script(first_token_delay_s=0.01))
     exports = tmp_path / "exports"
@@ -184,6 +186,7 @@ async def test_every_key_does_what_it_says(tmp_path: Path, fake_provider: FakePr
     assert app.return_code == 0
 
 
+@pytest.mark.slow
 async def test_the_demo_renders_at_80x24_without_colour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     settings = load_settings(demo=True, db=tmp_path / "demo.db")
@@ -372,6 +375,7 @@ def test_budget_bars_say_their_state_in_words() -> None:
         assert words in text
 
 
+@pytest.mark.slow
 def test_losing_the_terminal_stops_the_tui_and_keeps_the_data(tmp_path: Path) -> None:
     """SIGHUP with the terminal gone (an SSH drop): the process exits, nothing left running."""
     import sqlite3
@@ -499,6 +503,7 @@ class _IdleMonitor:
         return []
 
 
+@pytest.mark.slow
 async def test_zooming_out_reaches_seven_days_from_the_data_file_and_past_incidents_return(tmp_path: Path) -> None:
     import time as time_module
 
@@ -548,6 +553,7 @@ async def test_zooming_out_reaches_seven_days_from_the_data_file_and_past_incide
         await pilot.press("q")
 
 
+@pytest.mark.slow
 async def test_maximising_the_charts_redraws_the_chart_to_the_new_size(tmp_path: Path) -> None:
     settings = load_settings(demo=True, db=tmp_path / "m.db")
     app = LLMScopeApp(settings, monitor=_IdleMonitor(), store_every_s=600)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from llmscope_tui.session import demo_prices
 from llmscope_tui.tui.app import LLMScopeApp
 from llmscope_tui.tui.widgets import ChartsPane, IncidentsTable, TargetsTable
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # the real demo through the app: seconds
 
 #: The whole test, start to stop, stays under this (typical: 3-5 s).
 BUDGET_S = 18.0

@@ -35,6 +35,8 @@ from llmscope_tui.tui import state as state_module
 from llmscope_tui.tui.app import LLMScopeApp
 from llmscope_tui.tui.widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
 
+pytestmark = pytest.mark.slow  # pictures of the whole app: a second or two each
+
 #: 2024-06-10 08:00:00 UTC: the replay's first probe.
 T0 = 1_718_006_400.0
 ROUNDS = 48  # probes per target, one every INTERVAL_S

@@ -16,6 +16,8 @@ from pty_terminal import PtyRun
 EXTENDED = re.compile(rb"\x1b\[[0-9;]*[34]8;([25]);")
 
 
+pytestmark = pytest.mark.slow  # a real process in a pseudo-terminal or behind a web server: seconds each
+
 def run_until_drawn(tmp_path: Path, args: list[str], **env: str) -> bytes:
     run = PtyRun([*args, "--db", str(tmp_path / "t.db")], subprocess_env(**env))
     try:
