@@ -196,7 +196,7 @@ def incident_alert(change: IncidentChange) -> Alert | None:
     provider or to every target). Closed: info. Key: ``incident:<id>:<what>``.
     """
     incident = change.incident
-    what = change.state
+    what: str = change.state
     if change.state == "updated":
         escalated = change.escalation
         if escalated is None:

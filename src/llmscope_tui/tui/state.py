@@ -151,12 +151,12 @@ class ViewState:
             merged: deque[tuple[float, float]] = deque((p for p in points if p[0] < first_live), maxlen=HISTORY)
             merged.extend(live)
             view.series[metric] = merged
-        first_live = {
+        first_firing = {
             (name, metric): f[0][0] for name, view in self.targets.items() for metric, f in view.firings.items() if f
         }
         stored: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
         for v in firings:
-            if v.ts < first_live.get((v.target, v.metric), float("inf")):
+            if v.ts < first_firing.get((v.target, v.metric), float("inf")):
                 stored.setdefault((v.target, v.metric), []).append((float(v.ts), float(v.value), int(v.rule)))
         for (name, metric), older in stored.items():
             view = self.target(name)
