@@ -137,7 +137,7 @@ def failed_checks(summary: RunSummary, fail_on: tuple[str, ...]) -> list[str]:
     """What a bounded run found among the ``--fail-on`` checks, one line each, saying where."""
     found = []
     if "incident" in fail_on and summary.incidents:
-        first = summary.incident_texts[0] if summary.incident_texts else ""
+        first = summary.first_incident or ""
         more = f" (and {summary.incidents - 1} more)" if summary.incidents > 1 else ""
         found.append(f"incident: {first}{more}")
     if "error" in fail_on and summary.errors:

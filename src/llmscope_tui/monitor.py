@@ -53,7 +53,7 @@ class RunSummary:
     reason: str = "stopped"
     errors_by: dict[str, dict[str, int]] = field(default_factory=dict)  # target -> error kind -> n
     violations_by: dict[str, int] = field(default_factory=dict)  # "target metric" -> firings
-    incident_texts: list[str] = field(default_factory=list)
+    first_incident: str | None = None  # the first one's text, for the line that says why
     budgets_exceeded: list[str] = field(default_factory=list)
 
 
@@ -275,9 +275,8 @@ class Monitor:
             self.summary.failed += 1
             if sample.error_kind != ErrorKind.CANCELLED:
                 self.summary.errors += 1
-        if not sample.ok and sample.error_kind != ErrorKind.CANCELLED:
-            kinds = self.summary.errors_by.setdefault(sample.target, {})
-            kinds[str(sample.error_kind)] = kinds.get(str(sample.error_kind), 0) + 1
+                kinds = self.summary.errors_by.setdefault(sample.target, {})
+                kinds[str(sample.error_kind)] = kinds.get(str(sample.error_kind), 0) + 1
         self._take(sample)
         update = self.charts.observe(sample)
         for violation in update.violations:
@@ -297,7 +296,8 @@ class Monitor:
         self.store.save_incident(change.incident)
         if change.state == "opened":
             self.summary.incidents += 1
-            self.summary.incident_texts.append(change.incident.text(change.ts))
+            if self.summary.first_incident is None:
+                self.summary.first_incident = change.incident.text(change.ts)
         self.publish(change.event())
         alert = incident_alert(change)
         if alert is not None:
