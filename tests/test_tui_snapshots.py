@@ -33,7 +33,6 @@ from llmscope_tui.report import CostSummary, overhead
 from llmscope_tui.rollups import Rollup, metric_stats
 from llmscope_tui.tui import state as state_module
 from llmscope_tui.tui.app import LLMScopeApp
-from llmscope_tui.tui.widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
 
 pytestmark = pytest.mark.slow  # pictures of the whole app: a second or two each
 

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,7 +74,6 @@ __all__ = [
     "budget_event_alert",
     "format_duration",
     "incident_alert",
-    "metric_label",
     "redact_url",
 ]
 
@@ -142,27 +140,6 @@ class Alert:
 # --------------------------------------------------------------------------------------------
 # Text helpers
 # --------------------------------------------------------------------------------------------
-
-_METRIC_LABELS = {"ttft_ms": "TTFT", "latency_ms": "latency", "itl_ms": "ITL", "tps": "throughput"}
-_METRIC_UNITS = {"ttft_ms": "ms", "latency_ms": "ms", "itl_ms": "ms", "tps": "tok/s"}
-
-
-def metric_label(metric: str) -> str:
-    """"ttft_ms" -> "TTFT", "tps" -> "throughput"; unknown names are returned as given."""
-    return _METRIC_LABELS.get(str(metric), str(metric))
-
-
-def _format_value(value: float, unit: str | None) -> str:
-    if not math.isfinite(value):
-        text = str(value)
-    elif abs(value) >= 100:
-        text = f"{value:.0f}"
-    elif abs(value) >= 10:
-        text = f"{value:.1f}"
-    else:
-        text = f"{value:.3g}"
-    return f"{text} {unit}" if unit else text
-
 
 def redact_url(url: str) -> str:
     """``https://hooks.slack.com/services/T0/B0/secret`` -> ``https://hooks.slack.com/…``.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,23 @@ class _Reader:
         except ValueError as exc:
             raise self.error((*where, key), str(exc)) from None
 
+    def number(
+        self, data: Mapping[str, Any], key: str, where: tuple[Any, ...], ok: Callable[[float], bool], expected: str
+    ) -> float | None:
+        """A number that ``ok`` accepts, or ConfigError "<expected>, got <value>"."""
+        value = self.get(data, key, where, (int, float))
+        if value is not None and not ok(value):
+            raise self.error((*where, key), f"{expected}, got {value}")
+        return None if value is None else float(value)
+
+    def choice(self, data: Mapping[str, Any], key: str, where: tuple[Any, ...], options: tuple[str, ...]) -> str | None:
+        """One of ``options`` (a string), or ConfigError naming them."""
+        value = self.get(data, key, where, str)
+        if value is not None and value not in options:
+            names = " or ".join(f'"{o}"' for o in options)
+            raise self.error((*where, key), f"expected {names}, got {value!r}")
+        return value
+
     def positive_int(self, data: Mapping[str, Any], key: str, where: tuple[Any, ...]) -> int | None:
         value = self.get(data, key, where, int)
         if value is not None and value < 1:
@@ -352,10 +369,8 @@ def _read_spc(reader: _Reader, data: dict[str, Any], settings: Settings) -> None
         if n < 5:
             raise reader.error((*where, "baseline_samples"), f"needs at least 5 samples, got {n}")
         settings.spc.baseline_samples = n
-    transform = reader.get(spc, "transform", where, str)
+    transform = reader.choice(spc, "transform", where, ("none", "log"))
     if transform is not None:
-        if transform not in ("none", "log"):
-            raise reader.error((*where, "transform"), f'expected "none" or "log", got {transform!r}')
         settings.spc.transform = transform
     rules = reader.get(spc, "rules", where, list)
     if rules is not None:
@@ -369,29 +384,21 @@ def _read_spc(reader: _Reader, data: dict[str, Any], settings: Settings) -> None
         if not metrics or bad:
             raise reader.error((*where, "metrics"), f"expected a list drawn from {known}, got {metrics!r}")
         settings.spc.metrics = tuple(dict.fromkeys(metrics))
-    effect = reader.get(spc, "min_effect", where, (int, float))
-    if effect is not None:
-        if not 0 <= effect < 1:
-            raise reader.error((*where, "min_effect"), f"expected a fraction from 0 to below 1 (0.15 = 15 %), got {effect}")
-        settings.spc.min_effect = float(effect)
-    change = reader.get(spc, "min_change_ms", where, (int, float))
-    if change is not None:
-        if not 0 <= change <= 60_000:
-            raise reader.error((*where, "min_change_ms"), f"expected milliseconds from 0 to 60000, got {change}")
-        settings.spc.min_change_ms = float(change)
-    for key, low, high in (("cusum_k", 0.0, 5.0), ("cusum_h", 0.5, 50.0)):
-        value = reader.get(spc, key, where, (int, float))
+    numbers = (
+        ("min_effect", lambda v: 0 <= v < 1, "expected a fraction from 0 to below 1 (0.15 = 15 %)"),
+        ("min_change_ms", lambda v: 0 <= v <= 60_000, "expected milliseconds from 0 to 60000"),
+        ("cusum_k", lambda v: 0 < v <= 5, "expected a number above 0 and at most 5"),
+        ("cusum_h", lambda v: 0.5 < v <= 50, "expected a number above 0.5 and at most 50"),
+    )
+    for key, ok, expected in numbers:
+        value = reader.number(spc, key, where, ok, expected)
         if value is not None:
-            if not low < value <= high:
-                raise reader.error((*where, key), f"expected a number above {low:g} and at most {high:g}, got {value}")
-            setattr(settings.spc, key, float(value))
+            setattr(settings.spc, key, value)
     close_after = reader.positive_int(spc, "close_after", where)
     if close_after is not None:
         settings.spc.close_after = close_after
-    alert_on = reader.get(spc, "alert_on", where, str)
+    alert_on = reader.choice(spc, "alert_on", where, ("worse", "both"))
     if alert_on is not None:
-        if alert_on not in ("worse", "both"):
-            raise reader.error((*where, "alert_on"), f'expected "worse" or "both", got {alert_on!r}')
         settings.spc.alert_on = alert_on
     if spc.get("accept_after") in ("off", "never"):
         settings.spc.accept_after_s = None
