@@ -61,12 +61,14 @@ async def test_metrics_match_the_servers_own_timing(fake_provider: FakeProvider,
     req = fake_provider.wait_for_requests(1)[0]
     assert sample.ok
     server_span_ms = (req.t_last_content_ns - req.t_first_content_ns) / 1e6
-    assert sample.latency_ms - sample.ttft_ms == pytest.approx(server_span_ms, abs=10.0)
+    # the margins hold on a machine at load 6: a late read can shift a stamp by tens of ms, while
+    # a clock stopped by a prelude frame would be off by the whole 150 ms first-token delay
+    assert sample.latency_ms - sample.ttft_ms == pytest.approx(server_span_ms, abs=60.0)
     server_ttft_ms = (req.t_first_content_ns - req.t_headers_ns) / 1e6
     assert server_ttft_ms >= 150
     # t0 is before the server saw the request head, so measured TTFT is never shorter; a new
     # connection's set-up is part of TTFT by definition, and connect_ms says how much
-    assert server_ttft_ms <= sample.ttft_ms <= server_ttft_ms + sample.connect_ms + 10.0
+    assert server_ttft_ms <= sample.ttft_ms <= server_ttft_ms + sample.connect_ms + 60.0
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -91,7 +93,7 @@ async def test_openai_cached_and_reasoning_tokens(fake_provider: FakeProvider) -
     assert req.json["stream"] is True and req.json["stream_options"] == {"include_usage": True}
     assert req.headers["authorization"] == f"Bearer {KEY}"
     # reasoning deltas are output: TTFT stops at the first one
-    assert sample.ttft_ms <= (req.t_first_content_ns - req.t_headers_ns) / 1e6 + sample.connect_ms + 10
+    assert sample.ttft_ms <= (req.t_first_content_ns - req.t_headers_ns) / 1e6 + sample.connect_ms + 60  # margin: see above
 
 
 async def test_anthropic_usage_counts_cache_reads_and_writes(fake_provider: FakeProvider) -> None:
@@ -294,17 +296,33 @@ async def test_scheduler_never_overlaps_a_target_and_caps_concurrency(fake_provi
 
 
 async def test_scheduler_interval_and_stagger(fake_provider: FakeProvider) -> None:
+    """Each target is due every interval, never sooner, and the second one starts interval / n later.
+
+    Checked on the times the scheduler asked to wake at, not on wall-clock arrivals, so a busy
+    machine that wakes it late cannot break the test."""
     targets = [target_for(fake_provider, "gemini", name=f"g{i}", interval_s=0.2) for i in range(2)]
     samples: list[Sample] = []
     sched = ProbeScheduler(targets, samples.append, timeouts=FAST, env={}, jitter=0)
+    by_loop: dict[int, list[float]] = {}
+    wait_until = sched._wait_until
+
+    async def recording_wait_until(due: float) -> bool:
+        by_loop.setdefault(anyio.get_current_task().id, []).append(due)
+        return await wait_until(due)
+
+    sched._wait_until = recording_wait_until  # type: ignore[method-assign]
     async with anyio.create_task_group() as tg:
         tg.start_soon(sched.run)
-        await anyio.sleep(1.0)
+        with anyio.fail_after(20):
+            while min(sum(s.target == t.name for s in samples) for t in targets) < 3:
+                await anyio.sleep(0.02)
         sched.stop()
-    counts = {t.name: sum(s.target == t.name for s in samples) for t in targets}
-    assert all(4 <= n <= 6 for n in counts.values()), counts
-    first = sorted(s.ts for s in samples)[:2]
-    assert first[1] - first[0] == pytest.approx(0.1, abs=0.05)  # staggered by interval / n
+    dues = dict(zip(["g0", "g1"], sorted(by_loop.values()), strict=True))  # g0 is due first
+    assert dues["g1"][0] - dues["g0"][0] == pytest.approx(0.1, abs=1e-9)  # staggered by interval / n
+    for name, times in dues.items():
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert len(gaps) >= 3, name
+        assert all(gap >= 0.2 - 1e-9 for gap in gaps), (name, gaps)  # never sooner than the interval
 
 
 async def test_stop_cancels_stragglers_after_grace_and_records_them(fake_provider: FakeProvider) -> None:
