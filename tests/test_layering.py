@@ -20,7 +20,7 @@ CORE_MODULES = [
     "llmscope_tui.probe.stream",
     "llmscope_tui.probe.demo",
     "llmscope_tui.spc",
-    "llmscope_tui.charts",
+    "llmscope_tui.spc.bank",
     "llmscope_tui.costs",
     "llmscope_tui.spend",
     "llmscope_tui.alerts",
