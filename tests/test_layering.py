@@ -22,7 +22,7 @@ CORE_MODULES = [
     "llmscope_tui.spc",
     "llmscope_tui.spc.bank",
     "llmscope_tui.costs",
-    "llmscope_tui.spend",
+    "llmscope_tui.costs.tracker",
     "llmscope_tui.alerts",
     "llmscope_tui.rollups",
     "llmscope_tui.report",
