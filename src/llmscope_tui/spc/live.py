@@ -10,7 +10,6 @@ the phase II points.
 from __future__ import annotations
 
 import math
-import operator
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,7 +19,12 @@ import numpy as np
 
 from llmscope_tui.spc.baseline import D2, Baseline, compute_baseline
 from llmscope_tui.spc.rules import ALL_RULES, check_limits, parse_rules
-from llmscope_tui.spc.transform import check_transform, transform_values, untransform_values
+from llmscope_tui.spc.transform import (
+    check_transform,
+    checked_int,
+    transform_values,
+    untransform_values,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +87,8 @@ class LiveChart:
 
     @staticmethod
     def _check_size(baseline_size: int) -> int:
-        if isinstance(baseline_size, bool):
-            msg = f"baseline_size must be an integer >= 2, got {baseline_size!r}"
-            raise ValueError(msg)  # noqa: TRY004 (ValueError is the API)
-        try:
-            size = operator.index(baseline_size)
-        except TypeError:
-            raise ValueError(
-                f"baseline_size must be an integer >= 2, got {baseline_size!r}"
-            ) from None
-        if size < 2:
-            raise ValueError(f"baseline_size must be an integer >= 2, got {baseline_size!r}")
-        return size
+        message = f"baseline_size must be an integer >= 2, got {baseline_size!r}"
+        return checked_int(baseline_size, 2, None, message)
 
     @classmethod
     def from_baseline(

@@ -9,13 +9,12 @@ point at a time and must agree with this module exactly.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from llmscope_tui.spc.transform import as_series
+from llmscope_tui.spc.transform import as_series, checked_int
 
 #: All Nelson rules, in order.
 ALL_RULES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
@@ -47,16 +46,7 @@ def parse_rules(rules: Iterable[int]) -> tuple[int, ...]:
         raise ValueError(f"rules must be an iterable of rule numbers 1-8, got {rules!r}") from None
     out: set[int] = set()
     for item in items:
-        if isinstance(item, bool):
-            msg = f"unknown Nelson rule {item!r}: rules are numbered 1 to 8"
-            raise ValueError(msg)  # noqa: TRY004 (ValueError is the API)
-        try:
-            number = operator.index(item)
-        except TypeError:
-            raise ValueError(f"unknown Nelson rule {item!r}: rules are numbered 1 to 8") from None
-        if not 1 <= number <= 8:
-            raise ValueError(f"unknown Nelson rule {item!r}: rules are numbered 1 to 8")
-        out.add(number)
+        out.add(checked_int(item, 1, 8, f"unknown Nelson rule {item!r}: rules are numbered 1 to 8"))
     return tuple(sorted(out))
 
 

@@ -7,7 +7,9 @@ that live and batch results agree bit for bit.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +23,20 @@ def check_transform(transform: str) -> str:
         expected = ", ".join(TRANSFORMS)
         raise ValueError(f"unknown transform {transform!r}: expected one of {expected}")
     return transform
+
+
+def checked_int(value: Any, low: int, high: int | None, message: str) -> int:
+    """``value`` as an int in [low, high] (no upper bound when None); ValueError(message) for
+    anything else, bools included (``True`` is not a rule number or a size)."""
+    if isinstance(value, bool):
+        raise ValueError(message)  # noqa: TRY004 (ValueError is the API)
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(message) from None
+    if number < low or (high is not None and number > high):
+        raise ValueError(message)
+    return number
 
 
 def as_series(values: Iterable[float], what: str = "values") -> np.ndarray:
