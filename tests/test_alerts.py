@@ -8,19 +8,23 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import pytest
+import stamina
 
 from llmscope_tui.alerts import (
     Alert,
     AlertRouter,
     budget_alert,
+    budget_event_alert,
     format_duration,
     incident_alert,
     redact_url,
 )
+from llmscope_tui.costs import Budget, BudgetAlerter, budget_status
 from llmscope_tui.httpserver import Request, Response, ThreadedServer
 from llmscope_tui.incidents import Incident, IncidentChange, MetricEffect
 
@@ -94,6 +98,17 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> None:
 
 def errors(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e["event"] == "error"]
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_waits() -> Any:
+    """Retries happen as configured, but stamina skips every wait (one test turns it back on)."""
+    with stamina.set_testing(True, attempts=100, cap=True):
+        yield
+
+
+def retry_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,7 +222,8 @@ async def test_webhook_gets_a_slack_compatible_json_body() -> None:
 
 
 @pytest.mark.anyio
-async def test_webhook_retries_5xx_then_succeeds() -> None:
+async def test_webhook_retries_5xx_then_succeeds(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="llmscope_tui.alerts")
     receiver = Receiver([500, 503, 200])
     events: list[dict[str, Any]] = []
     with serve(receiver) as server:
@@ -220,9 +236,27 @@ async def test_webhook_retries_5xx_then_succeeds() -> None:
     assert len(receiver.requests) == 3
     assert router.webhook_failed == 0
     assert errors(events) == []
-    # Exponential backoff: the second gap is about twice the first (0.02 s, then 0.04 s).
+    lines = retry_lines(caplog)
+    assert [line.split(" (")[0] for line in lines] == ["webhook attempt 1 failed", "webhook attempt 2 failed"]
+    assert "HTTP 500" in lines[0] and "HTTP 503" in lines[1] and "SECRET" not in " ".join(lines)
+
+
+@pytest.mark.anyio
+async def test_backoff_and_retry_after_really_wait_outside_tests() -> None:
+    """With stamina's test mode off: an exponential backoff after a 500, the receiver's
+    Retry-After after a 429 (lower bounds only, so a loaded machine cannot break it)."""
+    receiver = Receiver([500, (429, {"retry-after": "0.25"}), 200])
+    with stamina.set_testing(False), serve(receiver) as server:
+        router = AlertRouter(webhook_url=server.base_url + "/hook", **FAST)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(router.run)
+            router.submit(make_alert())
+            await wait_for(lambda: router.webhook_sent == 1)
+            await router.aclose()
+    assert len(receiver.requests) == 3
     gaps = [b - a for a, b in zip(receiver.times, receiver.times[1:])]
-    assert gaps[0] >= 0.015 and gaps[1] >= 0.035
+    assert gaps[0] >= 0.015  # backoff_s = 0.02 (plus up to 0.02 s of jitter)
+    assert gaps[1] >= 0.24  # the receiver's 0.25 s, not the backoff's 0.04 s
 
 
 @pytest.mark.anyio
@@ -250,7 +284,8 @@ async def test_webhook_gives_up_after_the_retries_without_leaking_the_url() -> N
 
 
 @pytest.mark.anyio
-async def test_webhook_honours_retry_after_on_429() -> None:
+async def test_webhook_honours_retry_after_on_429(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="llmscope_tui.alerts")
     receiver = Receiver([(429, {"retry-after": "0.25"}), 200])
     with serve(receiver) as server:
         router = AlertRouter(webhook_url=server.base_url + "/hook", **FAST)
@@ -260,20 +295,24 @@ async def test_webhook_honours_retry_after_on_429() -> None:
             await wait_for(lambda: router.webhook_sent == 1)
             await router.aclose()
     assert len(receiver.requests) == 2
-    assert receiver.times[1] - receiver.times[0] >= 0.24  # not the 0.02 s backoff
+    [line] = retry_lines(caplog)
+    assert "HTTP 429" in line and line.endswith("retrying in 0.25s")  # not the 0.02 s backoff
 
 
 @pytest.mark.anyio
-async def test_retry_after_is_capped() -> None:
+async def test_retry_after_is_capped(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="llmscope_tui.alerts")
     receiver = Receiver([(429, {"retry-after": "3600"}), 200])
     with serve(receiver) as server:
         router = AlertRouter(webhook_url=server.base_url + "/hook", max_backoff_s=0.05, **FAST)
         async with anyio.create_task_group() as tg:
             tg.start_soon(router.run)
             router.submit(make_alert())
-            await wait_for(lambda: router.webhook_sent == 1, timeout=2.0)
+            await wait_for(lambda: router.webhook_sent == 1)
             await router.aclose()
     assert len(receiver.requests) == 2
+    [line] = retry_lines(caplog)
+    assert line.endswith("retrying in 0.05s")
 
 
 @pytest.mark.anyio
@@ -284,11 +323,13 @@ async def test_webhook_4xx_is_not_retried() -> None:
         router = AlertRouter(webhook_url=server.base_url + SECRET_PATH, publish=events.append, **FAST)
         async with anyio.create_task_group() as tg:
             tg.start_soon(router.run)
-            router.submit(make_alert())
-            await wait_for(lambda: router.webhook_failed == 1)
-            await anyio.sleep(0.1)  # would be plenty for a retry after a 0.02 s backoff
+            router.submit(make_alert(1))
+            router.submit(make_alert(2))
+            await wait_for(lambda: router.webhook_sent == 1)
             await router.aclose()
-    assert len(receiver.requests) == 1
+    # Deliveries are sequential: a retry of alert 1 would have come before alert 2.
+    assert receiver.texts == ["alert number 1", "alert number 2"]
+    assert router.webhook_failed == 1
     [failure] = errors(events)
     assert failure["message"].startswith("webhook delivery failed after 1 attempt: HTTP 404")
     assert "SECRET" not in failure["message"]
@@ -307,11 +348,11 @@ async def test_a_hanging_receiver_times_out_and_later_alerts_still_go_through() 
             router.submit(make_alert(1))
             router.submit(make_alert(2))
             assert time.monotonic() - started < 0.05  # submit never waits for the network
-            await wait_for(lambda: router.webhook_sent == 1, timeout=3.0)
+            await wait_for(lambda: router.webhook_sent == 1, timeout=8.0)
             elapsed = time.monotonic() - started
             await router.aclose()
-    # 2 attempts x 0.3 s + one 0.02 s backoff, plus slack; never the receiver's 10 s.
-    assert 0.55 <= elapsed < 1.5
+    # 2 attempts x 0.3 s (no backoff wait in tests), plus slack; never the receiver's 2 x 10 s.
+    assert 0.55 <= elapsed < 5.0
     assert router.webhook_failed == 1
     assert receiver.texts == ["alert number 1", "alert number 1", "alert number 2"]
     [failure] = errors(events)
@@ -504,6 +545,18 @@ def test_budget_alert() -> None:
     assert alert.kind == "budget" and alert.target is None and alert.severity == "warning"
     assert budget_alert("d", 1.0, 5, 5, "day", ts=1.0).severity == "critical"
     assert budget_alert("d", 0.5, 2.5, 5, "day", ts=1.0).text == 'budget "d" reached 50 %: $2.50 of $5.00 today'
+
+
+def test_a_budget_alert_says_what_the_budget_event_says() -> None:
+    """The alert, the JSON log and the TUI show one line, written in one place (costs)."""
+    budget = Budget("all", 50.0, "month", "all", pause_probes_at=1.0)
+    when = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+    events = BudgetAlerter([budget]).update(budget_status(budget, 50.0, when))
+    assert [e.kind for e in events] == ["threshold", "threshold", "threshold", "paused"]
+    alerts = [budget_event_alert(e, ts=1.0) for e in events]
+    assert [a.text for a in alerts] == [e.message for e in events]
+    assert [a.severity for a in alerts] == ["info", "warning", "critical", "warning"]
+    assert [a.key for a in alerts] == ["budget:all:0.5", "budget:all:0.8", "budget:all:1", "budget:all:paused"]
 
 
 def test_format_duration() -> None:

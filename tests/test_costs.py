@@ -17,10 +17,12 @@ from llmscope_tui.costs import (
     PROVIDER_IDS,
     Budget,
     BudgetAlerter,
+    BudgetTracker,
     CostConfigError,
     ModelUsage,
     PriceBook,
     PriceOverride,
+    budget_event,
     budget_status,
     estimate_prompt_tokens,
     format_usd,
@@ -417,6 +419,40 @@ def test_pausing_probes_in_scope() -> None:
     seeded = BudgetAlerter([budget], initial=[budget_status(budget, 12.0, WHEN)])
     assert seeded.should_pause(openai_t)
     assert budget_status(budget, 12.0, WHEN).pause_probes
+
+
+def _priced(cost: float | None, provider: str = "openai") -> Sample:
+    return Sample(ts=WHEN.timestamp(), target="t", provider=provider, model="m", cost_usd=cost)
+
+
+def test_tracker_counts_priced_samples_in_scope_and_announces_thresholds() -> None:
+    budget = Budget("openai", 10.0, "month", "provider:openai")
+    tracker = BudgetTracker([budget], clock=WHEN.timestamp)
+    tracker.seed(lambda b, since: 6.0)  # $6 already spent this month: 50 % is not announced again
+    assert tracker.observe(_priced(3.0, "anthropic")) == []  # another provider's spend
+    assert tracker.observe(_priced(None)) == [] and tracker.observe(_priced(0.0)) == []
+    events = tracker.observe(_priced(2.5))
+    assert [e.threshold for e in events] == [0.8]
+    assert events[0].message.startswith('budget "openai" reached 80 %: $8.50 of $10.00 this month, $')
+    assert budget_event(events[0], 1.0)["spent_usd"] == 8.5
+    assert [s.spent for s in tracker.statuses()] == [8.5]
+
+
+def test_a_sample_priced_nan_does_not_freeze_the_budget() -> None:
+    """One NaN cost used to make the running sum NaN for the rest of the period: no alert, no
+    pause ever again. It now counts nothing, and later spend is still announced."""
+    budget = Budget("all", 10.0, "month", "all", pause_probes_at=1.0)
+    tracker = BudgetTracker([budget], clock=WHEN.timestamp)
+    assert tracker.observe(_priced(float("nan"))) == []
+    assert tracker.observe(_priced(float("inf"))) == []
+    events = tracker.observe(_priced(10.0))
+    assert [(e.kind, e.threshold) for e in events] == [
+        ("threshold", 0.5),
+        ("threshold", 0.8),
+        ("threshold", 1.0),
+        ("paused", None),
+    ]
+    assert tracker.statuses()[0].spent == 10.0
 
 
 # --------------------------------------------------------------------------------------------

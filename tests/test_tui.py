@@ -485,7 +485,7 @@ class _IdleMonitor:
     """A monitor that never probes: for tests about the UI alone."""
 
     def __init__(self) -> None:
-        from llmscope_tui.charts import ChartBank
+        from llmscope_tui.spc.bank import ChartBank
         from llmscope_tui.config import SpcSettings
         from llmscope_tui.costs import PriceBook
 

@@ -455,7 +455,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _rebaseline(args: argparse.Namespace) -> int:
-    from llmscope_tui.charts import ChartBank
+    from llmscope_tui.spc.bank import ChartBank
     from llmscope_tui.store import SampleStore, StoreError
 
     settings = _settings(args)

@@ -18,15 +18,14 @@ import anyio
 
 from llmscope_tui import __version__
 from llmscope_tui.alerts import AlertRouter, budget_event_alert, incident_alert
-from llmscope_tui.charts import ChartBank, violation_event
 from llmscope_tui.config import Settings
-from llmscope_tui.costs import Budget, PriceBook
+from llmscope_tui.costs import Budget, BudgetTracker, PriceBook, budget_event
 from llmscope_tui.incidents import IncidentChange, IncidentEngine, PolicySettings
 from llmscope_tui.ingest import IngestConfigError, IngestOptions, IngestServer
 from llmscope_tui.model import ErrorKind, Sample
 from llmscope_tui.probe.scheduler import ProbeScheduler
 from llmscope_tui.probe.stream import Timeouts
-from llmscope_tui.spend import BudgetTracker, budget_event
+from llmscope_tui.spc.bank import ChartBank, violation_event
 from llmscope_tui.store import SampleStore
 
 log = logging.getLogger(__name__)

@@ -15,11 +15,15 @@ Import everything from here (``from llmscope_tui.costs import PriceBook``); the 
     :func:`period_bounds` (UTC day, calendar month) and :func:`projected_period_spend`.
 ``budgets``
     :class:`Budget`, :class:`BudgetStatus`, :func:`budget_status`: warning at 80 %, critical
-    at 100 %.
+    at 100 %; the alert thresholds (50, 80, 100 %) and the words of a budget alert
+    (:func:`threshold_text`).
 ``alerter``
     :class:`BudgetAlerter` and :class:`BudgetEvent`: an alert when 50 %, 80 % and 100 % are
     first reached in a period, and optional probe pausing. See :class:`BudgetAlerter` for what
     happens across restarts.
+``tracker``
+    :class:`BudgetTracker`: live spend per budget, seeded from the data file, kept current per
+    sample; :func:`budget_event`, the JSON-log shape of a budget event.
 ``overhead``
     What monitoring itself costs: :func:`probe_overhead`, :func:`overhead_totals`.
 ``recommendations``
@@ -32,15 +36,25 @@ Import everything from here (``from llmscope_tui.costs import PriceBook``); the 
     :func:`format_usd`.
 
 Dependencies, with no cycle: formatting, errors, periods and prices import nothing from the
-package; budgets uses errors and periods; alerter uses budgets and formatting; overhead uses
-prices; recommendations uses prices and formatting; parsing uses errors, periods, prices and
-budgets.
+package; budgets uses errors, formatting and periods; alerter uses budgets; tracker uses
+alerter, budgets and periods; overhead uses prices; recommendations uses prices and formatting;
+parsing uses errors, periods, prices and budgets.
 """
 
 from __future__ import annotations
 
-from llmscope_tui.costs.alerter import BUDGET_THRESHOLDS, BudgetAlerter, BudgetEvent
-from llmscope_tui.costs.budgets import CRITICAL_AT, WARNING_AT, Budget, BudgetStatus, budget_status
+from llmscope_tui.costs.alerter import BudgetAlerter, BudgetEvent
+from llmscope_tui.costs.budgets import (
+    BUDGET_THRESHOLDS,
+    CRITICAL_AT,
+    WARNING_AT,
+    Budget,
+    BudgetState,
+    BudgetStatus,
+    budget_state,
+    budget_status,
+    threshold_text,
+)
 from llmscope_tui.costs.errors import CostConfigError
 from llmscope_tui.costs.formatting import format_usd
 from llmscope_tui.costs.overhead import (
@@ -53,8 +67,20 @@ from llmscope_tui.costs.overhead import (
 )
 from llmscope_tui.costs.parsing import parse_budget, parse_budgets, parse_price
 from llmscope_tui.costs.periods import PERIODS, period_bounds, projected_period_spend
-from llmscope_tui.costs.prices import PROVIDER_IDS, CatalogueModel, PriceBook, PriceOverride, UnitPrices
-from llmscope_tui.costs.recommendations import NON_CHAT_MARKERS, ModelUsage, Recommendation, recommend
+from llmscope_tui.costs.prices import (
+    PROVIDER_IDS,
+    CatalogueModel,
+    PriceBook,
+    PriceOverride,
+    UnitPrices,
+)
+from llmscope_tui.costs.recommendations import (
+    NON_CHAT_MARKERS,
+    ModelUsage,
+    Recommendation,
+    recommend,
+)
+from llmscope_tui.costs.tracker import BudgetTracker, SpendQuery, budget_event
 
 __all__ = [
     "BUDGET_THRESHOLDS",
@@ -68,7 +94,9 @@ __all__ = [
     "Budget",
     "BudgetAlerter",
     "BudgetEvent",
+    "BudgetState",
     "BudgetStatus",
+    "BudgetTracker",
     "CatalogueModel",
     "CostConfigError",
     "ModelUsage",
@@ -76,7 +104,10 @@ __all__ = [
     "PriceBook",
     "PriceOverride",
     "Recommendation",
+    "SpendQuery",
     "UnitPrices",
+    "budget_event",
+    "budget_state",
     "budget_status",
     "estimate_prompt_tokens",
     "format_usd",
@@ -88,4 +119,5 @@ __all__ = [
     "probe_overhead",
     "projected_period_spend",
     "recommend",
+    "threshold_text",
 ]

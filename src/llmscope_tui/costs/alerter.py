@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from llmscope_tui.costs.budgets import _EPS, Budget, BudgetStatus
-from llmscope_tui.costs.formatting import format_usd
+from llmscope_tui.costs.budgets import (
+    BUDGET_THRESHOLDS,
+    Budget,
+    BudgetStatus,
+    reached,
+    spent_text,
+    threshold_text,
+)
 from llmscope_tui.model import Target
-
-#: Alert thresholds, as fractions of a budget's limit (DESIGN 7).
-BUDGET_THRESHOLDS: tuple[float, ...] = (0.5, 0.8, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +78,18 @@ class BudgetAlerter:
         return list(self._budgets.values())
 
     def _reached(self, status: BudgetStatus) -> set[float]:
-        return {t for t in self._thresholds if status.fraction >= t - _EPS}
+        return {t for t in self._thresholds if reached(status.fraction, t)}
 
     def _should_pause(self, status: BudgetStatus) -> bool:
         budget = self._budgets.get(status.name)
         if budget is None or budget.pause_probes_at is None:
             return status.pause_probes
-        return status.fraction >= budget.pause_probes_at - _EPS
+        return reached(status.fraction, budget.pause_probes_at)
 
     def seed(self, status: BudgetStatus) -> None:
         """Take ``status`` as already announced (see the class docstring); emits nothing."""
-        self._state[status.name] = _AlertState(status.period_start, self._reached(status), self._should_pause(status))
+        reached_now, paused = self._reached(status), self._should_pause(status)
+        self._state[status.name] = _AlertState(status.period_start, reached_now, paused)
 
     def update(self, status: BudgetStatus) -> list[BudgetEvent]:
         """The events this status causes (usually none)."""
@@ -102,9 +106,11 @@ class BudgetAlerter:
         pause = self._should_pause(status)
         if pause != state.paused:
             state.paused = pause
-            word = "paused" if pause else "resumed"
-            scope = self._budgets[status.name].scope if status.name in self._budgets else "its scope"
-            message = f'budget "{status.name}": probes in {scope} {word} ({_spent_text(status)})'
+            word: Literal["paused", "resumed"] = "paused" if pause else "resumed"
+            budget = self._budgets.get(status.name)
+            scope = budget.scope if budget is not None else "its scope"
+            spent = spent_text(status.spent, status.limit, status.period)
+            message = f'budget "{status.name}": probes in {scope} {word} ({spent})'
             events.append(BudgetEvent(word, status.name, None, status, message))
         return events
 
@@ -121,18 +127,13 @@ class BudgetAlerter:
             budget = self._budgets.get(name)
             if not state.paused or budget is None:
                 continue
-            if budget.matches_target(target) if isinstance(target, Target) else budget.matches(target):
+            matches = budget.matches_target if isinstance(target, Target) else budget.matches
+            if matches(target):
                 return True
         return False
 
 
-def _spent_text(status: BudgetStatus) -> str:
-    period = "today" if status.period == "day" else "this month"
-    return f"{format_usd(status.spent)} of {format_usd(status.limit)} {period}"
-
-
 def _threshold_message(status: BudgetStatus, threshold: float) -> str:
-    text = f'budget "{status.name}" reached {threshold * 100:.0f} %: {_spent_text(status)}'
-    if status.period_end > status.period_start and status.projected > status.spent:
-        text += f", {format_usd(status.projected)} projected"
-    return text
+    projected = status.projected if status.period_end > status.period_start else None
+    s = status
+    return threshold_text(s.name, threshold, s.spent, s.limit, s.period, projected)

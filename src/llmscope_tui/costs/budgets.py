@@ -1,7 +1,11 @@
-"""Budgets: :class:`Budget` (limit, period, scope) and :func:`budget_status` (where it stands).
+"""Budgets: :class:`Budget` (limit, period, scope), :func:`budget_status` (where it stands),
+the thresholds and the words a budget alert says.
 
-Warning at 80 %, critical at 100 %. Threshold alerts and probe pausing over time are
-:class:`~llmscope_tui.costs.alerter.BudgetAlerter`'s job.
+Warning at 80 %, critical at 100 %; alerts at 50, 80 and 100 %. Every comparison of spend with a
+threshold goes through :func:`reached` and every alert line through :func:`threshold_text`, so
+the bar, the alert and its severity never disagree. Threshold alerts and probe pausing over
+time are :class:`~llmscope_tui.costs.alerter.BudgetAlerter`'s job; live spend is
+:class:`~llmscope_tui.costs.tracker.BudgetTracker`'s.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from llmscope_tui.costs.errors import CostConfigError
+from llmscope_tui.costs.formatting import format_usd
 from llmscope_tui.costs.periods import PERIODS, period_bounds, projected_period_spend
 from llmscope_tui.model import Target
 
@@ -20,13 +25,60 @@ from llmscope_tui.model import Target
 WARNING_AT = 0.8
 CRITICAL_AT = 1.0
 
+#: Alert thresholds, as fractions of a budget's limit (DESIGN 7).
+BUDGET_THRESHOLDS: tuple[float, ...] = (0.5, 0.8, 1.0)
+
+BudgetState = Literal["ok", "warning", "critical"]
+
 # Sums of many float costs land a hair below a round limit (39.99999999 of 40): compare with slack.
 _EPS = 1e-9
 
 _SCOPE_HELP = 'expected "all", "provider:NAME", "target:NAME", "source:probe" or "source:app"'
 
 
-def _parse_scope(scope: Any) -> tuple[str, str | None]:
+def reached(fraction: float, level: float) -> bool:
+    """Has spend reached ``level`` (a fraction of the limit)? With slack for float sums."""
+    return fraction >= level - _EPS
+
+
+def budget_state(fraction: float) -> BudgetState:
+    """"ok", "warning" from 80 % or "critical" from 100 % of the limit."""
+    if reached(fraction, CRITICAL_AT):
+        return "critical"
+    if reached(fraction, WARNING_AT):
+        return "warning"
+    return "ok"
+
+
+def period_words(period: str) -> str:
+    """"today" for a daily budget, "this month" for a monthly one."""
+    return {"day": "today", "month": "this month"}.get(period, f"this {period}")
+
+
+def spent_text(spent: float, limit: float, period: str) -> str:
+    """'$40.00 of $50.00 this month'."""
+    return f"{format_usd(spent)} of {format_usd(limit)} {period_words(period)}"
+
+
+def threshold_text(
+    name: str,
+    threshold: float,
+    spent: float,
+    limit: float,
+    period: str,
+    projected: float | None = None,
+) -> str:
+    """The alert line: 'budget "all" reached 80 %: $40.00 of $50.00 this month, $61.20 projected'.
+
+    The projection is named only when it is above what is spent.
+    """
+    text = f'budget "{name}" reached {threshold * 100:.0f} %: {spent_text(spent, limit, period)}'
+    if projected is not None and projected > spent:
+        text += f", {format_usd(projected)} projected"
+    return text
+
+
+def parse_scope(scope: Any) -> tuple[str, str | None]:
     """'all' -> ('all', None); 'provider:openai' -> ('provider', 'openai'); CostConfigError else."""
     if not isinstance(scope, str):
         raise CostConfigError("scope", f"{_SCOPE_HELP}, got {scope!r}")
@@ -67,7 +119,7 @@ class Budget:
     def __post_init__(self) -> None:
         if self.period not in PERIODS:
             raise CostConfigError("period", f'must be "day" or "month", got {self.period!r}')
-        object.__setattr__(self, "_scope", _parse_scope(self.scope))
+        object.__setattr__(self, "_scope", parse_scope(self.scope))
 
     def matches(self, sample_like: Any) -> bool:
         """Does a sample (or a mapping with provider/target/source) count against this budget?
@@ -93,14 +145,14 @@ class Budget:
 
 @dataclass(frozen=True, slots=True)
 class BudgetStatus:
-    """Where one budget stands now. ``fraction`` = spent / limit; state "ok" | "warning" | "critical"."""
+    """Where one budget stands now: ``fraction`` = spent / limit, ``state`` its bar colour."""
 
     name: str
     spent: float
     limit: float
     fraction: float
     projected: float
-    state: Literal["ok", "warning", "critical"]
+    state: BudgetState
     period_start: datetime
     period_end: datetime
     period: str = "month"
@@ -116,20 +168,14 @@ def budget_status(budget: Budget, spent: float, now: datetime) -> BudgetStatus:
         fraction = spent / limit
     else:
         fraction = math.inf if spent > 0 else 0.0
-    if fraction >= CRITICAL_AT - _EPS:
-        state: Literal["ok", "warning", "critical"] = "critical"
-    elif fraction >= WARNING_AT - _EPS:
-        state = "warning"
-    else:
-        state = "ok"
-    pause = budget.pause_probes_at is not None and fraction >= budget.pause_probes_at - _EPS
+    pause = budget.pause_probes_at is not None and reached(fraction, budget.pause_probes_at)
     return BudgetStatus(
         name=budget.name,
         spent=spent,
         limit=limit,
         fraction=fraction,
         projected=projected_period_spend(spent, start, end, now),
-        state=state,
+        state=budget_state(fraction),
         period_start=start,
         period_end=end,
         period=budget.period,

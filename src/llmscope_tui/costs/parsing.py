@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmscope_tui.costs.budgets import Budget, _parse_scope
+from llmscope_tui.costs.budgets import Budget, parse_scope
 from llmscope_tui.costs.errors import CostConfigError
 from llmscope_tui.costs.periods import PERIODS
 from llmscope_tui.costs.prices import PriceOverride
@@ -60,7 +60,7 @@ def parse_budget(data: Mapping[str, Any]) -> Budget:
     if period not in PERIODS:
         raise CostConfigError("period", f'must be "day" or "month", got {period!r}')
     scope = data.get("scope", "all")
-    kind, value = _parse_scope(scope)
+    kind, value = parse_scope(scope)
     pause: float | None = None
     if data.get("pause_probes_at") is not None:
         pause = _number(data, "pause_probes_at", minimum=0.0, strict=True)

@@ -1,18 +1,22 @@
 """Live spend against budgets: seeded from the data file at start, kept current per sample.
 
 The monitor calls observe() for every priced sample (in memory, O(budgets)); thresholds and
-pauses come from costs.BudgetAlerter, so each of 50/80/100 % is announced once per period, and a
-restart does not announce again what was already crossed before it.
+pauses come from :class:`~llmscope_tui.costs.alerter.BudgetAlerter`, so each of 50/80/100 % is
+announced once per period, and a restart does not announce again what was already crossed
+before it.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from llmscope_tui.costs import Budget, BudgetAlerter, BudgetEvent, BudgetStatus, budget_status, period_bounds
+from llmscope_tui.costs.alerter import BudgetAlerter, BudgetEvent
+from llmscope_tui.costs.budgets import Budget, BudgetStatus, budget_status
+from llmscope_tui.costs.periods import period_bounds
 
 #: spend_since(budget, since_epoch) -> dollars spent in the budget's scope since then.
 SpendQuery = Callable[[Budget, float], float]
@@ -42,16 +46,17 @@ class BudgetTracker:
 
     def observe(self, sample: Any) -> list[BudgetEvent]:
         """Add one sample's cost to the budgets it counts against; return what changed."""
-        cost = getattr(sample, "cost_usd", None)
+        cost = _cost(sample)
         now = self._now()
         events: list[BudgetEvent] = []
         for budget in self.budgets:
             rolled = self._roll_period(budget, now)
-            matched = bool(cost) and budget.matches(sample)
-            if matched:
+            matched = cost is not None and budget.matches(sample)
+            if cost is not None and matched:
                 self._spent[budget.name] += cost
             if matched or rolled:
-                events.extend(self.alerter.update(budget_status(budget, self._spent[budget.name], now)))
+                status = budget_status(budget, self._spent[budget.name], now)
+                events.extend(self.alerter.update(status))
         return events
 
     def _roll_period(self, budget: Budget, now: datetime) -> bool:
@@ -69,6 +74,18 @@ class BudgetTracker:
     def should_pause(self, target: Any) -> bool:
         """True while a budget covering this target is spent past its pause_probes_at."""
         return self.alerter.should_pause(target)
+
+
+def _cost(sample: Any) -> float | None:
+    """The dollars a sample adds, or None: no price, zero, or not a finite number.
+
+    A NaN must not reach the running sum: it would stay NaN for the rest of the period, so no
+    threshold would ever be announced and no pause ever taken.
+    """
+    cost = getattr(sample, "cost_usd", None)
+    if cost is None or cost == 0 or not math.isfinite(cost):
+        return None
+    return float(cost)
 
 
 def budget_event(event: BudgetEvent, ts: float) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Live SPC for every target and metric: feeds samples to LiveCharts, persists baselines and
-turns firings into Violations (the evidence incidents are built from, DESIGN 6 and 6b).
+"""ChartBank: live SPC for every target and metric. It feeds samples to LiveCharts, persists
+baselines and turns firings into Violations (the evidence incidents are built from, DESIGN 6
+and 6b).
 
 Pure bookkeeping on the event loop (each sample costs O(1) per metric); the store calls it
 makes are the non-blocking writer queue, except restore(), which reads and so runs in a thread.
@@ -43,6 +44,22 @@ class ChartBank:
             transform=self.settings.transform,
         )
 
+    def _frozen_chart(
+        self, center: float, sigma: float, recent: list[float] | None = None
+    ) -> LiveChart:
+        """A chart already monitoring against limits taken earlier (the data file, a window)."""
+        return LiveChart.from_baseline(
+            center,
+            sigma,
+            baseline_size=self.settings.baseline_samples,
+            rules=self.settings.rules,
+            transform=self.settings.transform,
+            recent=recent or (),
+        )
+
+    def _usable(self, values: list[float]) -> list[float]:
+        return [v for v in values if _usable(v, self.settings.transform)]
+
     def chart(self, target: str, metric: str) -> LiveChart | None:
         return self.charts.get((target, metric))
 
@@ -58,18 +75,13 @@ class ChartBank:
             return 0
         restored = 0
         for (target, metric), row in self.store.active_baselines().items():
-            if metric not in self.settings.metrics or row.get("transform", "none") != self.settings.transform:
+            transform = row.get("transform", "none")
+            if metric not in self.settings.metrics or transform != self.settings.transform:
                 continue
-            _, recent = self.store.metric_series(target, metric, since=row.get("window_end"), limit=RESTORE_RECENT)
-            values = [v for v in recent.tolist() if _usable(v, self.settings.transform)]
-            self.charts[(target, metric)] = LiveChart.from_baseline(
-                row["center"],
-                row["sigma"],
-                baseline_size=self.settings.baseline_samples,
-                rules=self.settings.rules,
-                transform=self.settings.transform,
-                recent=values,
-            )
+            since = row.get("window_end")
+            _, recent = self.store.metric_series(target, metric, since=since, limit=RESTORE_RECENT)
+            values = self._usable(recent.tolist())
+            self.charts[(target, metric)] = self._frozen_chart(row["center"], row["sigma"], values)
             restored += 1
         return restored
 
@@ -92,8 +104,11 @@ class ChartBank:
             if was_collecting:
                 self._baseline_start.setdefault(key, sample.ts)
             firings = chart.add(value, sample.ts)
-            if was_collecting and chart.phase == "monitoring" and chart.baseline is not None:
-                self._persist_baseline(key, chart.baseline, sample.ts)
+            baseline = chart.baseline
+            if baseline is None:
+                continue
+            if was_collecting:
+                self._persist_baseline(key, baseline, sample.ts)
             for firing in firings:
                 update.violations.append(
                     Violation(
@@ -103,20 +118,23 @@ class ChartBank:
                         ts=sample.ts,
                         value=float(value),
                         z=float(firing.z),
-                        center=float(chart.center),  # type: ignore[arg-type]
-                        sigma=float(chart.sigma),  # type: ignore[arg-type]
+                        center=float(baseline.center),
+                        sigma=float(baseline.sigma),
                     )
                 )
-            if chart.phase == "monitoring" and chart.last_z is not None and not was_collecting:
+            if chart.last_z is not None and not was_collecting:
                 update.zs[metric] = chart.last_z
         return update
 
     def _persist_baseline(self, key: tuple[str, str], baseline: Baseline, ts: float) -> None:
         start = self._baseline_start.pop(key, ts)
+        self._save(key, baseline, start, ts)
+
+    def _save(self, key: tuple[str, str], baseline: Baseline, start: float, end: float) -> None:
+        """Persist frozen limits, so a restart monitors against them at once."""
         if self.store is not None:
-            self.store.save_baseline(
-                key[0], key[1], baseline.center, baseline.sigma, baseline.n_used, baseline.transform, start, ts, ts
-            )
+            b = baseline
+            self.store.save_baseline(*key, b.center, b.sigma, b.n_used, b.transform, start, end, end)
 
     def rebaseline(self, target: str | None = None) -> list[tuple[str, str]]:
         """Start new baselines for one target (or all): the next N good samples set the limits."""
@@ -128,27 +146,21 @@ class ChartBank:
             self.store.clear_baselines(target)
         return keys
 
-    def baseline_from_window(self, target: str, start: float, end: float) -> list[tuple[str, Baseline]]:
+    def baseline_from_window(
+        self, target: str, start: float, end: float
+    ) -> list[tuple[str, Baseline]]:
         """Freeze limits from the target's samples in [start, end] (blocking reads: use a thread)."""
         if self.store is None:
             raise RuntimeError("a baseline from a time window needs the data file")
         frozen: list[tuple[str, Baseline]] = []
         for metric in self.settings.metrics:
             _, values = self.store.metric_series(target, metric, since=start, until=end)
-            usable = [v for v in values.tolist() if _usable(v, self.settings.transform)]
+            usable = self._usable(values.tolist())
             if len(usable) < 2:
                 continue
             baseline = compute_baseline(usable, transform=self.settings.transform)
-            self.charts[(target, metric)] = LiveChart.from_baseline(
-                baseline.center,
-                baseline.sigma,
-                baseline_size=self.settings.baseline_samples,
-                rules=self.settings.rules,
-                transform=self.settings.transform,
-            )
-            self.store.save_baseline(
-                target, metric, baseline.center, baseline.sigma, baseline.n_used, baseline.transform, start, end, end
-            )
+            self.charts[(target, metric)] = self._frozen_chart(baseline.center, baseline.sigma)
+            self._save((target, metric), baseline, start, end)
             frozen.append((metric, baseline))
         return frozen
 
