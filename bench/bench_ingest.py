@@ -5,9 +5,9 @@
     python bench/bench_ingest.py slowloris --connections 30 --timeout 0.5
 
 `rate`: the endpoint runs on an event loop in a background thread (as in the monitor); the main
-thread posts N requests one after another over one keep-alive httpx connection and prints req/s
-and records/s. Client and server share one process (and its GIL), as the figures in
-docs/performance.md say.
+thread posts N requests one after another over one keep-alive httpx connection and prints req/s,
+records/s, the per-request time and the process CPU per request. Client and server share one
+process (and its GIL); on a busy machine compare the CPU figure, which the load moves least.
 
 `slowloris`: with the server's idle/head timeout set to --timeout seconds, opens three kinds of
 connection: silent (connects, sends nothing), trickling (sends one header byte every 0.1 s,
@@ -97,17 +97,25 @@ def rate(requests: int, records: int) -> None:
             for _ in range(200):  # warm up
                 client.post(url, content=body, headers=headers)
             taken[0] = 0
+            each: list[float] = []
+            cpu = time.process_time()
             started = time.perf_counter()
             for _ in range(requests):
+                sent = time.perf_counter()
                 response = client.post(url, content=body, headers=headers)
+                each.append((time.perf_counter() - sent) * 1000)
                 if response.status_code != 202:
                     raise SystemExit(f"unexpected {response.status_code}: {response.text}")
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu
     finally:
         background.stop()
+    each.sort()
     print(
         f"rate: {requests} POSTs x {records} record(s) over one keep-alive connection in {elapsed:.2f} s: "
-        f"{requests / elapsed:,.0f} req/s, {taken[0] / elapsed:,.0f} records/s"
+        f"{requests / elapsed:,.0f} req/s, {taken[0] / elapsed:,.0f} records/s; "
+        f"per request median {statistics.median(each):.2f} ms, p90 {each[int(len(each) * 0.9)]:.2f} ms, "
+        f"CPU (client + server) {cpu / requests * 1000:.2f} ms"
     )
 
 

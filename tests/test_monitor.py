@@ -8,13 +8,13 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+
 from conftest import fake_settings
 from fake_provider import FakeProvider, Script, Usage
-
+from llmscope_tui.costs import PriceBook
 from llmscope_tui.ingest import IngestOptions
 from llmscope_tui.monitor import Monitor
 from llmscope_tui.report import cost_summary
-from llmscope_tui.costs import PriceBook
 from llmscope_tui.rollups import rollups
 from llmscope_tui.server import Endpoints
 from llmscope_tui.store import open_readonly

@@ -4,7 +4,6 @@ others are refused, each refusal named by line number."""
 from __future__ import annotations
 
 import time
-
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path

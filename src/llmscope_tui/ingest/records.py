@@ -170,8 +170,8 @@ class Record(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: str = Field(None, validate_default=True)  # type: ignore[assignment]
-    model: str = Field(None, validate_default=True)  # type: ignore[assignment]
+    provider: str = Field(None, validate_default=True)
+    model: str = Field(None, validate_default=True)
     tokens_in: int | None = None
     tokens_out: int | None = None
     tokens_cached: int | None = None
@@ -180,7 +180,7 @@ class Record(BaseModel):
     ttft_ms: float | None = None
     http_status: int | None = None
     error_kind: str | None = None
-    ok: bool = Field(None, validate_default=True)  # type: ignore[assignment]
+    ok: bool = Field(None, validate_default=True)
     ts: float | None = None
     project: str | None = None
     tag: str | None = None

@@ -122,7 +122,7 @@ def endpoint(handler: Handler, *, max_body_bytes: int, body_timeout_s: float) ->
             response = exc.response()
         except _Disconnected:
             return
-        except Exception:  # noqa: BLE001 - a bug in a handler answers 500 and the server keeps serving
+        except Exception:
             log.exception("HTTP handler failed on %s %s", scope["method"], scope["path"])
             response = HTTPError(500, "internal server error").response()
         await response(send)
@@ -130,12 +130,21 @@ def endpoint(handler: Handler, *, max_body_bytes: int, body_timeout_s: float) ->
     return app
 
 
-def router(routes: Mapping[str, ASGIApp], fallback: ASGIApp) -> ASGIApp:
-    """Exact-path routing (a trailing slash is ignored); any other path goes to ``fallback``."""
+def router(routes: Mapping[str, ASGIApp], fallback: ASGIApp, *, max_head_bytes: int = 16 * 1024) -> ASGIApp:
+    """Exact-path routing (a trailing slash is ignored); any other path goes to ``fallback``.
+
+    A head over ``max_head_bytes`` is answered 431: h11 (under uvicorn) bounds only a head that
+    arrives in pieces, not one that arrives whole in a single read.
+    """
     table = dict(routes)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan is off and websockets are not served
+            return
+        head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+        head += sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
+        if head > max_head_bytes:
+            await HTTPError(431, f"request head exceeds {max_head_bytes} bytes").response()(send)
             return
         path = scope["path"].rstrip("/") or "/"
         await table.get(path, fallback)(scope, receive, send)

@@ -155,6 +155,7 @@ def build_app(
     registry: CollectorRegistry | None = None,
     max_body_bytes: int,
     body_timeout_s: float,
+    max_head_bytes: int = 16 * 1024,
 ) -> ASGIApp:
     """One listener's app: the ingest routes and/or /metrics, and /healthz.
 
@@ -173,7 +174,7 @@ def build_app(
         routes[EVENTS_PATH] = wrap(ingest.events)
         routes[HEALTH_PATH] = wrap(ingest.health)
         fallback = not_found(f"not found; records go to POST {EVENTS_PATH}")
-    return router(routes, fallback)
+    return router(routes, fallback, max_head_bytes=max_head_bytes)
 
 
 __all__ = ["HEALTHZ_PATH", "METRICS_PATH", "IngestRoutes", "build_app", "healthz", "metrics_app"]

@@ -24,7 +24,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import uvicorn
@@ -247,7 +247,7 @@ class ThreadedHTTPServer:
     def base_url(self) -> str:
         return base_url(self.host, self.port)
 
-    def start(self, timeout: float = 10.0) -> ThreadedHTTPServer:
+    def start(self, timeout: float = 10.0) -> Self:
         self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError(f"HTTP server thread did not start within {timeout} s")
@@ -263,8 +263,9 @@ class ThreadedHTTPServer:
             self._thread.join(timeout)
         self._server.close()
 
-    def __enter__(self) -> ThreadedHTTPServer:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Self
 
 import anyio
 from prometheus_client import CollectorRegistry
@@ -52,9 +53,9 @@ class Endpoints:
         sink: Sink | None = None,
         clock: Callable[[], float] = time.time,
         metrics: tuple[CollectorRegistry, str, int] | None = None,
-        limits: Limits = Limits(),
+        limits: Limits | None = None,
     ) -> None:
-        self.limits = limits
+        limits = self.limits = limits or Limits()
         self.ingest_routes: IngestRoutes | None = None
         self._listeners: list[_Listener] = []
         if metrics is not None:
@@ -83,6 +84,7 @@ class Endpoints:
                     registry=listener.registry,
                     max_body_bytes=limits.max_body_bytes,
                     body_timeout_s=limits.body_timeout_s,
+                    max_head_bytes=limits.max_head_bytes,
                 )
                 listener.server = HTTPServer(app, sockets, limits)
         except BindError:
@@ -164,12 +166,16 @@ class IngestServer:
     def refused(self) -> int:
         return self.routes.refused
 
-    async def start(self) -> IngestServer:
+    async def start(self) -> Self:
         """Bind and serve in the running event loop. Raises OSError if the port is taken."""
         if self._server is not None:
             raise RuntimeError("ingest server already started")
+        limits = self.limits
         app = build_app(
-            ingest=self.routes, max_body_bytes=self.limits.max_body_bytes, body_timeout_s=self.limits.body_timeout_s
+            ingest=self.routes,
+            max_body_bytes=limits.max_body_bytes,
+            body_timeout_s=limits.body_timeout_s,
+            max_head_bytes=limits.max_head_bytes,
         )
         server = HTTPServer(app, bind(self.host, self.requested_port), self.limits)
         await server.start()
@@ -181,8 +187,9 @@ class IngestServer:
         if server is not None:
             await server.stop()
 
-    async def __aenter__(self) -> IngestServer:
-        return await self.start()
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
