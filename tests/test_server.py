@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -14,8 +15,16 @@ from prometheus_client import CollectorRegistry, Counter
 
 from llmscope_tui.ingest import IngestOptions
 from llmscope_tui.model import Sample
-from llmscope_tui.server import BindError, Endpoints, HTTPServer, Limits, bind, build_app
-from llmscope_tui.server.app import Request, Response, endpoint, router
+from llmscope_tui.server import (
+    BindError,
+    Endpoints,
+    HTTPServer,
+    Limits,
+    ThreadedHTTPServer,
+    bind,
+    build_app,
+)
+from llmscope_tui.server.app import Request, Response, StreamingResponse, endpoint, router
 
 pytestmark = pytest.mark.anyio
 
@@ -201,3 +210,62 @@ async def test_a_taken_port_is_one_line_and_nothing_stays_bound() -> None:
             Endpoints(metrics=(registry(), "127.0.0.1", 0), ingest=IngestOptions(port=port), sink=lambda s: None)
     assert str(info.value).startswith(f"cannot serve ingest on 127.0.0.1:{port}: ")
     assert "\n" not in str(info.value)
+
+
+def test_a_stream_is_sent_as_it_is_yielded_and_closed_when_the_server_stops() -> None:
+    """What the demo provider needs (its port to this stack): each chunk flushed on its own, the
+    generator closed on every way out, a handler in a thread of its own."""
+    release, closed = threading.Event(), threading.Event()
+
+    async def handler(request: Request) -> Response | StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                yield b"first\n"
+                while not release.is_set():
+                    await anyio.sleep(0.002)
+                yield b""  # skipped, not an end marker
+                yield f"second {request.query['a']}\n".encode()
+            finally:
+                closed.set()
+
+        if request.path == "/stream":
+            return StreamingResponse(200, [("content-type", "text/plain")], chunks())
+        return Response.text("hello")
+
+    with ThreadedHTTPServer(endpoint(handler, max_body_bytes=100, body_timeout_s=5), name="stream-test") as server:
+        assert server.running
+        with httpx.Client(base_url=server.base_url, timeout=5) as client:
+            with client.stream("GET", "/stream?a=1") as response:
+                assert response.headers["transfer-encoding"] == "chunked"
+                parts = response.iter_raw()
+                assert next(parts) == b"first\n"  # while the generator is parked
+                assert not closed.is_set()
+                release.set()
+                assert b"".join(parts) == b"second 1\n"
+            assert closed.wait(5)
+            assert client.get("/plain").text == "hello"  # the connection is still usable
+            release.clear()
+            closed.clear()
+            with client.stream("GET", "/stream?a=2") as response:
+                parts = response.iter_raw()
+                assert next(parts) == b"first\n"
+                stopper = threading.Thread(target=server.stop)
+                stopper.start()
+                with pytest.raises(httpx.HTTPError):  # the body is cut short
+                    b"".join(parts)
+                stopper.join(10)
+    assert closed.wait(5)  # the generator's finally ran
+    assert not server.running
+
+
+def test_a_threaded_server_on_a_taken_port_raises_and_leaves_no_thread() -> None:
+    async def handler(request: Request) -> Response:
+        return Response.text("x")
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        clash = ThreadedHTTPServer(endpoint(handler, max_body_bytes=10, body_timeout_s=1), port=taken.getsockname()[1], name="clash")
+        with pytest.raises(OSError):
+            clash.start()
+    assert not clash.running and not any(t.name == "clash" for t in threading.enumerate())

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 
@@ -25,16 +26,21 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-Headers = Iterable[tuple[str, str]]
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [(name.lower().encode("latin-1"), str(value).encode("latin-1")) for name, value in items]
 
 
 class HTTPError(Exception):
     """Raise from a handler to answer with this status, message and extra headers."""
 
-    def __init__(self, status: int, message: str = "", headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, status: int, message: str = "", headers: Headers = ()) -> None:
         self.status = status
         self.message = message or HTTPStatus(status).phrase
-        self.headers = dict(headers or {})
+        self.headers = headers
         super().__init__(self.message)
 
     def response(self) -> Response:
@@ -50,15 +56,57 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
-    def json(cls, data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    def json(cls, data: Any, status: int = 200, headers: Headers = ()) -> Response:
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-        return cls(status, body, [("content-type", "application/json"), *(headers or {}).items()])
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        return cls(status, body, [("content-type", "application/json"), *items])
 
-    async def __call__(self, send: Send) -> None:
-        head = [(b"content-length", str(len(self.body)).encode())]
-        head += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers]
+    @classmethod
+    def text(cls, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8") -> Response:
+        return cls(status, text.encode(), [("content-type", content_type)])
+
+    async def __call__(self, send: Send, receive: Receive | None = None) -> None:
+        head = [(b"content-length", str(len(self.body)).encode()), *_encode(self.headers)]
         await send({"type": "http.response.start", "status": self.status, "headers": head})
         await send({"type": "http.response.body", "body": self.body})
+
+
+class StreamingResponse:
+    """A body from an async iterator of bytes, sent chunked, each chunk written as it is yielded.
+
+    The iterator is closed (``aclose()``) when the response ends, the client goes away or the
+    server stops, so an async generator's ``finally`` runs. If it raises after the headers went
+    out, the connection is closed: the client sees a truncated body, the honest signal.
+    """
+
+    def __init__(self, status: int = 200, headers: Headers = (), chunks: AsyncIterable[bytes] | None = None) -> None:
+        if chunks is None:
+            raise TypeError("StreamingResponse needs chunks (an async iterable of bytes)")
+        self.status, self.headers, self.chunks = status, headers, chunks
+
+    async def __call__(self, send: Send, receive: Receive | None = None) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": _encode(self.headers)})
+        try:
+            async with anyio.create_task_group() as tg:
+                if receive is not None:
+                    tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+                async for chunk in self.chunks:
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+                tg.cancel_scope.cancel()
+        finally:
+            aclose = getattr(self.chunks, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    """Stop a stream whose client went away (uvicorn drops what is sent to a closed connection)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
 
 
 @dataclass(slots=True)
@@ -69,6 +117,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes = b""
+    query: dict[str, str] = field(default_factory=dict)
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -107,7 +156,7 @@ async def _read_body(headers: Mapping[str, str], receive: Receive, limit: int, t
     raise HTTPError(408, f"request body not received within {timeout_s:g} s")
 
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request], Awaitable[Response | StreamingResponse]]
 
 
 def endpoint(handler: Handler, *, max_body_bytes: int, body_timeout_s: float) -> ASGIApp:
@@ -117,7 +166,10 @@ def endpoint(handler: Handler, *, max_body_bytes: int, body_timeout_s: float) ->
         headers = _headers(scope)
         try:
             body = await _read_body(headers, receive, max_body_bytes, body_timeout_s)
-            response = await handler(Request(scope["method"], scope["path"], headers, body))
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+            response: Response | StreamingResponse = await handler(
+                Request(scope["method"], scope["path"], headers, body, query)
+            )
         except HTTPError as exc:
             response = exc.response()
         except _Disconnected:
@@ -125,7 +177,7 @@ def endpoint(handler: Handler, *, max_body_bytes: int, body_timeout_s: float) ->
         except Exception:
             log.exception("HTTP handler failed on %s %s", scope["method"], scope["path"])
             response = HTTPError(500, "internal server error").response()
-        await response(send)
+        await response(send, receive)
 
     return app
 

@@ -226,42 +226,65 @@ class HTTPServer:
 
 class ThreadedHTTPServer:
     """An :class:`HTTPServer` in a thread with its own event loop, for a caller without a loop
-    (or one whose pace the server must not follow). ``start()`` binds and returns once serving."""
+    (or one whose pace the server must not follow). ``start()`` binds and returns once serving;
+    ``stop()`` stops, joins the thread and may be followed by another ``start()``."""
 
     def __init__(
-        self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, limits: Limits = Limits(), *, name: str = "llmscope-http"
+        self,
+        app: ASGIApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: Limits = Limits(),
+        *,
+        name: str = "llmscope-http",
     ) -> None:
-        self.host = host
-        self._server = HTTPServer(app, bind(host, port), limits)
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._ready = threading.Event()
+        self.app, self.host, self.requested_port, self.limits, self.name = app, host, port, limits, name
+        self._server: HTTPServer | None = None
+        self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._error: BaseException | None = None
 
     @property
     def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("server not started")
         return self._server.port
 
     @property
     def base_url(self) -> str:
         return base_url(self.host, self.port)
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._server is not None
+
     def start(self, timeout: float = 10.0) -> Self:
+        """Bind (raises OSError when the port is taken) and serve from a new thread."""
+        if self._thread is not None:
+            raise RuntimeError("server already started")
+        self._server = HTTPServer(self.app, bind(self.host, self.requested_port), self.limits)
+        ready = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(ready),), name=self.name, daemon=True)
         self._thread.start()
-        if not self._ready.wait(timeout):
+        if not ready.wait(timeout):
+            self.stop()
             raise TimeoutError(f"HTTP server thread did not start within {timeout} s")
         if self._error is not None:
-            raise self._error
+            error, self._error = self._error, None
+            self.stop()
+            raise error
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and self._thread.is_alive():
+        thread, loop, stop = self._thread, self._loop, self._stop
+        self._thread = None
+        if thread is not None and loop is not None and stop is not None:
             with contextlib.suppress(RuntimeError):  # the loop already closed
                 loop.call_soon_threadsafe(stop.set)
-            self._thread.join(timeout)
-        self._server.close()
+            thread.join(timeout)
+        if self._server is not None:
+            self._server.close()
 
     def __enter__(self) -> Self:
         self.start()
@@ -270,18 +293,16 @@ class ThreadedHTTPServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _main(self) -> None:
-        asyncio.run(self._serve())
-
-    async def _serve(self) -> None:
+    async def _serve(self, ready: threading.Event) -> None:
+        assert self._server is not None
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         try:
             await self._server.start()
-        except BaseException as exc:  # noqa: BLE001 - handed to start()
+        except BaseException as exc:  # noqa: BLE001 - handed to start(), in the caller's thread
             self._error = exc
-            self._ready.set()
             return
-        self._ready.set()
+        finally:
+            ready.set()
         try:
             await self._stop.wait()
         finally:
