@@ -1,7 +1,7 @@
 """The app-side client: usage read from an instrumented httpx client's traffic, sent in the background.
 
 A fake upstream on 127.0.0.1 answers like OpenAI, Anthropic, Gemini and Ollama (plain JSON and
-streamed); the records go to a real IngestServer handler, so every record the client makes is also
+streamed); the records go to the real ingest routes, so every record the client makes is also
 checked against the endpoint's validation.
 """
 
@@ -23,8 +23,9 @@ import pytest
 from llmscope_tui import client as client_module
 from llmscope_tui.client import Reporter, instrument
 from llmscope_tui.httpserver import Request, Response, StreamingResponse, ThreadedServer
-from llmscope_tui.ingest import IngestServer
 from llmscope_tui.model import Sample
+from llmscope_tui.server import IngestRoutes, ThreadedHTTPServer, build_app
+from llmscope_tui.server.app import Response as JSONResponse
 
 APP_KEY = "sk-app-secret-123456789"
 PROMPT = "the secret prompt text"
@@ -151,7 +152,8 @@ class Upstream:
 
 
 class Endpoint:
-    """The ingest endpoint as a ThreadedServer: a real IngestServer handler, recording what arrives."""
+    """The ingest endpoint on the server stack: the real ingest routes, recording what arrives
+    (an ASGI app wrapped around them; it can hold each request or answer a fixed status)."""
 
     def __init__(self, *, api_key: str | None = None, hang: threading.Event | None = None, status: int = 0):
         self.samples: list[Sample] = []
@@ -161,23 +163,34 @@ class Endpoint:
         self.arrived = threading.Event()
         self.hang = hang
         self.status = status
-        self.ingest = IngestServer(self._sink, api_key=api_key)
+        self.ingest = build_app(
+            ingest=IngestRoutes(self._sink, api_key=api_key), max_body_bytes=1_000_000, body_timeout_s=30
+        )
 
     def _sink(self, samples: list[Sample]) -> None:
         with self.lock:
             self.samples.extend(samples)
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
         with self.lock:
-            self.bodies.append(request.body)
-            self.headers.append(dict(request.headers))
+            self.bodies.append(body)
+            self.headers.append({k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]})
         self.arrived.set()
         if self.hang is not None:
             while not self.hang.is_set():
                 await asyncio.sleep(0.01)
         if self.status:
-            return Response.json({"error": {"message": "nope"}}, self.status)
-        return await self.ingest.handle(request)
+            await JSONResponse.json({"error": {"message": "nope"}}, self.status)(send)
+            return
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.ingest(scope, replay, send)
 
     def by_model(self) -> dict[str, Sample]:
         with self.lock:
@@ -193,7 +206,7 @@ def upstream() -> Iterator[ThreadedServer]:
 @pytest.fixture
 def endpoint() -> Iterator[tuple[Endpoint, str]]:
     ep = Endpoint()
-    with ThreadedServer(ep, name="fake-ingest") as server:
+    with ThreadedHTTPServer(ep, name="fake-ingest") as server:
         yield ep, server.base_url + "/v1/events"
 
 
@@ -380,7 +393,7 @@ def test_a_hanging_endpoint_does_not_delay_the_app(upstream: ThreadedServer) -> 
     release = threading.Event()
     ep = Endpoint(hang=release)
     try:
-        with ThreadedServer(ep, name="hanging-ingest") as ingest, httpx.Client(base_url=upstream.base_url) as http:
+        with ThreadedHTTPServer(ep, name="hanging-ingest") as ingest, httpx.Client(base_url=upstream.base_url) as http:
             reporter = instrument(http, endpoint=ingest.base_url + "/v1/events", batch_size=1, flush_interval_s=0.05)
             http.post("/v1/chat/completions", json={"model": "m", "messages": []})
             assert ep.arrived.wait(5.0)  # the reporter is now stuck in a send the endpoint holds
@@ -409,7 +422,7 @@ def _closed_port() -> int:
 @pytest.mark.parametrize("failure", ["refused", "500", "401"])
 def test_a_failing_endpoint_never_raises_into_the_app(upstream: ThreadedServer, failure: str) -> None:
     ep = Endpoint(status=500 if failure == "500" else 0, api_key="right-key" if failure == "401" else None)
-    with ThreadedServer(ep, name="failing-ingest") as ingest, httpx.Client(base_url=upstream.base_url) as http:
+    with ThreadedHTTPServer(ep, name="failing-ingest") as ingest, httpx.Client(base_url=upstream.base_url) as http:
         url = ingest.base_url + "/v1/events"
         if failure == "refused":
             url = f"http://127.0.0.1:{_closed_port()}/v1/events"
@@ -434,7 +447,7 @@ def test_the_key_comes_from_the_environment(
 ) -> None:
     monkeypatch.setenv("LLMSCOPE_API_KEY", "env-key")
     ep = Endpoint(api_key="env-key")
-    with ThreadedServer(ep) as ingest, httpx.Client(base_url=upstream.base_url) as http:
+    with ThreadedHTTPServer(ep) as ingest, httpx.Client(base_url=upstream.base_url) as http:
         reporter = instrument(http, endpoint=ingest.base_url + "/v1/events")
         http.post("/api/chat", json={"model": "llama3.2"})
         assert reporter.flush(5.0)

@@ -14,7 +14,6 @@ from llmscope_tui.ingest import (
     BodyError,
     IngestConfigError,
     IngestOptions,
-    IngestServer,
     RecordError,
     check_bind,
     import_file,
@@ -23,6 +22,7 @@ from llmscope_tui.ingest import (
     parse_record,
 )
 from llmscope_tui.model import Sample
+from llmscope_tui.server import IngestServer
 
 NOW = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 GOOD = {"provider": "openai", "model": "gpt-4o-mini", "tokens_in": 120, "tokens_out": 30}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmscope_tui.metrics import MetricsExporter
+from llmscope_tui.server import Endpoints
 
 
 def sample_event(**changes: object) -> dict[str, object]:
@@ -50,17 +53,26 @@ def test_samples_become_histograms_in_seconds_and_counters() -> None:
     assert "llmscope_up" in fams
 
 
-def test_metrics_endpoint_serves_text_format_0_0_4() -> None:
+@pytest.mark.anyio
+async def test_metrics_endpoint_serves_text_format_0_0_4() -> None:
     exporter = MetricsExporter()
     exporter(sample_event())
-    port = exporter.serve(0)
-    try:
-        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
-    finally:
-        exporter.close()
+    endpoints = Endpoints(metrics=(exporter.registry, "127.0.0.1", 0))
+    async with anyio.create_task_group() as tg:
+        await tg.start(endpoints.serve)
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(endpoints.metrics_url or "")
+            openmetrics = await client.get(
+                endpoints.metrics_url or "", headers={"accept": "application/openmetrics-text; version=1.0.0"}
+            )
+            post = await client.post(endpoints.metrics_url or "")
+        tg.cancel_scope.cancel()
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert "llmscope_latency_seconds_bucket" in response.text
+    assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
+    assert openmetrics.text.endswith("# EOF\n")
+    assert post.status_code == 405  # as prometheus_client's own server answered
 
 
 def test_incidents_are_counted_and_the_open_one_is_a_gauge() -> None:

@@ -8,14 +8,15 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+
 from conftest import fake_settings
 from fake_provider import FakeProvider, Script, Usage
-
+from llmscope_tui.costs import PriceBook
 from llmscope_tui.ingest import IngestOptions
 from llmscope_tui.monitor import Monitor
 from llmscope_tui.report import cost_summary
-from llmscope_tui.costs import PriceBook
 from llmscope_tui.rollups import rollups
+from llmscope_tui.server import Endpoints
 from llmscope_tui.store import open_readonly
 
 pytestmark = pytest.mark.anyio
@@ -125,19 +126,24 @@ async def test_budget_thresholds_once_each_then_probes_pause(tmp_path: Path, fak
 
 async def test_application_usage_is_ingested_priced_and_reported(tmp_path: Path, fake_provider: FakeProvider) -> None:
     settings = fake_settings(tmp_path, fake_provider)
-    monitor = Monitor(settings, ingest=IngestOptions(port=0, host="127.0.0.1", api_key="secret-ingest-key"))
+    monitor = Monitor(settings)
+    # The face composes monitor and server: bound now, served once the monitor has started.
+    options = IngestOptions(port=0, host="127.0.0.1", api_key="secret-ingest-key")
+    endpoints = Endpoints(ingest=options, sink=monitor.ingest, clock=monitor.wall_clock)
+    url = monitor.ingest_url = endpoints.events_url
     events: list[dict[str, Any]] = []
     monitor.subscribe(events.append)
+    started = anyio.Event()
+    monitor.subscribe(lambda event: started.set() if event["event"] == "start" else None)
     async with anyio.create_task_group() as tg:
         tg.start_soon(monitor.run)
-        with anyio.fail_after(10):
-            while monitor.ingest_server is None:
-                await anyio.sleep(0.02)
-        url = monitor.ingest_server.events_url
-        record = {"provider": "openai", "model": "fake-model", "tokens_in": 1000, "tokens_out": 500, "project": "shop"}
-        async with httpx.AsyncClient() as client:
-            refused = await client.post(url, json=record)
-            taken = await client.post(url, json=[record, record], headers={"authorization": "Bearer secret-ingest-key"})
+        async with anyio.create_task_group() as http:
+            await http.start(endpoints.serve, started)
+            record = {"provider": "openai", "model": "fake-model", "tokens_in": 1000, "tokens_out": 500, "project": "shop"}
+            async with httpx.AsyncClient() as client:
+                refused = await client.post(url, json=record)
+                taken = await client.post(url, json=[record, record], headers={"authorization": "Bearer secret-ingest-key"})
+            http.cancel_scope.cancel()
         monitor.stop()
     assert (refused.status_code, taken.status_code) == (401, 202)
     app = [e for e in kinds(events, "sample") if e["source"] == "app"]

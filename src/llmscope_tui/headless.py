@@ -1,4 +1,7 @@
-"""Run the monitor with no UI: JSON lines to stdout or a file, optional Prometheus endpoint.
+"""Run the monitor with no UI: JSON lines to stdout or a file, optional Prometheus and ingest endpoints.
+
+This face composes the monitor with the HTTP listeners it asked for (llmscope_tui.server):
+bound before the run, served once the monitor has started.
 
 Never imports textual. SIGINT/SIGTERM/SIGHUP stop the run cleanly (a second signal stops
 at once); every sample taken is on disk before the process exits.
@@ -21,6 +24,7 @@ from llmscope_tui.costs import format_usd
 from llmscope_tui.ingest import IngestOptions
 from llmscope_tui.metrics import MetricsExporter
 from llmscope_tui.monitor import Monitor, RunSummary
+from llmscope_tui.server import BindError, Endpoints
 from llmscope_tui.session import demo_ready
 
 EXIT_OK, EXIT_FAILED_CHECK, EXIT_USAGE = 0, 1, 2
@@ -169,20 +173,18 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     stream = _open_log(options.log_file)
     writer = TextWriter(stream) if options.format == "text" else JsonLinesWriter(stream)
     exporter = MetricsExporter() if options.metrics_port is not None else None
+    endpoints: Endpoints | None = None
     try:
         with demo_ready(settings) as ready:
-            monitor = Monitor(ready, ingest=options.ingest)
+            monitor = Monitor(ready)
             monitor.subscribe(writer)
+            endpoints = _endpoints(monitor, options, exporter)
             if exporter is not None:
-                try:
-                    port = exporter.serve(options.metrics_port or 0, options.metrics_host)
-                except OSError as exc:
-                    raise HeadlessError(
-                        f"cannot serve metrics on {options.metrics_host}:{options.metrics_port}: "
-                        f"{exc.strerror or exc}"
-                    ) from None
                 monitor.subscribe(exporter)
-                print(f"llmscope-tui: metrics on http://{options.metrics_host}:{port}/metrics", file=sys.stderr)
+                print(
+                    f"llmscope-tui: metrics on http://{options.metrics_host}:{endpoints.metrics_port}/metrics",
+                    file=sys.stderr,
+                )
             if ready.demo:
                 print(
                     f"llmscope-tui: DEMO - {len(ready.targets)} simulated targets "
@@ -190,13 +192,13 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
                     file=sys.stderr,
                 )
             try:
-                summary = anyio.run(_run, monitor, options)
+                summary = anyio.run(_run, monitor, options, endpoints)
             except BaseExceptionGroup as group:
                 raise _sole_error(group) from None
             return exit_code(summary, options.fail_on)
     finally:
-        if exporter is not None:
-            exporter.close()
+        if endpoints is not None:
+            endpoints.close()
         if stream is not sys.stdout:
             stream.close()
 
@@ -215,9 +217,26 @@ def _sole_error(group: BaseExceptionGroup) -> BaseException:
     return leaves[0] if len(leaves) == 1 else group
 
 
-async def _run(monitor: Monitor, options: HeadlessOptions) -> RunSummary:
+def _endpoints(monitor: Monitor, options: HeadlessOptions, exporter: MetricsExporter | None) -> Endpoints:
+    """Bind the ingest and metrics listeners now (a taken port stops the run before it starts)."""
+    metrics = None
+    if exporter is not None:
+        metrics = (exporter.registry, options.metrics_host, options.metrics_port or 0)
+    try:
+        endpoints = Endpoints(ingest=options.ingest, sink=monitor.ingest, clock=monitor.wall_clock, metrics=metrics)
+    except BindError as exc:
+        raise HeadlessError(str(exc)) from None
+    monitor.ingest_url = endpoints.events_url
+    return endpoints
+
+
+async def _run(monitor: Monitor, options: HeadlessOptions, endpoints: Endpoints | None = None) -> RunSummary:
+    started = anyio.Event()
+    monitor.subscribe(lambda event: started.set() if event.get("event") == "start" else None)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_stop_on_signals, monitor, tg.cancel_scope)
+        if endpoints is not None:
+            tg.start_soon(endpoints.serve, started)  # records are taken once the store is open
         await monitor.run(duration_s=options.duration_s, count=options.count)
         tg.cancel_scope.cancel()
     return monitor.summary

@@ -1,4 +1,7 @@
-"""A small asyncio HTTP/1.1 server core on h11, for the demo provider and the local ingest endpoint.
+"""A small asyncio HTTP/1.1 server core on h11, for the demo provider (and the tests' fake upstreams).
+
+What llmscope-tui itself serves (ingest, /metrics, /healthz) runs on llmscope_tui.server (uvicorn);
+this module stays only until the demo moves to that stack too.
 
 It is deliberately small: one coroutine per connection, keep-alive, bodies read whole (bounded by
 ``max_body_bytes``) before the handler runs, and two kinds of response. ``Response`` is sent in

@@ -3,13 +3,14 @@
 A plain scrape gets text format 0.0.4; a Prometheus that asks for OpenMetrics gets that.
 Histograms are in seconds, counters end in _total, labels are target/provider/model/error_kind.
 Each exporter has its own registry, so tests and several monitors in one process do not collide.
+It is served at /metrics by :mod:`llmscope_tui.server`, with the rest of what we serve.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from llmscope_tui import __version__
 
@@ -59,7 +60,6 @@ class MetricsExporter:
             registry=r,
         )
         self.store_errors = Counter("llmscope_store_errors", "Failures to write the data file", registry=r)
-        self._server: Any = None
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -107,15 +107,3 @@ class MetricsExporter:
     def render(self) -> bytes:
         """The text exposition (format 0.0.4), as a scrape without Accept header gets it."""
         return generate_latest(self.registry)
-
-    def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        """Serve /metrics in a background thread; returns the bound port (useful with port 0)."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        self._server = server
-        return int(server.server_port)
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None

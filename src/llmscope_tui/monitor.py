@@ -21,7 +21,6 @@ from llmscope_tui.alerts import AlertRouter, budget_event_alert, incident_alert
 from llmscope_tui.config import Settings
 from llmscope_tui.costs import Budget, BudgetTracker, PriceBook, budget_event
 from llmscope_tui.incidents import IncidentChange, IncidentEngine, PolicySettings
-from llmscope_tui.ingest import IngestConfigError, IngestOptions, IngestServer
 from llmscope_tui.model import ErrorKind, Sample
 from llmscope_tui.probe.scheduler import ProbeScheduler
 from llmscope_tui.probe.stream import Timeouts
@@ -66,11 +65,11 @@ class Monitor:
         store: SampleStore | None = None,
         env: dict[str, str] | None = None,
         wall_clock: Callable[[], float] = time.time,
-        ingest: IngestOptions | None = None,
+        ingest_url: str | None = None,
     ) -> None:
         self.settings = settings
-        self.ingest_options = ingest
-        self.ingest_server: IngestServer | None = None
+        #: Where the face serves ingest (it owns the server and calls :meth:`ingest`); for the start event.
+        self.ingest_url = ingest_url
         self.env = env
         self.wall_clock = wall_clock
         self._store = store
@@ -146,8 +145,6 @@ class Monitor:
         started = False
         try:
             await anyio.to_thread.run_sync(self._prepare)
-            if self.ingest_options is not None:
-                await self._start_ingest(self.ingest_options)
             self.scheduler = ProbeScheduler(
                 settings.targets,
                 self._on_sample,
@@ -183,8 +180,6 @@ class Monitor:
         finally:
             # whatever happened, every sample taken reaches the disk and the file is closed
             with anyio.CancelScope(shield=True):
-                if self.ingest_server is not None:
-                    await self.ingest_server.stop()
                 await self._close_store()
                 if started:
                     self.publish(
@@ -209,7 +204,7 @@ class Monitor:
             "demo": s.demo,
             "config": str(s.config_file) if s.config_file else None,
             "db": str(s.db_path),
-            "ingest": self.ingest_server.events_url if self.ingest_server else None,
+            "ingest": self.ingest_url,
             "targets": [
                 {
                     "name": t.name,
@@ -224,18 +219,6 @@ class Monitor:
                 for t in s.targets
             ],
         }
-
-    async def _start_ingest(self, options: IngestOptions) -> None:
-        server = IngestServer(
-            self.ingest, host=options.host, port=options.port, api_key=options.api_key, clock=self.wall_clock
-        )
-        try:
-            await server.start()
-        except OSError as exc:
-            raise IngestConfigError(
-                f"cannot serve ingest on {options.host}:{options.port}: {exc.strerror or exc}"
-            ) from None
-        self.ingest_server = server
 
     def _prepare(self) -> None:
         """Blocking start-up work, run in a thread: load prices, restore frozen baselines."""
