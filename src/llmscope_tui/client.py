@@ -63,8 +63,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from llmscope_tui.probe.errors import classify_exception, classify_status
-from llmscope_tui.probe.framing import NDJSONDecoder, SSEDecoder
+from llmscope_tui.wire.errors import classify_exception, classify_status
+from llmscope_tui.wire.framing import NDJSONDecoder, SSEDecoder
 
 __all__ = ["DEFAULT_ENDPOINT", "Reporter", "instrument"]
 

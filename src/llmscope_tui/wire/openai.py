@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmscope_tui.model import ErrorKind, Target
-from llmscope_tui.probe.protocols.base import (
+from llmscope_tui.wire.base import (
     FrameInfo,
     RequestSpec,
     StreamState,

@@ -1,7 +1,8 @@
 """What a wire protocol module provides: request building and a per-stream frame reader.
 
-The shared stream core (probe/stream.py) owns timing, framing, timeouts and classification;
-a protocol only says how to ask and what each frame means.
+The probe's stream core (probe/stream.py) owns timing and timeouts, and the app-side client
+(llmscope_tui.client) observes an app's own calls; both read frames through these readers,
+so each protocol is read in one place.
 """
 
 from __future__ import annotations
