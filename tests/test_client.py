@@ -20,8 +20,7 @@ import anyio
 import httpx
 import pytest
 
-from llmscope_tui import client as client_module
-from llmscope_tui.client import Reporter, instrument
+from llmscope_tui.client import Reporter, instrument, observe, summary
 from llmscope_tui.httpserver import Request, Response, StreamingResponse, ThreadedServer
 from llmscope_tui.ingest import IngestServer
 from llmscope_tui.model import Sample
@@ -81,13 +80,13 @@ OPENAI_STREAM = [
     b'data: {"model":"gpt-4o","choices":[{"delta":{"content":"Hel"}}]}\n\n',
     b'data: {"model":"gpt-4o","choices":[{"delta":{"content":"lo"}}]}\n\n',
     b'data: {"model":"gpt-4o","choices":[{"delta":{"content":"!"},"finish_reason":"stop"}]}\n\n',
-    b'data: {"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,'
-    b'"prompt_tokens_details":{"cached_tokens":0}}}\n\n',
+    (b'data: {"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,'
+    b'"prompt_tokens_details":{"cached_tokens":0}}}\n\n'),
     b"data: [DONE]\n\n",
 ]
 ANTHROPIC_STREAM = [
-    b'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-sonnet-4",'
-    b'"usage":{"input_tokens":5,"cache_read_input_tokens":100,"output_tokens":1}}}\n\n',
+    (b'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-sonnet-4",'
+    b'"usage":{"input_tokens":5,"cache_read_input_tokens":100,"output_tokens":1}}}\n\n'),
     b": ping\n\n",
     b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"text_delta","text":"Hi"}}\n\n',
     b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"text_delta","text":"!"}}\n\n',
@@ -96,8 +95,8 @@ ANTHROPIC_STREAM = [
 ]
 GEMINI_STREAM = [
     b'data: {"candidates":[{"content":{"parts":[{"text":"Hi"}]}}],"modelVersion":"gemini-2.0-flash"}\r\n\r\n',
-    b'data: {"candidates":[{"content":{"parts":[{"text":" there"}]},"finishReason":"STOP"}],'
-    b'"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":4},"modelVersion":"gemini-2.0-flash"}\r\n\r\n',
+    (b'data: {"candidates":[{"content":{"parts":[{"text":" there"}]},"finishReason":"STOP"}],'
+    b'"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":4},"modelVersion":"gemini-2.0-flash"}\r\n\r\n'),
 ]
 OLLAMA_STREAM = [
     b'{"model":"qwen3","message":{"content":"Hi"},"done":false}\n',
@@ -453,9 +452,9 @@ def test_broken_internals_never_reach_the_app(
 
     with httpx.Client(base_url=upstream.base_url) as http:
         reporter = instrument(http, endpoint=url)
-        monkeypatch.setattr(client_module, "_summarize", boom)
+        monkeypatch.setattr(summary, "summarize", boom)
         assert http.post("/v1/messages", json={"model": "claude"}).json() == ANTHROPIC_JSON
-        monkeypatch.setattr(client_module._Observation, "__init__", boom)
+        monkeypatch.setattr(observe.Observation, "__init__", boom)
         assert http.post("/v1/messages", json={"model": "claude"}).json() == ANTHROPIC_JSON
         reporter.flush(2.0)
         reporter.close()
@@ -508,8 +507,8 @@ def test_long_streams_known_hosts_and_stream_errors(endpoint: tuple[Endpoint, st
         b"data: [DONE]\n\n",
     ]
     overloaded = [
-        b'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-opus-4",'
-        b'"usage":{"input_tokens":3,"output_tokens":1}}}\n\n',
+        (b'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-opus-4",'
+        b'"usage":{"input_tokens":3,"output_tokens":1}}}\n\n'),
         b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n',
     ]
 

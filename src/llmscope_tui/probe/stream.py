@@ -163,13 +163,7 @@ async def _read_stream(
 ) -> None:
     decoder = SSEDecoder() if protocol.framing == "sse" else NDJSONDecoder()
 
-    def read_frame(event: str | None, data: str, state: StreamState) -> Any:
-        try:
-            return protocol.read_frame(event, data, state)
-        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
-            # valid JSON of the wrong shape (a string where an object belongs, ...)
-            raise MalformedFrame(f"unexpected frame shape ({type(exc).__name__}): {data[:80]!r}") from exc
-
+    read_frame = protocol.read_frame  # raises MalformedFrame for a frame of the wrong shape
     async for chunk in response.aiter_raw():
         arrived = time.perf_counter_ns()
         for frame in decoder.feed(chunk, arrived):

@@ -7,14 +7,16 @@ from typing import Any
 from llmscope_tui.model import ErrorKind, Target
 from llmscope_tui.wire.base import (
     FrameInfo,
+    JSONReader,
+    MalformedFrame,
     RequestSpec,
     StreamState,
+    count,
     generic_error,
-    load_object,
 )
 
 
-class OllamaProtocol:
+class OllamaProtocol(JSONReader):
     name = "ollama"
     framing = "ndjson"
 
@@ -31,21 +33,28 @@ class OllamaProtocol:
         }
         return RequestSpec(url=f"{target.base_url}/api/chat", headers=headers, body=body)
 
-    def read_frame(self, event: str | None, data: str, state: StreamState) -> FrameInfo:
-        obj = load_object(data)
+    def read_object(self, obj: Any, event: str | None, state: StreamState) -> FrameInfo:
+        """One /api/chat or /api/generate line, or a whole body; counts come with done."""
+        if not isinstance(obj, dict):
+            raise MalformedFrame(f"expected a JSON object, got {type(obj).__name__}")
+        state.note_model(obj.get("model"))
         if obj.get("error"):
-            _, message = generic_error(obj)
-            return FrameInfo(error=(ErrorKind.STREAM_ERROR, message))
+            _, text = generic_error(obj)
+            return FrameInfo(error=(ErrorKind.STREAM_ERROR, text))
         message = obj.get("message") or {}
-        content = bool(message.get("content") or message.get("thinking") or message.get("tool_calls"))
-        if obj.get("done"):
-            u = state.usage
-            if obj.get("prompt_eval_count") is not None:
-                u.tokens_in = obj["prompt_eval_count"]
-            if obj.get("eval_count") is not None:
-                u.tokens_out = obj["eval_count"]
-            return FrameInfo(content=content, pieces=int(content), done=True)
-        return FrameInfo(content=content, pieces=int(content))
-
-    def error_type(self, body: Any) -> tuple[str | None, str]:
-        return generic_error(body)
+        content = bool(
+            message.get("content")
+            or message.get("thinking")
+            or message.get("tool_calls")
+            or obj.get("response")  # /api/generate
+            or obj.get("thinking")
+        )
+        if not obj.get("done"):
+            return FrameInfo(content=content, pieces=int(content))
+        u = state.usage
+        prompt, out = count(obj.get("prompt_eval_count")), count(obj.get("eval_count"))
+        if prompt is not None:
+            u.tokens_in = prompt
+        if out is not None:
+            u.tokens_out = out
+        return FrameInfo(content=content, pieces=int(content), done=True)

@@ -1,22 +1,29 @@
-"""OpenAI chat completions, streamed (and every OpenAI-compatible server, Azure included)."""
+"""OpenAI chat completions, streamed (and every OpenAI-compatible server, Azure included),
+and the Responses API the app-side client also reads."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from llmscope_tui.model import ErrorKind, Target
+from llmscope_tui.model import Target
 from llmscope_tui.wire.base import (
     FrameInfo,
+    JSONReader,
+    MalformedFrame,
     RequestSpec,
     StreamState,
-    generic_error,
-    load_object,
+    Usage,
+    count,
+    stream_error,
 )
 
+_CONTENT_KEYS = ("content", "refusal", "reasoning_content", "reasoning", "tool_calls", "function_call")
 
-class OpenAIProtocol:
+
+class OpenAIProtocol(JSONReader):
     name = "openai"
     framing = "sse"
+    done_marker = "[DONE]"
 
     def build_request(self, target: Target, api_key: str | None) -> RequestSpec:
         headers = {"content-type": "application/json", "accept": "text/event-stream"}
@@ -41,37 +48,68 @@ class OpenAIProtocol:
         headers.update(dict(target.extra_headers))
         return RequestSpec(url=url, headers=headers, body=body)
 
-    def read_frame(self, event: str | None, data: str, state: StreamState) -> FrameInfo:
-        if data.strip() == "[DONE]":
-            return FrameInfo(done=True)
-        obj = load_object(data)
+    def read_object(self, obj: Any, event: str | None, state: StreamState) -> FrameInfo:
+        """A chat.completion.chunk, or a whole chat.completion / completion body."""
+        if not isinstance(obj, dict):
+            raise MalformedFrame(f"expected a JSON object, got {type(obj).__name__}")
+        state.note_model(obj.get("model"))
         if obj.get("error"):
-            kind, message = generic_error(obj)
-            error = ErrorKind.OVERLOADED if kind == "overloaded_error" else ErrorKind.STREAM_ERROR
-            return FrameInfo(error=(error, message))
-        usage = obj.get("usage")
-        if isinstance(usage, dict):
-            u = state.usage
-            u.tokens_in = usage.get("prompt_tokens", u.tokens_in)
-            u.tokens_out = usage.get("completion_tokens", u.tokens_out)
-            details = usage.get("prompt_tokens_details") or {}
-            if details.get("cached_tokens") is not None:
-                u.tokens_cached = details["cached_tokens"]
-            out_details = usage.get("completion_tokens_details") or {}
-            if out_details.get("reasoning_tokens") is not None:
-                u.tokens_reasoning = out_details["reasoning_tokens"]
+            return FrameInfo(error=stream_error(obj))
+        read_usage(obj.get("usage"), state.usage, "prompt_tokens", "completion_tokens")
         pieces = 0
         done = False
         for choice in obj.get("choices") or ():
             done = done or bool(choice.get("finish_reason"))
-            delta = choice.get("delta") or {}
-            if delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"):
-                pieces += 1
-            elif delta.get("tool_calls") or delta.get("function_call"):
-                pieces += 1
-            elif choice.get("text"):
-                pieces += 1
+            delta = choice.get("delta") or choice.get("message") or {}
+            if any(delta.get(key) for key in _CONTENT_KEYS) or choice.get("text"):
+                pieces += 1  # a refusal, reasoning or tool call is content too (DESIGN 4)
         return FrameInfo(content=pieces > 0, pieces=pieces, done=done)
 
-    def error_type(self, body: Any) -> tuple[str | None, str]:
-        return generic_error(body)
+
+class OpenAIResponsesReader(JSONReader):
+    """The Responses API (/v1/responses): read for the app-side client; the probe does not speak it."""
+
+    name = "openai-responses"
+    framing = "sse"
+    done_marker = "[DONE]"
+
+    def read_object(self, obj: Any, event: str | None, state: StreamState) -> FrameInfo:
+        """A response.* stream event, or a whole response body."""
+        if not isinstance(obj, dict):
+            raise MalformedFrame(f"expected a JSON object, got {type(obj).__name__}")
+        kind = obj.get("type")
+        response = (obj.get("response") or {}) if isinstance(kind, str) else obj
+        state.note_model(response.get("model"))
+        read_usage(response.get("usage"), state.usage, "input_tokens", "output_tokens")
+        if not isinstance(kind, str):  # a whole body
+            if response.get("error"):
+                return FrameInfo(error=stream_error(response))
+            content = bool(response.get("output"))
+            return FrameInfo(content=content, pieces=int(content), done=True)
+        if kind.endswith(".delta"):
+            return FrameInfo(content=True, pieces=1)
+        if kind in ("response.completed", "response.incomplete"):
+            return FrameInfo(done=True)
+        if kind == "response.failed":
+            return FrameInfo(done=True, error=stream_error({"error": response.get("error")}))
+        if kind == "error":
+            return FrameInfo(error=stream_error({"error": obj}))
+        return FrameInfo()
+
+
+def read_usage(usage: Any, u: Usage, in_key: str, out_key: str) -> None:
+    """OpenAI usage (chat: prompt/completion tokens; Responses: input/output tokens)."""
+    if not isinstance(usage, dict):
+        return
+    tokens_in, tokens_out = count(usage.get(in_key)), count(usage.get(out_key))
+    if tokens_in is not None:
+        u.tokens_in = tokens_in  # cached included (DESIGN 4)
+    if tokens_out is not None:
+        u.tokens_out = tokens_out  # reasoning included
+    prefix_in, prefix_out = in_key.split("_")[0], out_key.split("_")[0]
+    cached = count((usage.get(f"{prefix_in}_tokens_details") or {}).get("cached_tokens"))
+    if cached is not None:
+        u.tokens_cached = cached
+    reasoning = count((usage.get(f"{prefix_out}_tokens_details") or {}).get("reasoning_tokens"))
+    if reasoning is not None:
+        u.tokens_reasoning = reasoning
