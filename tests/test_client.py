@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import stamina
 
 from llmscope_tui.client import Reporter, instrument, observe, summary
 from llmscope_tui.httpserver import Request, Response, StreamingResponse, ThreadedServer
@@ -152,7 +154,14 @@ class Upstream:
 class Endpoint:
     """The ingest endpoint as a ThreadedServer: a real IngestServer handler, recording what arrives."""
 
-    def __init__(self, *, api_key: str | None = None, hang: threading.Event | None = None, status: int = 0):
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        hang: threading.Event | None = None,
+        status: int = 0,
+        away_for: int = 0,
+    ):
         self.samples: list[Sample] = []
         self.bodies: list[bytes] = []
         self.headers: list[dict[str, str]] = []
@@ -160,6 +169,7 @@ class Endpoint:
         self.arrived = threading.Event()
         self.hang = hang
         self.status = status
+        self.away_for = away_for  # answer the first away_for posts with 503
         self.ingest = IngestServer(self._sink, api_key=api_key)
 
     def _sink(self, samples: list[Sample]) -> None:
@@ -176,6 +186,10 @@ class Endpoint:
                 await asyncio.sleep(0.01)
         if self.status:
             return Response.json({"error": {"message": "nope"}}, self.status)
+        with self.lock:
+            away = len(self.bodies) <= self.away_for
+        if away:
+            return Response.json({"error": {"message": "restarting"}}, 503)
         return await self.ingest.handle(request)
 
     def by_model(self) -> dict[str, Sample]:
@@ -408,7 +422,11 @@ def _closed_port() -> int:
 @pytest.mark.parametrize("failure", ["refused", "500", "401"])
 def test_a_failing_endpoint_never_raises_into_the_app(upstream: ThreadedServer, failure: str) -> None:
     ep = Endpoint(status=500 if failure == "500" else 0, api_key="right-key" if failure == "401" else None)
-    with ThreadedServer(ep, name="failing-ingest") as ingest, httpx.Client(base_url=upstream.base_url) as http:
+    with (
+        stamina.set_testing(True, attempts=2),  # retries without waiting, then the batch is dropped
+        ThreadedServer(ep, name="failing-ingest") as ingest,
+        httpx.Client(base_url=upstream.base_url) as http,
+    ):
         url = ingest.base_url + "/v1/events"
         if failure == "refused":
             url = f"http://127.0.0.1:{_closed_port()}/v1/events"
@@ -426,6 +444,30 @@ def test_a_failing_endpoint_never_raises_into_the_app(upstream: ThreadedServer, 
         assert "wrong-key" not in (reporter.last_error or "")
     else:
         assert stats["send_failures"] >= 1
+
+
+@pytest.mark.parametrize(("away_for", "delivered"), [(2, True), (3, False)])
+def test_an_endpoint_away_is_retried_and_warned_about_once(
+    upstream: ThreadedServer, caplog: pytest.LogCaptureFixture, away_for: int, delivered: bool
+) -> None:
+    """503s are retried (stamina's test mode: no waiting, 3 attempts); one warning per streak."""
+    ep = Endpoint(away_for=away_for)
+    caplog.set_level(logging.WARNING)
+    with (
+        stamina.set_testing(True, attempts=3),
+        ThreadedServer(ep, name="restarting-ingest") as ingest,
+        httpx.Client(base_url=upstream.base_url) as http,
+    ):
+        reporter = instrument(http, endpoint=ingest.base_url + "/v1/events", batch_size=1)
+        http.post("/v1/messages", json={"model": "claude"})
+        assert reporter.flush(5.0)
+        reporter.close()
+    assert len(ep.bodies) == 3 and reporter.send_failures == away_for
+    assert (reporter.stats["sent"], reporter.stats["dropped"]) == ((1, 0) if delivered else (0, 1))
+    assert [s.model for s in ep.samples] == (["claude-3-5-haiku-20241022"] if delivered else [])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [f"llmscope client: {ingest.base_url}/v1/events answered 503; retrying"]
+    assert reporter.last_error is None if delivered else "503" in (reporter.last_error or "")
 
 
 def test_the_key_comes_from_the_environment(
