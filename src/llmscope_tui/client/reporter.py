@@ -252,7 +252,7 @@ class Reporter:
                     self._wait_for_work()
                     stopping = self._stopping
                 self._absorb()
-                while (batch := self._next_batch(stopping)) is not None:
+                while (batch := self._next_batch()) is not None:
                     delivered = self._delivery.deliver(batch, self._before_retry)
                     with self._cond:
                         if delivered:
@@ -308,10 +308,11 @@ class Reporter:
                 self._pending.extend(records)
                 self._trim()
 
-    def _next_batch(self, stopping: bool) -> list[dict[str, Any]] | None:
+    def _next_batch(self) -> list[dict[str, Any]] | None:
         """The next batch due to be sent, or None (nothing due, or closing and out of time)."""
         with self._cond:
             now = time.monotonic()
+            stopping = self._stopping
             if stopping and now >= self._stop_deadline:
                 return None
             pending = len(self._pending)

@@ -106,10 +106,9 @@ def read_usage(usage: Any, u: Usage, in_key: str, out_key: str) -> None:
         u.tokens_in = tokens_in  # cached included (DESIGN 4)
     if tokens_out is not None:
         u.tokens_out = tokens_out  # reasoning included
-    prefix_in, prefix_out = in_key.split("_")[0], out_key.split("_")[0]
-    cached = count((usage.get(f"{prefix_in}_tokens_details") or {}).get("cached_tokens"))
+    cached = count((usage.get(f"{in_key}_details") or {}).get("cached_tokens"))
     if cached is not None:
         u.tokens_cached = cached
-    reasoning = count((usage.get(f"{prefix_out}_tokens_details") or {}).get("reasoning_tokens"))
+    reasoning = count((usage.get(f"{out_key}_details") or {}).get("reasoning_tokens"))
     if reasoning is not None:
         u.tokens_reasoning = reasoning
