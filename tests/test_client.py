@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 import socket
 import threading
 import time
@@ -19,9 +20,9 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import stamina
 
-from llmscope_tui import client as client_module
-from llmscope_tui.client import Reporter, instrument
+from llmscope_tui.client import Reporter, instrument, observe, summary
 from llmscope_tui.httpserver import Request, Response, StreamingResponse, ThreadedServer
 from llmscope_tui.model import Sample
 from llmscope_tui.server import IngestRoutes, ThreadedHTTPServer, build_app
@@ -82,13 +83,13 @@ OPENAI_STREAM = [
     b'data: {"model":"gpt-4o","choices":[{"delta":{"content":"Hel"}}]}\n\n',
     b'data: {"model":"gpt-4o","choices":[{"delta":{"content":"lo"}}]}\n\n',
     b'data: {"model":"gpt-4o","choices":[{"delta":{"content":"!"},"finish_reason":"stop"}]}\n\n',
-    b'data: {"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,'
-    b'"prompt_tokens_details":{"cached_tokens":0}}}\n\n',
+    (b'data: {"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,'
+    b'"prompt_tokens_details":{"cached_tokens":0}}}\n\n'),
     b"data: [DONE]\n\n",
 ]
 ANTHROPIC_STREAM = [
-    b'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-sonnet-4",'
-    b'"usage":{"input_tokens":5,"cache_read_input_tokens":100,"output_tokens":1}}}\n\n',
+    (b'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-sonnet-4",'
+    b'"usage":{"input_tokens":5,"cache_read_input_tokens":100,"output_tokens":1}}}\n\n'),
     b": ping\n\n",
     b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"text_delta","text":"Hi"}}\n\n',
     b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"text_delta","text":"!"}}\n\n',
@@ -97,8 +98,8 @@ ANTHROPIC_STREAM = [
 ]
 GEMINI_STREAM = [
     b'data: {"candidates":[{"content":{"parts":[{"text":"Hi"}]}}],"modelVersion":"gemini-2.0-flash"}\r\n\r\n',
-    b'data: {"candidates":[{"content":{"parts":[{"text":" there"}]},"finishReason":"STOP"}],'
-    b'"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":4},"modelVersion":"gemini-2.0-flash"}\r\n\r\n',
+    (b'data: {"candidates":[{"content":{"parts":[{"text":" there"}]},"finishReason":"STOP"}],'
+    b'"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":4},"modelVersion":"gemini-2.0-flash"}\r\n\r\n'),
 ]
 OLLAMA_STREAM = [
     b'{"model":"qwen3","message":{"content":"Hi"},"done":false}\n',
@@ -155,7 +156,14 @@ class Endpoint:
     """The ingest endpoint on the server stack: the real ingest routes, recording what arrives
     (an ASGI app wrapped around them; it can hold each request or answer a fixed status)."""
 
-    def __init__(self, *, api_key: str | None = None, hang: threading.Event | None = None, status: int = 0):
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        hang: threading.Event | None = None,
+        status: int = 0,
+        away_for: int = 0,
+    ):
         self.samples: list[Sample] = []
         self.bodies: list[bytes] = []
         self.headers: list[dict[str, str]] = []
@@ -163,6 +171,7 @@ class Endpoint:
         self.arrived = threading.Event()
         self.hang = hang
         self.status = status
+        self.away_for = away_for  # answer the first away_for posts with 503
         self.ingest = build_app(
             ingest=IngestRoutes(self._sink, api_key=api_key), max_body_bytes=1_000_000, body_timeout_s=30
         )
@@ -185,6 +194,11 @@ class Endpoint:
                 await asyncio.sleep(0.01)
         if self.status:
             await JSONResponse.json({"error": {"message": "nope"}}, self.status)(send)
+            return
+        with self.lock:
+            away = len(self.bodies) <= self.away_for
+        if away:
+            await JSONResponse.json({"error": {"message": "restarting"}}, 503)(send)
             return
 
         async def replay() -> dict[str, Any]:
@@ -422,7 +436,11 @@ def _closed_port() -> int:
 @pytest.mark.parametrize("failure", ["refused", "500", "401"])
 def test_a_failing_endpoint_never_raises_into_the_app(upstream: ThreadedServer, failure: str) -> None:
     ep = Endpoint(status=500 if failure == "500" else 0, api_key="right-key" if failure == "401" else None)
-    with ThreadedHTTPServer(ep, name="failing-ingest") as ingest, httpx.Client(base_url=upstream.base_url) as http:
+    with (
+        stamina.set_testing(True, attempts=2),  # retries without waiting, then the batch is dropped
+        ThreadedHTTPServer(ep, name="failing-ingest") as ingest,
+        httpx.Client(base_url=upstream.base_url) as http,
+    ):
         url = ingest.base_url + "/v1/events"
         if failure == "refused":
             url = f"http://127.0.0.1:{_closed_port()}/v1/events"
@@ -440,6 +458,33 @@ def test_a_failing_endpoint_never_raises_into_the_app(upstream: ThreadedServer, 
         assert "wrong-key" not in (reporter.last_error or "")
     else:
         assert stats["send_failures"] >= 1
+
+
+@pytest.mark.parametrize(("away_for", "delivered"), [(2, True), (3, False)])
+def test_an_endpoint_away_is_retried_and_warned_about_once(
+    upstream: ThreadedServer, caplog: pytest.LogCaptureFixture, away_for: int, delivered: bool
+) -> None:
+    """503s are retried (stamina's test mode: no waiting, 3 attempts); one warning per streak."""
+    ep = Endpoint(away_for=away_for)
+    caplog.set_level(logging.WARNING)
+    with (
+        stamina.set_testing(True, attempts=3),
+        ThreadedHTTPServer(ep, name="restarting-ingest") as ingest,
+        httpx.Client(base_url=upstream.base_url) as http,
+    ):
+        reporter = instrument(http, endpoint=ingest.base_url + "/v1/events", batch_size=1)
+        http.post("/v1/messages", json={"model": "claude"})
+        assert reporter.flush(5.0)
+        reporter.close()
+    assert len(ep.bodies) == 3 and reporter.send_failures == away_for
+    assert (reporter.stats["sent"], reporter.stats["dropped"]) == ((1, 0) if delivered else (0, 1))
+    assert [s.model for s in ep.samples] == (["claude-3-5-haiku-20241022"] if delivered else [])
+    # (reporters of earlier tests may still be giving up in the background: only this endpoint's)
+    url = ingest.base_url + "/v1/events"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and url in r.getMessage()]
+    assert warnings == [f"llmscope client: {url} answered 503; retrying"]
+    assert [r for r in caplog.records if r.name == "stamina"] == []  # no stamina line per retry
+    assert reporter.last_error is None if delivered else "503" in (reporter.last_error or "")
 
 
 def test_the_key_comes_from_the_environment(
@@ -466,9 +511,9 @@ def test_broken_internals_never_reach_the_app(
 
     with httpx.Client(base_url=upstream.base_url) as http:
         reporter = instrument(http, endpoint=url)
-        monkeypatch.setattr(client_module, "_summarize", boom)
+        monkeypatch.setattr(summary, "summarize", boom)
         assert http.post("/v1/messages", json={"model": "claude"}).json() == ANTHROPIC_JSON
-        monkeypatch.setattr(client_module._Observation, "__init__", boom)
+        monkeypatch.setattr(observe.Observation, "__init__", boom)
         assert http.post("/v1/messages", json={"model": "claude"}).json() == ANTHROPIC_JSON
         reporter.flush(2.0)
         reporter.close()
@@ -521,8 +566,8 @@ def test_long_streams_known_hosts_and_stream_errors(endpoint: tuple[Endpoint, st
         b"data: [DONE]\n\n",
     ]
     overloaded = [
-        b'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-opus-4",'
-        b'"usage":{"input_tokens":3,"output_tokens":1}}}\n\n',
+        (b'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-opus-4",'
+        b'"usage":{"input_tokens":3,"output_tokens":1}}}\n\n'),
         b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"busy"}}\n\n',
     ]
 

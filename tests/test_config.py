@@ -191,7 +191,7 @@ def test_azure_builds_deployment_url(tmp_path: Path) -> None:
     target = settings.targets[0]
     assert target.base_url == "https://res.openai.azure.com"
     assert target.api_version
-    from llmscope_tui.probe.protocols import PROTOCOLS
+    from llmscope_tui.wire import PROTOCOLS
 
     spec = PROTOCOLS["openai"].build_request(target, "secret")
     assert spec.url.startswith("https://res.openai.azure.com/openai/deployments/my-deploy/chat/completions?api-version=")

@@ -10,7 +10,7 @@ import pytest
 from fake_provider import FakeProvider, Script, Usage
 
 from llmscope_tui.model import ErrorKind, Sample, Target
-from llmscope_tui.probe.errors import classify_exception, parse_retry_after, redact
+from llmscope_tui.wire.errors import classify_exception, parse_retry_after, redact
 from llmscope_tui.probe.scheduler import ProbeScheduler, make_client
 from llmscope_tui.probe.stream import Timeouts, probe_once
 

@@ -1,74 +1,11 @@
-"""Error classification shared by every protocol (DESIGN 5), and secret redaction."""
+"""Re-export for modules not yet moved to llmscope_tui.wire.errors (removed at merge)."""
 
-from __future__ import annotations
-
-import email.utils
-import re
-import time
-
-import httpx
-
-from llmscope_tui.model import ErrorKind
-
-_SECRET_PATTERNS = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{6,}|sk-ant-[A-Za-z0-9_\-]{6,}|AIza[0-9A-Za-z_\-]{10,}|gsk_[A-Za-z0-9]{10,}"
-    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+from llmscope_tui.wire.errors import (
+    classify_exception,
+    classify_status,
+    parse_retry_after,
+    redact,
+    short,
 )
 
-
-def classify_status(status: int, body_error_type: str | None = None) -> ErrorKind:
-    """Map a non-2xx HTTP status (and the provider's error type, if any) to an error kind."""
-    if body_error_type == "overloaded_error" or status == 529:
-        return ErrorKind.OVERLOADED
-    if status == 429:
-        return ErrorKind.RATE_LIMIT
-    if status in (401, 403):
-        return ErrorKind.AUTH
-    if 500 <= status <= 599:
-        return ErrorKind.SERVER_ERROR
-    return ErrorKind.CLIENT_ERROR
-
-
-def classify_exception(exc: BaseException) -> ErrorKind:
-    """Map a transport exception raised by httpx to an error kind."""
-    if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return ErrorKind.TIMEOUT_CONNECT
-    if isinstance(exc, httpx.ReadTimeout):
-        return ErrorKind.TIMEOUT_TOTAL
-    if isinstance(exc, httpx.TimeoutException):
-        return ErrorKind.TIMEOUT_TOTAL
-    if isinstance(exc, (httpx.TransportError, OSError)):
-        return ErrorKind.NETWORK
-    if isinstance(exc, (UnicodeDecodeError, httpx.DecodingError)):
-        return ErrorKind.MALFORMED
-    return ErrorKind.NETWORK
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove API keys from text that came back from a provider (error bodies can echo them)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return _SECRET_PATTERNS.sub("[redacted]", text)
-
-
-def short(text: str, limit: int = 300) -> str:
-    """One line, bounded, for logs and the UI."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+__all__ = ["classify_exception", "classify_status", "parse_retry_after", "redact", "short"]

@@ -19,10 +19,16 @@ import anyio
 import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
-from llmscope_tui.probe.errors import classify_exception, classify_status, parse_retry_after, redact, short
-from llmscope_tui.probe.framing import NDJSONDecoder, SSEDecoder
-from llmscope_tui.probe.protocols import PROTOCOLS
-from llmscope_tui.probe.protocols.base import MalformedFrame, StreamState
+from llmscope_tui.wire import PROTOCOLS
+from llmscope_tui.wire.base import MalformedFrame, StreamState
+from llmscope_tui.wire.errors import (
+    classify_exception,
+    classify_status,
+    parse_retry_after,
+    redact,
+    short,
+)
+from llmscope_tui.wire.framing import NDJSONDecoder, SSEDecoder
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-goog-request-id", "cf-ray")
 _ERROR_BODY_LIMIT = 8192
@@ -40,7 +46,7 @@ class Timeouts:
 class _Trace:
     """Collects the httpcore trace stamps one request needs."""
 
-    __slots__ = ("connect_start_ns", "connect_done_ns", "headers_start_ns", "connected")
+    __slots__ = ("connect_done_ns", "connect_start_ns", "connected", "headers_start_ns")
 
     def __init__(self) -> None:
         self.connect_start_ns: int | None = None
@@ -74,7 +80,7 @@ class _Trace:
 class _Outcome:
     """Mutable result of reading one stream."""
 
-    __slots__ = ("first_ns", "last_ns", "pieces", "done", "error", "message", "status", "retry_after", "request_id")
+    __slots__ = ("done", "error", "first_ns", "last_ns", "message", "pieces", "request_id", "retry_after", "status")
 
     def __init__(self) -> None:
         self.first_ns: int | None = None
@@ -157,13 +163,7 @@ async def _read_stream(
 ) -> None:
     decoder = SSEDecoder() if protocol.framing == "sse" else NDJSONDecoder()
 
-    def read_frame(event: str | None, data: str, state: StreamState) -> Any:
-        try:
-            return protocol.read_frame(event, data, state)
-        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
-            # valid JSON of the wrong shape (a string where an object belongs, ...)
-            raise MalformedFrame(f"unexpected frame shape ({type(exc).__name__}): {data[:80]!r}") from exc
-
+    read_frame = protocol.read_frame  # raises MalformedFrame for a frame of the wrong shape
     async for chunk in response.aiter_raw():
         arrived = time.perf_counter_ns()
         for frame in decoder.feed(chunk, arrived):

@@ -160,6 +160,7 @@ class HTTPServer:
     def __init__(self, app: ASGIApp, sockets: list[socket.socket], limits: Limits = Limits()) -> None:
         self.sockets = sockets
         self.limits = limits
+        self._port = int(sockets[0].getsockname()[1])  # kept: the URL stays readable after close
         protocol = type("Protocol", (_Protocol,), {"head_timeout_s": limits.head_timeout_s})
         self.config = uvicorn.Config(
             app,
@@ -181,7 +182,7 @@ class HTTPServer:
 
     @property
     def port(self) -> int:
-        return int(self.sockets[0].getsockname()[1])
+        return self._port
 
     @property
     def running(self) -> bool:

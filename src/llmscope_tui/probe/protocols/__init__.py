@@ -1,18 +1,5 @@
-"""The four wire protocols, by name."""
+"""Re-export for modules not yet moved to llmscope_tui.wire (removed at merge)."""
 
-from __future__ import annotations
-
-from llmscope_tui.probe.protocols.anthropic import AnthropicProtocol
-from llmscope_tui.probe.protocols.base import WireProtocol
-from llmscope_tui.probe.protocols.gemini import GeminiProtocol
-from llmscope_tui.probe.protocols.ollama import OllamaProtocol
-from llmscope_tui.probe.protocols.openai import OpenAIProtocol
-
-PROTOCOLS: dict[str, WireProtocol] = {
-    "openai": OpenAIProtocol(),
-    "anthropic": AnthropicProtocol(),
-    "gemini": GeminiProtocol(),
-    "ollama": OllamaProtocol(),
-}
+from llmscope_tui.wire import PROTOCOLS, WireProtocol
 
 __all__ = ["PROTOCOLS", "WireProtocol"]

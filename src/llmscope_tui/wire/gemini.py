@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from llmscope_tui.model import ErrorKind, Target
-from llmscope_tui.probe.protocols.base import (
+from llmscope_tui.wire.base import (
     FrameInfo,
+    JSONReader,
     MalformedFrame,
     RequestSpec,
     StreamState,
+    count,
     generic_error,
-    load_json,
 )
 
 
-class GeminiProtocol:
+class GeminiProtocol(JSONReader):
     name = "gemini"
     framing = "sse"
 
@@ -31,28 +32,34 @@ class GeminiProtocol:
         url = f"{target.base_url}/v1beta/models/{target.model}:streamGenerateContent?alt=sse"
         return RequestSpec(url=url, headers=headers, body=body)
 
-    def read_frame(self, event: str | None, data: str, state: StreamState) -> FrameInfo:
-        obj = load_json(data)
-        if isinstance(obj, list):  # a JSON-array stream element, as without alt=sse
-            obj = obj[0] if obj else {}
+    def read_object(self, obj: Any, event: str | None, state: StreamState) -> FrameInfo:
+        """One streamed GenerateContentResponse, a whole one, or a JSON array of them."""
+        if isinstance(obj, list):  # a JSON-array stream, as without alt=sse
+            info = FrameInfo()
+            for item in obj:
+                info = info.merge(self.read_object(item, event, state))
+            return info
         if not isinstance(obj, dict):
-            raise MalformedFrame(f"expected a JSON object, got {data[:80]!r}")
+            raise MalformedFrame(f"expected a JSON object, got {type(obj).__name__}")
+        state.note_model(obj.get("modelVersion"))
         if obj.get("error"):
             _, message = generic_error(obj)
             return FrameInfo(error=(ErrorKind.STREAM_ERROR, message))
         meta = obj.get("usageMetadata")
         if isinstance(meta, dict):
             u = state.usage
-            if meta.get("promptTokenCount") is not None:
-                u.tokens_in = meta["promptTokenCount"]
-            thoughts = meta.get("thoughtsTokenCount")
-            if meta.get("candidatesTokenCount") is not None or thoughts is not None:
+            prompt = count(meta.get("promptTokenCount"))
+            if prompt is not None:
+                u.tokens_in = prompt
+            candidates, thoughts = count(meta.get("candidatesTokenCount")), count(meta.get("thoughtsTokenCount"))
+            if candidates is not None or thoughts is not None:
                 # Gemini counts thoughts apart; DESIGN 4 puts reasoning inside tokens_out.
-                u.tokens_out = (meta.get("candidatesTokenCount") or 0) + (thoughts or 0)
+                u.tokens_out = (candidates or 0) + (thoughts or 0)
             if thoughts is not None:
                 u.tokens_reasoning = thoughts
-            if meta.get("cachedContentTokenCount") is not None:
-                u.tokens_cached = meta["cachedContentTokenCount"]
+            cached = count(meta.get("cachedContentTokenCount"))
+            if cached is not None:
+                u.tokens_cached = cached
         pieces = 0
         done = False
         for candidate in obj.get("candidates") or ():

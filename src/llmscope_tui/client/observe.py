@@ -1,0 +1,189 @@
+"""Observing a response as the app reads it: byte references with arrival stamps, and its end.
+
+The app's thread only stamps a clock and keeps references here; reading what the bytes meant
+happens later in the reporter's thread (summary.py). Nothing here raises into the app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+
+from llmscope_tui.client.routing import Route
+from llmscope_tui.wire.errors import classify_exception
+
+#: Of each response, the first HEAD_BYTES and the last TAIL_BYTES are kept for parsing.
+HEAD_BYTES = 4 * 1024 * 1024
+TAIL_BYTES = 256 * 1024
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-goog-request-id")
+
+#: A chunk of the body and the perf_counter_ns stamp of when the app read it.
+Chunk = tuple[bytes, int]
+
+
+class Observation:
+    """What passed by for one response: chunk references with arrival stamps, and how it ended."""
+
+    __slots__ = (
+        "body_dropped",
+        "content_encoding",
+        "content_type",
+        "elapsed_ns",
+        "exc_kind",
+        "exhausted",
+        "finished",
+        "gap",
+        "head",
+        "head_bytes",
+        "on_finish",
+        "request_body",
+        "request_id",
+        "response_ref",
+        "route",
+        "start_ns",
+        "status",
+        "t_close_ns",
+        "tail",
+        "tail_bytes",
+        "wall_close",
+    )
+
+    def __init__(self, route: Route, response: httpx.Response, on_finish: Callable[[Observation], None]) -> None:
+        self.on_finish = on_finish
+        self.route = route
+        self.status = response.status_code
+        headers = response.headers
+        self.content_type = headers.get("content-type", "").lower()
+        self.content_encoding = headers.get("content-encoding", "").strip().lower()
+        self.request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
+        self.request_body: bytes | None = None
+        if route.url_model is None:
+            try:
+                self.request_body = response.request.content  # already in memory for SDK calls
+            except httpx.RequestNotRead:  # a streaming request body: the model must come from the response
+                self.request_body = None
+        self.response_ref: weakref.ref[httpx.Response] | None = weakref.ref(response)
+        self.start_ns = time.perf_counter_ns()
+        self.head: list[Chunk] = []
+        self.head_bytes = 0
+        self.tail: deque[Chunk] = deque()
+        self.tail_bytes = 0
+        self.gap = False  # bytes were dropped between head and tail
+        self.exhausted = False
+        self.exc_kind: str | None = None
+        self.finished = False
+        self.elapsed_ns: int | None = None
+        self.t_close_ns = 0
+        self.wall_close = 0.0
+        self.body_dropped = False
+
+    def add(self, chunk: bytes) -> None:
+        """Keep a reference to a chunk the app just read (the head, then a rolling tail)."""
+        with contextlib.suppress(Exception):  # nothing raises into the app
+            now = time.perf_counter_ns()
+            size = len(chunk)
+            if not self.tail and self.head_bytes + size <= HEAD_BYTES:
+                self.head.append((chunk, now))
+                self.head_bytes += size
+                return
+            self.tail.append((chunk, now))
+            self.tail_bytes += size
+            while self.tail_bytes > TAIL_BYTES and len(self.tail) > 1:
+                dropped, _ = self.tail.popleft()
+                self.tail_bytes -= len(dropped)
+                self.gap = True
+
+    def fail(self, exc: BaseException) -> None:
+        with contextlib.suppress(Exception):  # nothing raises into the app
+            if self.exc_kind is None:
+                self.exc_kind = str(classify_exception(exc)) if isinstance(exc, Exception) else "cancelled"
+
+    def finish(self, t_close_ns: int) -> None:
+        """The app closed the response: stamp it and hand the observation to the reporter."""
+        if self.finished:
+            return
+        self.finished = True
+        with contextlib.suppress(Exception):  # nothing raises into the app
+            self.t_close_ns = t_close_ns
+            self.wall_close = time.time() - (time.perf_counter_ns() - t_close_ns) / 1e9
+            response = self.response_ref() if self.response_ref is not None else None
+            if response is not None:
+                try:
+                    self.elapsed_ns = round(response.elapsed.total_seconds() * 1e9)
+                except RuntimeError:  # elapsed is only set by httpx's own stream wrapper
+                    self.elapsed_ns = None
+            self.response_ref = None
+            self.on_finish(self)
+
+    @property
+    def held_bytes(self) -> int:
+        return self.head_bytes + self.tail_bytes + (len(self.request_body) if self.request_body else 0)
+
+    def drop_body(self) -> None:
+        """Forget the bytes (over the memory bound): the call is reported without tokens."""
+        self.head, self.tail = [], deque()
+        self.head_bytes = self.tail_bytes = 0
+        self.request_body = None
+        self.body_dropped = True
+
+
+class SyncObserved(httpx.SyncByteStream):
+    """Passes the inner stream's chunks through unchanged, showing each to the observation."""
+
+    def __init__(self, inner: Any, obs: Observation) -> None:
+        self._inner = inner
+        self._obs = obs
+
+    def __iter__(self) -> Iterator[bytes]:
+        obs = self._obs
+        try:
+            for chunk in self._inner:
+                obs.add(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            obs.fail(exc)
+            raise
+        obs.exhausted = True
+
+    def close(self) -> None:
+        t_close = time.perf_counter_ns()
+        try:
+            self._inner.close()
+        finally:
+            self._obs.finish(t_close)
+
+
+class AsyncObserved(httpx.AsyncByteStream):
+    """The async twin of :class:`SyncObserved`; it awaits nothing of its own."""
+
+    def __init__(self, inner: Any, obs: Observation) -> None:
+        self._inner = inner
+        self._obs = obs
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        obs = self._obs
+        try:
+            async for chunk in self._inner:
+                obs.add(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            obs.fail(exc)
+            raise
+        obs.exhausted = True
+
+    async def aclose(self) -> None:
+        t_close = time.perf_counter_ns()
+        try:
+            await self._inner.aclose()
+        finally:
+            self._obs.finish(t_close)
