@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
                 for suffix in ("-wal", "-shm"):
                     Path(str(path) + suffix).unlink(missing_ok=True)
             else:
-                now = reader.latest(reader.targets()[0]).ts + 1  # type: ignore[union-attr]
+                # After the newest sample of every target: the clean-up below deletes ts >= now.
+                newest = (reader.latest(t) for t in reader.targets())
+                now = max(s.ts for s in newest if s is not None) + 1
                 print(f"reusing {path} ({args.rows:,} samples)")
         if reader is None:
             print(f"building {path}: {args.rows:,} samples, {args.targets} targets, every {INTERVAL_S:g} s")
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         producer = threading.Thread(target=produce)
         producer.start()
         time.sleep(0.3)
-        med, best, (ts, values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", since=since), args.runs)
+        med, best, (ts, _values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", since=since), args.runs)
         stop.set()
         producer.join()
         print(f"metric_series(7 days) while a writer adds 1,000 samples/s: {len(ts):,} points, median {med:.1f} ms")
