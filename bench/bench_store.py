@@ -228,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         since = now - 7 * DAY
         print(f"file: {path} ({size_mb:,.0f} MB), reading target {target!r}, last 7 days")
 
-        med, best, (ts, values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", since=since), args.runs)
+        med, best, (ts, _values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", since=since), args.runs)
         print(f"metric_series(ttft_ms, 7 days): {len(ts):,} points, median {med:.1f} ms (best {best:.1f} ms)")
-        med, best, (ts, values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", limit=500), args.runs)
+        med, best, (ts, _values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", limit=500), args.runs)
         print(f"metric_series(ttft_ms, last 500): {len(ts):,} points, median {med:.2f} ms (best {best:.2f} ms)")
         med, best, rows = median_ms(lambda: reader.samples(target, since=since), args.runs)
         print(f"samples(7 days): {len(rows):,} samples, median {med:.1f} ms (best {best:.1f} ms)")  # type: ignore[arg-type]
