@@ -20,6 +20,7 @@ separately through SampleStore on a fresh file.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -31,14 +32,13 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from llmscope_tui import store as store_mod
+    import llmscope_tui.store  # noqa: F401
 except ImportError:  # running from a checkout without the package installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from llmscope_tui import store as store_mod
 
 from llmscope_tui.model import Sample
-
-SampleStore = store_mod.SampleStore
+from llmscope_tui.store import SampleStore, open_readonly
+from llmscope_tui.store.rows import INSERT_SAMPLE
 
 PROVIDERS = [
     ("openai", "gpt-4o-mini"),
@@ -103,8 +103,6 @@ def synthetic_rows(start: int, count: int, n_targets: int, t0: float, rng: np.ra
 
 def build_file(path: Path, rows: int, n_targets: int, now: float) -> None:
     """Bulk-load the fixture: indexes dropped during the load and rebuilt after (much faster)."""
-    import sqlite3
-
     SampleStore(path).close()  # schema through the real migrations
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = DELETE")
@@ -117,7 +115,7 @@ def build_file(path: Path, rows: int, n_targets: int, now: float) -> None:
     ticks = -(-rows // n_targets)
     t0 = now - ticks * INTERVAL_S
     rng = np.random.default_rng(7)
-    insert = store_mod._INSERT_SAMPLE
+    insert = INSERT_SAMPLE
     chunk = 250_000
     started = time.perf_counter()
     for start in range(0, rows, chunk):
@@ -137,8 +135,6 @@ def build_file(path: Path, rows: int, n_targets: int, now: float) -> None:
 
 
 def schema_sql(path: Path) -> list[str]:
-    import sqlite3
-
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return [
@@ -204,14 +200,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench_store_") as tmp:
         tmpdir = Path(tmp)
-        print(f"sqlite {store_mod.sqlite3.sqlite_version}, python {sys.version.split()[0]}")
+        print(f"sqlite {sqlite3.sqlite_version}, python {sys.version.split()[0]}")
         bench_insert(args.insert_rows, tmpdir)
 
         path = args.path or tmpdir / "big.db"
         now = time.time()
         reader = None
         if path.exists():
-            reader = store_mod.open_readonly(path)
+            reader = open_readonly(path)
             if reader.count() != args.rows or schema_sql(path) != schema_sql(fresh_schema(tmpdir)):
                 reader.close()
                 reader = None
@@ -219,20 +215,22 @@ def main(argv: list[str] | None = None) -> int:
                 for suffix in ("-wal", "-shm"):
                     Path(str(path) + suffix).unlink(missing_ok=True)
             else:
-                now = reader.latest(reader.targets()[0]).ts + 1  # type: ignore[union-attr]
+                # After the newest sample of every target: the clean-up below deletes ts >= now.
+                newest = (reader.latest(t) for t in reader.targets())
+                now = max(s.ts for s in newest if s is not None) + 1
                 print(f"reusing {path} ({args.rows:,} samples)")
         if reader is None:
             print(f"building {path}: {args.rows:,} samples, {args.targets} targets, every {INTERVAL_S:g} s")
             build_file(path, args.rows, args.targets, now)
-            reader = store_mod.open_readonly(path)
+            reader = open_readonly(path)
         size_mb = path.stat().st_size / 1e6
         target = reader.targets()[args.targets // 2]
         since = now - 7 * DAY
         print(f"file: {path} ({size_mb:,.0f} MB), reading target {target!r}, last 7 days")
 
-        med, best, (ts, values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", since=since), args.runs)
+        med, best, (ts, _values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", since=since), args.runs)
         print(f"metric_series(ttft_ms, 7 days): {len(ts):,} points, median {med:.1f} ms (best {best:.1f} ms)")
-        med, best, (ts, values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", limit=500), args.runs)
+        med, best, (ts, _values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", limit=500), args.runs)
         print(f"metric_series(ttft_ms, last 500): {len(ts):,} points, median {med:.2f} ms (best {best:.2f} ms)")
         med, best, rows = median_ms(lambda: reader.samples(target, since=since), args.runs)
         print(f"samples(7 days): {len(rows):,} samples, median {med:.1f} ms (best {best:.1f} ms)")  # type: ignore[arg-type]
@@ -257,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         producer = threading.Thread(target=produce)
         producer.start()
         time.sleep(0.3)
-        med, best, (ts, values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", since=since), args.runs)
+        med, best, (ts, _values) = median_ms(lambda: reader.metric_series(target, "ttft_ms", since=since), args.runs)
         stop.set()
         producer.join()
         print(f"metric_series(7 days) while a writer adds 1,000 samples/s: {len(ts):,} points, median {med:.1f} ms")
@@ -265,8 +263,6 @@ def main(argv: list[str] | None = None) -> int:
         reader.close()
         if args.path is not None:
             # Leave the file as found: drop what the live-write check added.
-            import sqlite3
-
             conn = sqlite3.connect(path, isolation_level=None)
             conn.execute("DELETE FROM samples WHERE ts >= ?", (now,))
             conn.close()

@@ -14,9 +14,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from llmscope_tui import store as store_mod
-from llmscope_tui.model import EXTRA_SAMPLE_FIELDS, SAMPLE_FIELDS, ErrorKind, Metric, Sample, Violation
+from llmscope_tui.model import (
+    EXTRA_SAMPLE_FIELDS,
+    SAMPLE_FIELDS,
+    ErrorKind,
+    Metric,
+    Sample,
+    Violation,
+)
 from llmscope_tui.store import SCHEMA_VERSION, SampleStore, StoreError, open_readonly
+from llmscope_tui.store import schema as store_schema
+from llmscope_tui.store import writer as store_writer
 
 T0 = 1_790_000_000.0  # 2026-09-21, a fixed clock for deterministic tests
 
@@ -115,7 +123,7 @@ def test_new_file_has_the_schema_and_wal(store: SampleStore, db: Path) -> None:
         vcols = [r[1] for r in conn.execute("PRAGMA table_info(violations)")]
         assert vcols == ["id", "target", "metric", "rule", "ts", "value", "z", "center", "sigma"]
         bcols = [r[1] for r in conn.execute("PRAGMA table_info(baselines)")]
-        assert bcols == list(store_mod.BASELINE_COLUMNS)
+        assert bcols == list(store_schema.BASELINE_COLUMNS)
     finally:
         conn.close()
 
@@ -129,11 +137,11 @@ def test_migrations_run_in_order_each_in_a_transaction(tmp_path: Path) -> None:
         calls.append(c.execute("PRAGMA user_version").fetchone()[0])
         c.execute("ALTER TABLE samples ADD COLUMN region TEXT")
 
-    known = len(store_mod.MIGRATIONS)
-    migrations: list[Any] = [*store_mod.MIGRATIONS, second, ["CREATE TABLE extra (x)"]]
-    store_mod._migrate(conn, path, migrations[:1])
+    known = len(store_schema.MIGRATIONS)
+    migrations: list[Any] = [*store_schema.MIGRATIONS, second, ["CREATE TABLE extra (x)"]]
+    store_schema.migrate(conn, path, migrations[:1])
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
-    store_mod._migrate(conn, path, migrations)
+    store_schema.migrate(conn, path, migrations)
     assert calls == [known]
     assert conn.execute("PRAGMA user_version").fetchone()[0] == known + 2
     assert "region" in [r[1] for r in conn.execute("PRAGMA table_info(samples)")]
@@ -143,7 +151,7 @@ def test_migrations_run_in_order_each_in_a_transaction(tmp_path: Path) -> None:
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        store_mod._migrate(conn, path, [*migrations, broken])
+        store_schema.migrate(conn, path, [*migrations, broken])
     assert conn.execute("PRAGMA user_version").fetchone()[0] == known + 2  # rolled back as a whole
     assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'half_done'").fetchall()
     conn.close()
@@ -636,7 +644,7 @@ def test_purge_waits_behind_a_failing_batch_then_times_out(db: Path, monkeypatch
     s.retry_max_s = 0.02
     s._write = lambda batch, **kw: (_ for _ in ()).throw(sqlite3.OperationalError("database is locked"))  # type: ignore[method-assign]
     s.add(full_sample(0))
-    monkeypatch.setattr(store_mod, "CALL_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(store_writer, "CALL_TIMEOUT_S", 0.2)
     with pytest.raises(StoreError, match="retention purge on .* timed out after 0.2 s: database is locked"):
         s.purge_older_than(7)
     s.close(timeout=0.1)
