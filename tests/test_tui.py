@@ -577,7 +577,7 @@ async def test_maximising_the_charts_redraws_the_chart_to_the_new_size(tmp_path:
 
 
 async def test_the_demo_banner_names_the_target_of_the_scripted_incident_at_80_columns(tmp_path: Path) -> None:
-    from llmscope_tui.probe.demo import DemoTimeline
+    from llmscope_tui.demo import DemoTimeline
 
     settings = load_settings(demo=True, db=tmp_path / "d.db")
     app = LLMScopeApp(settings, monitor=_IdleMonitor(), store_every_s=600)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from llmscope_tui.config import load_settings
-from llmscope_tui.probe.demo import DemoProvider, DemoTimeline
+from llmscope_tui.demo import DemoProvider, DemoTimeline
 from llmscope_tui.session import demo_prices
 from llmscope_tui.tui.app import LLMScopeApp
 from llmscope_tui.tui.widgets import ChartsPane, IncidentsTable, TargetsTable

@@ -53,7 +53,7 @@ def demo_ready(settings: Settings) -> Iterator[Settings]:
     if not settings.demo:
         yield settings
         return
-    from llmscope_tui.probe.demo import DemoProvider, demo_targets
+    from llmscope_tui.demo import DemoProvider, demo_targets
 
     with DemoProvider() as demo:
         ready = dataclasses.replace(
