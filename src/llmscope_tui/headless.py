@@ -170,8 +170,9 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     writer = TextWriter(stream) if options.format == "text" else JsonLinesWriter(stream)
     exporter = MetricsExporter() if options.metrics_port is not None else None
     try:
-        with demo_ready(settings) as ready:
-            monitor = Monitor(ready, ingest=options.ingest)
+        with demo_ready(settings) as session:
+            ready = session.settings
+            monitor = session.monitor(ingest=options.ingest)
             monitor.subscribe(writer)
             if exporter is not None:
                 try:

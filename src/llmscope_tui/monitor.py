@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
+#: Something besides the probes that has news (the demo's incident script): it runs for the
+#: whole run on the monitor's loop, publishing through the function it is given.
+EventSource = Callable[[Subscriber], Coroutine[Any, Any, None]]
 
 RETENTION_EVERY_S = 3600.0
 #: After a restart, the probes replayed into the incident engine: the reference's first points
@@ -68,8 +71,10 @@ class Monitor:
         env: dict[str, str] | None = None,
         wall_clock: Callable[[], float] = time.time,
         ingest: IngestOptions | None = None,
+        sources: Sequence[EventSource] = (),
     ) -> None:
         self.settings = settings
+        self.sources = tuple(sources)
         self.ingest_options = ingest
         self.ingest_server: IngestServer | None = None
         self.env = env
@@ -176,6 +181,8 @@ class Monitor:
                     tg.start_soon(self._stop_after, duration_s)
                 tg.start_soon(self._retention_loop)
                 tg.start_soon(self.alerts.run)
+                for source in self.sources:
+                    tg.start_soon(source, self.publish)
                 await self.scheduler.run()
                 if count is not None and not self._stop_requested:
                     self.summary.reason = "count reached"
