@@ -184,7 +184,7 @@ def bench_detection(args: argparse.Namespace, policy: PolicySettings) -> None:
 def demo_incidents(seed: int, minutes: float, policy: PolicySettings) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Replay the demo offline (its own draws and timeline, 1 probe/s per target): the
     incidents the default policy opens and the episodes the first build's rules opened."""
-    from llmscope_tui.probe.demo import DemoProvider, demo_targets
+    from llmscope_tui.demo import DemoProvider, demo_targets
 
     demo = DemoProvider(seed=seed)  # never started: simulate() draws without a server
     targets = demo_targets("http://127.0.0.1:9")

@@ -9,7 +9,7 @@ time to the first screen on a big data file, and a profile of where the UI spend
     python bench/bench_tui.py profile --seconds 30                   # py-spy (pip install py-spy) on the TUI
 
 Every run probes 20 targets (t01..t20, 1 s interval, cycling through the four wire protocols)
-against the demo provider (llmscope_tui.probe.demo.DemoProvider) in ANOTHER process (the
+against the demo provider (llmscope_tui.demo.DemoProvider) in ANOTHER process (the
 `serve-demo` subcommand), so the provider's CPU is not counted. The TUI runs as a child in a
 real pseudo-terminal (TERM=xterm-256color, COLORTERM=truecolor, TIOCSWINSZ size) whose output
 a thread keeps reading. CPU = utime+stime from /proc/<pid>/stat over a steady window after a
@@ -53,10 +53,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT / "src"), str(BENCH)]
 
-import bench_probe  # noqa: E402
-import bench_store  # noqa: E402
-
-from llmscope_tui.probe.demo import DEFAULT_PROFILES  # noqa: E402
+import bench_probe
+import bench_store
+from llmscope_tui.demo import DEFAULT_PROFILES
 
 CLI = [sys.executable, "-m", "llmscope_tui"]
 TICK = os.sysconf("SC_CLK_TCK")
@@ -82,7 +81,7 @@ def pct(values: list[float], q: float) -> float:
 
 def serve_demo(port_file: str) -> None:
     """The demo provider in this process until SIGTERM."""
-    from llmscope_tui.probe.demo import DemoProvider
+    from llmscope_tui.demo import DemoProvider
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with DemoProvider() as demo:

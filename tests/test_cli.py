@@ -225,6 +225,9 @@ def test_no_config_runs_the_demo_headless(tmp_path: Path) -> None:
     start = json.loads(result.stdout.splitlines()[0])
     assert start["demo"] is True and len(start["targets"]) == 4
     assert result.stdout.count('"event":"sample"') == 4
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    demo = [e for e in events if e["event"] == "demo"]  # which scripted incident runs: none yet
+    assert demo and demo[0]["incident"] is None and demo[0]["running"] == []
 
 
 @pytest.mark.slow

@@ -13,8 +13,14 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from llmscope_tui.demo import (
+    DEFAULT_PROFILES,
+    DemoProvider,
+    DemoTimeline,
+    demo_targets,
+    event_words,
+)
 from llmscope_tui.model import Target
-from llmscope_tui.probe.demo import DEFAULT_PROFILES, DemoProvider, DemoTimeline, demo_targets
 
 # Each word (with its apostrophes/hyphens) and each punctuation mark is one demo token.
 WORD_OR_MARK = re.compile(r"[A-Za-z0-9'-]+|[^\sA-Za-z0-9'-]")
@@ -232,6 +238,48 @@ def test_timeline_scaling_and_words() -> None:
     # The drift reaches the same height however the script is compressed.
     assert fast.effect("llama3-sim", 2.0).ttft_factor == pytest.approx(tl.effect("llama3-sim", 200).ttft_factor)
     assert tl.effect("llama3-sim", 210).ttft_factor == 1.0  # and resets
+
+
+def test_the_demo_announces_which_incident_runs_when_it_changes() -> None:
+    """The ``demo`` monitor event: the current script at start, then one event when an incident
+    starts or ends, never one per countdown second; its words at any later moment are the
+    timeline's own, countdowns included."""
+    clock, wall = FakeClock(), FakeClock()
+    wall.now = 1_700_000_000.0
+
+    def advance(seconds: float) -> None:
+        clock.now += seconds
+        wall.now += seconds
+
+    names = {"claude-haiku-sim": "demo-anthropic", "llama3-sim": "demo-ollama"}
+    with DemoProvider(clock=clock, wall_clock=wall) as demo:
+        first = demo.announce_due()
+        assert first == {"event": "demo", "ts": wall.now, "incident": None, "running": []}  # warm-up: calm
+        advance(50)
+        assert demo.announce_due() is None  # nothing changed
+
+        advance(60)  # 110 s in: the latency shift, 5 s into the cycle
+        shift = demo.announce_due()
+        assert shift is not None and shift["ts"] == wall.now
+        assert shift["incident"] == demo.incident_now() == "latency shift: demo-anthropic TTFT x1.8 (ends in 70 s)"
+        (item,) = shift["running"]
+        assert item["kind"] == "shift" and item["target"] == "demo-anthropic" and item["factor"] == 1.8
+        assert item["until_ts"] - item["since_ts"] == pytest.approx(75.0)
+        advance(6)
+        assert demo.announce_due() is None  # the countdown moved, the incident did not change
+        # a reader of the event keeps its countdown current with the wall clock alone
+        assert event_words(shift, wall.now) == demo.incident_now()
+        assert demo.incident_now().endswith("(ends in 64 s)")
+
+        advance(10)  # 126 s in: the drift has joined the shift
+        both = demo.announce_due()
+        assert both is not None and [r["kind"] for r in both["running"]] == ["shift", "drift"]
+        assert event_words(both, wall.now + 4) == demo.timeline.describe(130, names)
+        assert event_words(both, wall.now + 4).endswith("now +10%")  # 10 s into the drift
+        advance(demo.timeline.cycle_s)  # the same moment of the next cycle: new incidents
+        again = demo.announce_due()
+        assert again is not None and [r["cycle"] for r in again["running"]] == [1, 1]
+    assert event_words(None, 0.0) is None
 
 
 def claude_ttft_ms(client: httpx.Client) -> float:

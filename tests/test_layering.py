@@ -18,7 +18,7 @@ CORE_MODULES = [
     "llmscope_tui.metrics",
     "llmscope_tui.probe.scheduler",
     "llmscope_tui.probe.stream",
-    "llmscope_tui.probe.demo",
+    "llmscope_tui.demo",
     "llmscope_tui.spc",
     "llmscope_tui.spc.bank",
     "llmscope_tui.costs",

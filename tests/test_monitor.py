@@ -251,3 +251,24 @@ async def test_loopback_jitter_opens_nothing_and_a_provider_wide_shift_is_scoped
         assert caught_after <= 5, (name, caught_after)
     scopes = {e["target"]: e["scope"] for e in kinds(events, "incident")}  # the latest event of each
     assert scopes == {"a1": "provider:openai-compatible", "a2": "provider:openai-compatible"}
+
+
+async def test_an_event_source_publishes_between_start_and_stop(
+    tmp_path: Path, fake_provider: FakeProvider
+) -> None:
+    """What publishes beside the probes (the demo's incident script) reaches every subscriber
+    after the start event, and is cancelled with the run."""
+    fake_provider.script(default=Script(first_token_delay_s=0.01))
+    ended: list[bool] = []
+
+    async def source(publish: Any) -> None:
+        publish({"event": "demo", "ts": 1.0, "incident": None, "running": []})
+        try:
+            await anyio.sleep_forever()
+        finally:
+            ended.append(True)
+
+    _, events = await run_monitor(fake_settings(tmp_path, fake_provider), count=2, sources=[source])
+    order = [e["event"] for e in events]
+    assert order.count("demo") == 1 and order[0] == "start" and order[-1] == "stop"
+    assert ended == [True]

@@ -194,8 +194,8 @@ async def test_every_key_does_what_it_says(tmp_path: Path, fake_provider: FakePr
 async def test_the_demo_renders_at_80x24_without_colour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     settings = load_settings(demo=True, db=tmp_path / "demo.db")
-    with demo_ready(settings) as ready:
-        app = LLMScopeApp(ready, fps=10, store_every_s=0.5)
+    with demo_ready(settings) as session:
+        app = LLMScopeApp(session.settings, fps=10, store_every_s=0.5, monitor=session.monitor())
         async with app.run_test(size=(80, 24)) as pilot:
             assert app.no_color
             await wait_for(pilot, lambda: app.state.samples >= 4, timeout=15, what="demo samples")
@@ -493,9 +493,14 @@ class _IdleMonitor:
         self.prices = PriceBook([])
         self._stop = asyncio.Event()
         self.wall_clock = time.time
+        self._subscribers: list[Any] = []
 
     def subscribe(self, callback: Any) -> None:
-        pass
+        self._subscribers.append(callback)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        for callback in self._subscribers:
+            callback(event)
 
     async def run(self) -> None:
         await self._stop.wait()
@@ -577,17 +582,20 @@ async def test_maximising_the_charts_redraws_the_chart_to_the_new_size(tmp_path:
 
 
 async def test_the_demo_banner_names_the_target_of_the_scripted_incident_at_80_columns(tmp_path: Path) -> None:
-    from llmscope_tui.probe.demo import DemoTimeline
+    from llmscope_tui.demo import DemoProvider
 
     settings = load_settings(demo=True, db=tmp_path / "d.db")
     app = LLMScopeApp(settings, monitor=_IdleMonitor(), store_every_s=600)  # type: ignore[arg-type]
+    clock = [1000.0]
     async with app.run_test(size=(80, 24)) as pilot:
         banner = app.query_one("#banner")
-        assert "DEMO" in str(banner.render())
-        # past the first store read, which asks the demo server (none here) what runs now
-        await wait_for(pilot, lambda: app.cost_data.overhead_day is not None and not app._store_busy, what="the store read")
-        words = DemoTimeline().describe(110, {"claude-haiku-sim": "demo-anthropic"})
-        app._apply_store({"incident": words})
+        assert str(banner.render()).startswith("DEMO: simulated provider")
+        with DemoProvider(clock=lambda: clock[0]) as demo:
+            clock[0] += 110  # the demo's latency shift runs
+            event = demo.announce_due()
+        assert event is not None and event["event"] == "demo"
+        app.monitor.publish(event)  # as the demo's event source does
+        app._tick()
         app._render_status()
         await pilot.pause()
         line = str(banner.render()).splitlines()[0]

@@ -1,6 +1,7 @@
 """The real demo through the TUI: the simulated provider over HTTP on 127.0.0.1, its four
-targets through the real protocols, SPC on the live samples, and a scripted incident that shows
-up as one incident in the Incidents pane and a ✖ on the control chart, in a few seconds."""
+targets through the real protocols, SPC on the live samples, and a scripted incident that the
+banner names (the demo's ``demo`` events) and that shows up as one incident in the Incidents
+pane and a ✖ on the control chart, in a few seconds."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 
 from llmscope_tui.config import load_settings
-from llmscope_tui.probe.demo import DemoProvider, DemoTimeline
+from llmscope_tui.demo import DemoProvider, DemoTimeline
+from llmscope_tui.monitor import Monitor
 from llmscope_tui.session import demo_prices
 from llmscope_tui.tui.app import LLMScopeApp
 from llmscope_tui.tui.widgets import ChartsPane, IncidentsTable, TargetsTable
@@ -67,7 +69,8 @@ async def test_the_demo_incident_reaches_the_incidents_pane(tmp_path: Path) -> N
             prices=[*settings.prices, *demo_prices()],
             spc=dataclasses.replace(settings.spc, baseline_samples=5),
         )
-        app = LLMScopeApp(ready, fps=10, store_every_s=1.0, shutdown_timeout_s=3.0)
+        monitor = Monitor(ready, sources=[demo.announce])  # the demo says which incident runs
+        app = LLMScopeApp(ready, fps=10, store_every_s=1.0, shutdown_timeout_s=3.0, monitor=monitor)
         async with app.run_test(size=(120, 40)) as pilot:
             names = [t.name for t in ready.targets]
             table = app.query_one(TargetsTable)
@@ -97,6 +100,11 @@ async def test_the_demo_incident_reaches_the_incidents_pane(tmp_path: Path) -> N
 
             incidents = app.query_one(IncidentsTable)
             released = time.time()
+            banner = app.query_one("#banner")
+            await wait_for(
+                pilot, lambda: "DEMO · scripted now: " in str(banner.render()), deadline,
+                "the banner to name the scripted incident",
+            )
 
             def shifted_incident() -> str | None:
                 """The row key of an incident on the shifted target that began with the scripted

@@ -265,8 +265,12 @@ def _run_tui(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _runnable(settings)
     try:
-        with demo_ready(settings) as ready:
-            app = LLMScopeApp(ready, fps=args.fps if args.fps is not None else ready.tui.fps, exit_watchdog=True, freeze_gc=True)
+        with demo_ready(settings) as session:
+            ready = session.settings
+            fps = args.fps if args.fps is not None else ready.tui.fps
+            app = LLMScopeApp(
+                ready, fps=fps, monitor=session.monitor(), exit_watchdog=True, freeze_gc=True
+            )
             try:
                 app.run(mouse=ready.tui.mouse and not args.no_mouse)
             finally:

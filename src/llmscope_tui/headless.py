@@ -175,8 +175,9 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     exporter = MetricsExporter() if options.metrics_port is not None else None
     endpoints: Endpoints | None = None
     try:
-        with demo_ready(settings) as ready:
-            monitor = Monitor(ready)
+        with demo_ready(settings) as session:
+            ready = session.settings
+            monitor = session.monitor()
             monitor.subscribe(writer)
             endpoints = _endpoints(monitor, options, exporter)
             if exporter is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
+#: Something besides the probes that has news (the demo's incident script): it runs for the
+#: whole run on the monitor's loop, publishing through the function it is given.
+EventSource = Callable[[Subscriber], Coroutine[Any, Any, None]]
 
 RETENTION_EVERY_S = 3600.0
 #: After a restart, the probes replayed into the incident engine: the reference's first points
@@ -66,8 +69,10 @@ class Monitor:
         env: dict[str, str] | None = None,
         wall_clock: Callable[[], float] = time.time,
         ingest_url: str | None = None,
+        sources: Sequence[EventSource] = (),
     ) -> None:
         self.settings = settings
+        self.sources = tuple(sources)
         #: Where the face serves ingest (it owns the server and calls :meth:`ingest`); for the start event.
         self.ingest_url = ingest_url
         self.env = env
@@ -172,6 +177,8 @@ class Monitor:
                     tg.start_soon(self._stop_after, duration_s)
                 tg.start_soon(self._retention_loop)
                 tg.start_soon(self.alerts.run)
+                for source in self.sources:
+                    tg.start_soon(source, self.publish)
                 await self.scheduler.run()
                 if count is not None and not self._stop_requested:
                     self.summary.reason = "count reached"

@@ -9,10 +9,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from llmscope_tui import paths
 from llmscope_tui.config import Settings
 from llmscope_tui.costs import PriceBook, PriceOverride
+
+if TYPE_CHECKING:
+    from llmscope_tui.monitor import EventSource, Monitor
 
 #: Each simulated model is billed like the real model it imitates (prices from genai-prices);
 #: the simulated local llama is self-hosted, so free.
@@ -43,17 +47,32 @@ def demo_prices() -> list[PriceOverride]:
     return overrides
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ready:
+    """Settings ready to run, and what publishes events beside the probes (the demo's script)."""
+
+    settings: Settings
+    event_sources: tuple[EventSource, ...] = ()
+
+    def monitor(self, **kwargs: Any) -> Monitor:
+        """The monitor for this run, its event sources attached."""
+        from llmscope_tui.monitor import Monitor
+
+        return Monitor(self.settings, sources=self.event_sources, **kwargs)
+
+
 @contextmanager
-def demo_ready(settings: Settings) -> Iterator[Settings]:
-    """Yield settings ready to run; in demo mode the simulated provider runs until exit.
+def demo_ready(settings: Settings) -> Iterator[Ready]:
+    """Yield settings ready to run; in demo mode the simulated provider runs until exit and
+    tells the monitor which scripted incident runs (``demo`` events).
 
     The demo writes to its own file (demo.db) unless a data file was given explicitly, so
     simulated samples never mix with real ones.
     """
     if not settings.demo:
-        yield settings
+        yield Ready(settings)
         return
-    from llmscope_tui.probe.demo import DemoProvider, demo_targets
+    from llmscope_tui.demo import DemoProvider, demo_targets
 
     with DemoProvider() as demo:
         ready = dataclasses.replace(
@@ -61,4 +80,4 @@ def demo_ready(settings: Settings) -> Iterator[Settings]:
         )
         if "db" not in settings.sources:
             ready.db_path = paths.data_dir() / "demo.db"
-        yield ready
+        yield Ready(ready, (demo.announce,))

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import os
 import signal
 import threading
 import time
-import urllib.request
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +29,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from llmscope_tui import paths
 from llmscope_tui.config import Settings
+from llmscope_tui.demo.timeline import event_words
 from llmscope_tui.monitor import Monitor
 
 from .monitor_thread import MonitorThread
@@ -136,7 +135,6 @@ class LLMScopeApp(App[int]):
         self.cost_today: dict[str, float] = {}
         self.cost_data = CostData()
         self.themes: dict[str, LoadedTheme] = {}
-        self.demo_incident: str | None = None
         self.last_export: Path | None = None
         self.exit_code = 0
 
@@ -423,8 +421,9 @@ class LLMScopeApp(App[int]):
             self.main.query_one("#status", Static).update(line)
         if self.settings.demo:
             banner = "DEMO: simulated provider (no config file and no provider keys)"
-            if self.demo_incident:  # what runs now, first: 80 columns must show the target
-                banner = f"DEMO · scripted now: {self.demo_incident}"
+            incident = event_words(s.demo_event, time.time())
+            if incident:  # what runs now, first: 80 columns must show the target
+                banner = f"DEMO · scripted now: {incident}"
             if banner != self._banner_line:
                 self._banner_line = banner
                 self.main.query_one("#banner", Static).update(banner)
@@ -477,8 +476,6 @@ class LLMScopeApp(App[int]):
                         day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
                         result["today"] = store.spend_by("target", since=day)
                         result["recs"] = [r.text for r in recommendations(store, self.settings, prices, ups)[:3]]
-            if self.settings.demo:
-                result["incident"] = _demo_incident(self.settings)
         except Exception as exc:  # a locked or damaged file: say so in the pane, keep going
             result["error"] = str(exc)
         try:
@@ -519,8 +516,6 @@ class LLMScopeApp(App[int]):
             for view in self.state.targets.values():
                 view.cost_live = 0.0
         data.error = result.get("error")
-        if "incident" in result:
-            self.demo_incident = result["incident"]
         if not self.paused:
             try:
                 self.main.query_one(CostsPane).render_data(data)
@@ -758,14 +753,3 @@ def _theme_named(wanted: str, themes: dict[str, Any]) -> str | None:
             return name
     return None
 
-
-def _demo_incident(settings: Settings) -> str | None:
-    """Ask the demo provider (loopback) which scripted incident is active, for the banner."""
-    for target in settings.targets:
-        root = target.base_url.rstrip("/").removesuffix("/v1")
-        try:
-            with urllib.request.urlopen(root + "/", timeout=1.0) as response:  # noqa: S310 (loopback demo)
-                return json.loads(response.read()).get("incident")
-        except Exception:
-            continue
-    return None

@@ -87,6 +87,8 @@ class ViewState:
     #: incident id -> the incident as its last event described it, oldest first
     incidents: dict[int, Incident] = field(default_factory=dict)
     demo: bool = False
+    #: the latest ``demo`` event: which scripted incident runs (the demo banner's words)
+    demo_event: dict[str, Any] | None = None
     config: str | None = None
     db: str | None = None
     samples: int = 0
@@ -241,6 +243,9 @@ class ViewState:
 
     def _on_error(self, event: dict[str, Any]) -> None:
         self.last_error = str(event.get("message", ""))
+
+    def _on_demo(self, event: dict[str, Any]) -> None:
+        self.demo_event = event
 
     def _on_stop(self, event: dict[str, Any]) -> None:
         self.stopped = str(event.get("reason", "stopped"))
