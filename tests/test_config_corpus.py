@@ -321,6 +321,21 @@ CORPUS = [
         + '\n[[targets]]\nname = "b"\nprovider = "ollama"\nmodel = "m"\n\n# third\n[[targets]]\nname = "c"\nprovider = "ollama"\nmodel = "m"\ninterval = \'soon\'\n',
         "16: targets[2].interval: expected a duration like 15s, 500ms or 2m, got 'soon'",
     ),
+    (
+        "headers-not-a-table",
+        T + "headers = 'X-Id: 1'\n",
+        "5: targets[0].headers: expected a table, got 'X-Id: 1'",
+    ),
+    (
+        "name-not-a-string",
+        T.replace('name = "a"', "name = 0"),
+        "2: targets[0].name: expected a string, got 0",
+    ),
+    (
+        "retention-nan",
+        "[monitor]\nretention_days = nan\n",
+        "2: monitor.retention_days: must be a positive number of days, got nan",
+    ),
     ("toml-syntax", "[monitor]\ninterval = \n", "2: invalid TOML: Invalid value (column 12)"),
     (
         "toml-unclosed-header",
