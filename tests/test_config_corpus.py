@@ -8,6 +8,8 @@ no traceback (DESIGN 8).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -423,3 +425,21 @@ def test_the_scanner_finds_every_shape_of_key() -> None:
     assert lines[("targets", 1)] == 20
     assert lines[("targets", 1, "inline", "deep", "key")] == 22
     assert line_of(lines, ("targets", 1, "model")) == 20  # given nowhere: its table's header
+
+
+def test_importing_config_leaves_pydantic_unloaded_until_a_file_is_read(tmp_path: Path) -> None:
+    """The demo and key-only runs never pay pydantic's import; a config file does."""
+    path = tmp_path / "config.toml"
+    path.write_text(T)
+    code = (
+        "import sys\n"
+        "from llmscope_tui.config import load_settings\n"
+        "load_settings(None, env={})\n"
+        "before = 'pydantic' in sys.modules\n"
+        f"load_settings({str(path)!r}, env={{}})\n"
+        "print(before, 'pydantic' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["False", "True"], result.stderr
