@@ -1,0 +1,93 @@
+"""The resolved settings the rest of the program reads: plain dataclasses, no validation here.
+
+The file is checked by schema.py and resolved by load.py; everything else (monitor, TUI, CLI)
+only ever sees these objects, so none of it imports pydantic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llmscope_tui.costs import Budget, PriceOverride
+from llmscope_tui.model import Metric, Target
+
+DEFAULT_PROMPT = "Reply with the word OK."
+
+#: Screen updates per second the TUI accepts (0.2 = one every 5 s, for a very slow link).
+FPS_RANGE = (0.2, 30.0)
+
+
+class ConfigError(Exception):
+    """A config or environment problem, worded as the one line the user sees."""
+
+
+@dataclass(slots=True)
+class SpcSettings:
+    """[spc]: the control charts (evidence) and the incident policy (what a person is told).
+
+    Defaults meet DESIGN 6b's figures (bench/bench_incidents.py, docs/spc.md section 5)."""
+
+    baseline_samples: int = 100
+    transform: str = "log"
+    rules: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+    metrics: tuple[str, ...] = tuple(m.value for m in Metric)
+    #: the smallest change of a metric's median that opens an incident (0.15 = 15 %)
+    min_effect: float = 0.15
+    #: CUSUM reference value and decision interval, in standard deviations of log(x)
+    cusum_k: float = 0.9
+    cusum_h: float = 5.0
+    #: quiet probes in a row before an incident closes (hysteresis)
+    close_after: int = 20
+    #: a shift that holds this long becomes the new normal (the target is rebaselined); None: never
+    accept_after_s: float | None = None
+    #: "worse": incidents for changes for the worse only; "both": a speed-up too
+    alert_on: str = "worse"
+    #: a time metric must also move by at least this many ms to open an incident
+    min_change_ms: float = 2.0
+
+
+@dataclass(slots=True)
+class AlertSettings:
+    """[alerts]: where alerts go and how often the same one may repeat."""
+
+    webhook_url: str | None = None
+    cooldown_s: float = 300.0
+    bell: bool = False
+
+
+@dataclass(slots=True)
+class TuiSettings:
+    """[tui]: how the terminal UI looks and how often it redraws (never what it measures)."""
+
+    fps: float = 4.0
+    theme: str | None = None
+    mouse: bool = True
+
+
+@dataclass(slots=True)
+class Settings:
+    """Everything the monitor needs, resolved and checked."""
+
+    config_file: Path | None
+    targets: list[Target]
+    db_path: Path
+    demo: bool = False
+    interval_s: float = 15.0
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 10.0
+    first_token_timeout_s: float = 20.0
+    concurrency: int = 8
+    retention_days: float = 7.0
+    spc: SpcSettings = field(default_factory=SpcSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    tui: TuiSettings = field(default_factory=TuiSettings)
+    budgets: list[Budget] = field(default_factory=list)
+    prices: list[PriceOverride] = field(default_factory=list)
+    #: Where each value came from when it was not the default,
+    #: e.g. {"interval": "LLMSCOPE_INTERVAL"}.
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def enabled_targets(self) -> list[Target]:
+        return [t for t in self.targets if t.enabled]
