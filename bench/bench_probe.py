@@ -4,7 +4,7 @@
     python bench/bench_probe.py accuracy --probes 400
     python bench/bench_probe.py rate --rate 250 --seconds 20
 
-The server (this same file with `serve`) is llmscope_tui.httpserver answering OpenAI-style
+The server (this same file with `serve`) is a raw asyncio server answering OpenAI-style
 streams. For every request it stamps, with perf_counter_ns, when the request arrived and right
 before the first content chunk is written, and reports those stamps at GET /stamps. On Linux
 perf_counter_ns is CLOCK_MONOTONIC, shared by all processes, so the client's and the server's

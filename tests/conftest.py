@@ -104,3 +104,13 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+def ThreadedServer(handler: Any, *, name: str) -> Any:  # noqa: N802 - reads as the class it builds
+    """A request handler (Request -> Response) served on the app's own stack in a thread, as the
+    demo is: what the tests' fake webhook receivers and upstreams run on."""
+    from llmscope_tui.server.app import endpoint
+    from llmscope_tui.server.run import Limits, ThreadedHTTPServer
+
+    app = endpoint(handler, max_body_bytes=1_000_000, body_timeout_s=30)
+    return ThreadedHTTPServer(app, limits=Limits(shutdown_timeout_s=0), name=name)

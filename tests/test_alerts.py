@@ -25,7 +25,8 @@ from llmscope_tui.alerts import (
     redact_url,
 )
 from llmscope_tui.costs import Budget, BudgetAlerter, budget_status
-from llmscope_tui.httpserver import Request, Response, ThreadedServer
+from llmscope_tui.server.app import Request, Response
+from conftest import ThreadedServer
 from llmscope_tui.incidents import Incident, IncidentChange, MetricEffect
 
 SECRET_PATH = "/services/T0SECRET/B0SECRET/xyzSECRETtoken"

@@ -23,7 +23,8 @@ import pytest
 import stamina
 
 from llmscope_tui.client import Reporter, instrument, observe, summary
-from llmscope_tui.httpserver import Request, Response, StreamingResponse, ThreadedServer
+from llmscope_tui.server.app import Request, Response, StreamingResponse
+from conftest import ThreadedServer
 from llmscope_tui.model import Sample
 from llmscope_tui.server import IngestRoutes, ThreadedHTTPServer, build_app
 from llmscope_tui.server.app import Response as JSONResponse
@@ -125,10 +126,10 @@ class Upstream:
         if model == "limited":
             return Response.json({"error": {"type": "rate_limit_error", "message": "slow down"}}, 429)
         if model == "not-json":
-            return Response(200, [("content-type", "application/json")], b"<html>oops</html>")
+            return Response(200, b"<html>oops</html>", [("content-type", "application/json")])
         if model == "gzip":
             data = gzip.compress(json.dumps(OPENAI_JSON).encode())
-            return Response(200, [("content-type", "application/json"), ("content-encoding", "gzip")], data)
+            return Response(200, data, [("content-type", "application/json"), ("content-encoding", "gzip")])
         path = request.path
         if body.get("stream") or ":streamGenerateContent" in path:
             chunks, ctype = STREAMS[path]

@@ -40,7 +40,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from llmscope_tui.alerts.alert import Alert
 from llmscope_tui.alerts.webhook import Webhook
-from llmscope_tui.probe.errors import short
+from llmscope_tui.wire.errors import short
 
 log = logging.getLogger("llmscope_tui.alerts")
 log.addHandler(logging.NullHandler())

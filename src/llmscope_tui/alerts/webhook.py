@@ -24,7 +24,7 @@ import stamina
 
 from llmscope_tui import __version__
 from llmscope_tui.alerts.alert import Alert
-from llmscope_tui.probe.errors import parse_retry_after, short
+from llmscope_tui.wire.errors import parse_retry_after, short
 
 log = logging.getLogger("llmscope_tui.alerts")
 # stamina also announces each retry, at WARNING on its own logger. With no logging configured

@@ -35,7 +35,7 @@ from llmscope_tui.demo.shapes import (
     texts_of,
     timed,
 )
-from llmscope_tui.httpserver import Request
+from llmscope_tui.server.app import Request
 
 __all__ = ["WIRES"]
 

@@ -17,7 +17,8 @@ from llmscope_tui.demo.generation import Plan, draw_plan
 from llmscope_tui.demo.profiles import DEFAULT_PROFILES, ModelProfile, demo_targets
 from llmscope_tui.demo.server import DemoHandler
 from llmscope_tui.demo.timeline import DemoTimeline, Running, incident_words
-from llmscope_tui.httpserver import ThreadedServer
+from llmscope_tui.server.app import endpoint
+from llmscope_tui.server.run import Limits, ThreadedHTTPServer
 from llmscope_tui.model import Target
 
 __all__ = ["DEFAULT_SEED", "DemoProvider"]
@@ -59,7 +60,9 @@ class DemoProvider:
             p.model: np.random.default_rng(child)
             for p, child in zip(profiles, root.spawn(len(profiles)))
         }
-        self._server = ThreadedServer(DemoHandler(self), host, port, name="llmscope-demo")
+        app = endpoint(DemoHandler(self), max_body_bytes=1_000_000, body_timeout_s=30)
+        # no shutdown grace: a stopping demo ends its streams at once, as a dying provider would
+        self._server = ThreadedHTTPServer(app, host, port, Limits(shutdown_timeout_s=0), name="llmscope-demo")
         self._t0: float | None = None
         self._announced: tuple[tuple[str, int], ...] | None = None
         #: Bounded counters, for the UI or tests.
@@ -91,7 +94,7 @@ class DemoProvider:
         return self._server.base_url
 
     @property
-    def server(self) -> ThreadedServer:
+    def server(self) -> ThreadedHTTPServer:
         return self._server
 
     def targets(self, interval_s: float = 1.0) -> list[Target]:

@@ -1,7 +1,7 @@
 """The demo's HTTP side: routes a request to its protocol, runs the steps every protocol shares
 (read, admit, draw, stream or refuse) and paces the frames out at their simulated times.
 
-It runs in the provider's own server thread and event loop (``ThreadedServer``), so the app's
+It runs in the provider's own server thread and event loop (``ThreadedHTTPServer``), so the app's
 loop and UI do not perturb the latencies it simulates.
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from llmscope_tui.demo.encoders import WIRES
 from llmscope_tui.demo.profiles import ModelProfile
 from llmscope_tui.demo.shapes import BadRequest, Stream, Wire
-from llmscope_tui.httpserver import Request, Response, StreamingResponse
+from llmscope_tui.server.app import Request, Response, StreamingResponse
 
 if TYPE_CHECKING:
     from llmscope_tui.demo.provider import DemoProvider

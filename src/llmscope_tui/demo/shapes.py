@@ -12,7 +12,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from llmscope_tui.demo.generation import Plan
 from llmscope_tui.demo.profiles import ModelProfile
-from llmscope_tui.httpserver import Request, Response
+from llmscope_tui.server.app import Request, Response
 
 __all__ = ["Ask", "BadRequest", "ErrorNames", "Stream", "Wire", "error_names"]
 

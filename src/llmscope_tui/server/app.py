@@ -29,6 +29,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
+def _items(headers: Headers) -> list[tuple[str, str]]:
+    return list(headers.items() if isinstance(headers, Mapping) else headers)
+
+
 def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
     items = headers.items() if isinstance(headers, Mapping) else headers
     return [(name.lower().encode("latin-1"), str(value).encode("latin-1")) for name, value in items]
@@ -58,12 +62,13 @@ class Response:
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: Headers = ()) -> Response:
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-        items = headers.items() if isinstance(headers, Mapping) else headers
-        return cls(status, body, [("content-type", "application/json"), *items])
+        return cls(status, body, [("content-type", "application/json"), *_items(headers)])
 
     @classmethod
-    def text(cls, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8") -> Response:
-        return cls(status, text.encode(), [("content-type", content_type)])
+    def text(
+        cls, text: str, status: int = 200, headers: Headers = (), content_type: str = "text/plain; charset=utf-8"
+    ) -> Response:
+        return cls(status, text.encode(), [("content-type", content_type), *_items(headers)])
 
     async def __call__(self, send: Send, receive: Receive | None = None) -> None:
         head = [(b"content-length", str(len(self.body)).encode()), *_encode(self.headers)]
@@ -121,6 +126,15 @@ class Request:
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
+
+    def json(self) -> Any:
+        """The body parsed as JSON; HTTPError(400) when it is empty or not JSON."""
+        if not self.body:
+            raise HTTPError(400, "request body is empty; expected JSON")
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HTTPError(400, f"request body is not valid JSON: {exc}") from None
 
 
 def _headers(scope: Scope) -> dict[str, str]:
