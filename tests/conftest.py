@@ -114,3 +114,37 @@ def ThreadedServer(handler: Any, *, name: str) -> Any:  # noqa: N802 - reads as 
 
     app = endpoint(handler, max_body_bytes=1_000_000, body_timeout_s=30)
     return ThreadedHTTPServer(app, limits=Limits(shutdown_timeout_s=0), name=name)
+
+
+class ScriptedProbes:
+    """Stands in for ``probe_once`` (monkeypatch it into llmscope_tui.probe.scheduler): every
+    target's n-th probe (from 0) has the TTFT ``ttft_ms(target name, n)`` gives.
+
+    For tests of what the monitor does with what it measured (SPC, incidents, scope, restarts):
+    the figures are the ones a server would have caused, free of the scheduling noise a busy test
+    machine adds to a real stamp. How a real stream is measured is test_probe.py's subject."""
+
+    def __init__(self, ttft_ms: Any) -> None:
+        self.ttft_ms = ttft_ms
+        self.count: dict[str, int] = {}
+
+    async def __call__(self, client: Any, target: Any, api_key: Any, timeouts: Any, *, wall_clock: Any) -> Any:
+        import anyio
+
+        from llmscope_tui.model import Sample
+
+        n = self.count.get(target.name, 0)
+        self.count[target.name] = n + 1
+        ttft = float(self.ttft_ms(target.name, n))
+        await anyio.sleep(0)
+        return Sample(
+            ts=wall_clock(), target=target.name, provider=target.provider, model=target.model,
+            ok=1, http_status=200, connect_ms=0.0, ttft_ms=ttft, latency_ms=ttft + 40.0,
+            itl_ms=10.0, tps=100.0, tokens_in=12, tokens_out=5,
+        )  # fmt: skip
+
+    def install(self, monkeypatch: Any) -> ScriptedProbes:
+        from llmscope_tui.probe import scheduler
+
+        monkeypatch.setattr(scheduler, "probe_once", self)
+        return self

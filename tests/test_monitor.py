@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 
-from conftest import fake_settings
+from conftest import ScriptedProbes, fake_settings
 from fake_provider import FakeProvider, Script, Usage
 from llmscope_tui.costs import PriceBook
 from llmscope_tui.ingest import IngestOptions
@@ -35,13 +35,10 @@ def kinds(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e for e in events if e["event"] == kind]
 
 
-@pytest.mark.slow
 async def test_a_latency_shift_becomes_violations_and_one_incident_with_one_alert(
-    tmp_path: Path, fake_provider: FakeProvider
+    tmp_path: Path, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calm = [Script(first_token_delay_s=0.02 + 0.002 * (i % 3)) for i in range(8)]
-    fake_provider.enqueue(*calm)
-    fake_provider.script(default=Script(first_token_delay_s=0.4))
+    ScriptedProbes(lambda name, n: 20 + 2 * (n % 3) if n < 8 else 400).install(monkeypatch)
     settings = fake_settings(tmp_path, fake_provider)
     monitor, events = await run_monitor(settings, count=14)
     violations = [v for v in kinds(events, "violation") if v["metric"] == "ttft_ms"]
@@ -175,16 +172,16 @@ async def test_rollups_from_the_store(tmp_path: Path, fake_provider: FakeProvide
 
 @pytest.mark.slow
 async def test_an_open_incident_survives_a_restart_and_closes_when_calm_returns(
-    tmp_path: Path, fake_provider: FakeProvider
+    tmp_path: Path, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake_provider.enqueue(*[Script(first_token_delay_s=0.02 + 0.002 * (i % 3)) for i in range(8)])
-    fake_provider.script(default=Script(first_token_delay_s=0.3))
+    calm_again = [False]
+    ScriptedProbes(lambda name, n: 20 + 2 * (n % 3) if n < 8 or calm_again[0] else 300).install(monkeypatch)
     settings = fake_settings(tmp_path, fake_provider)
     settings.spc.close_after = 5
     first, events = await run_monitor(settings, count=14)
     (opened,) = [e for e in kinds(events, "incident") if e["state"] == "opened"]
 
-    fake_provider.script(default=Script(first_token_delay_s=0.02))  # calm again
+    calm_again[0] = True
     second, events = await run_monitor(settings, count=30)
     incidents = kinds(events, "incident")
     assert [e["state"] for e in incidents if e["state"] != "updated"] == ["closed"]  # no second incident
@@ -197,26 +194,22 @@ async def test_an_open_incident_survives_a_restart_and_closes_when_calm_returns(
 
 @pytest.mark.slow
 async def test_loopback_jitter_opens_nothing_and_a_provider_wide_shift_is_scoped(
-    tmp_path: Path, fake_provider: FakeProvider
+    tmp_path: Path, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Four targets on loopback whose only noise is jitter: no incident. Then the two targets of
-    one provider double their TTFT: one incident each within 5 probes, scope = that provider."""
+    """Four targets whose only noise is jitter: no incident. Then the two targets of one provider
+    double their TTFT: one incident each within 5 probes, scope = that provider."""
     import random
-    import threading
 
     from llmscope_tui.config import load_settings
 
-    rng = random.Random(7)
-    lock = threading.Lock()
-    shifted = threading.Event()
+    shift_at = 45
 
-    def script(request: Any) -> Script:
-        with lock:
-            jitter = rng.lognormvariate(0.0, 0.15)
-        factor = 2.0 if shifted.is_set() and request.model in ("a1", "a2") else 1.0
-        return Script(first_token_delay_s=0.1 * jitter * factor)
+    def ttft(name: str, n: int) -> float:
+        jitter = random.Random(f"{name}-{n}").lognormvariate(0.0, 0.15)
+        factor = 2.0 if n >= shift_at and name in ("a1", "a2") else 1.0
+        return 100.0 * jitter * factor
 
-    fake_provider.script(default=script)
+    ScriptedProbes(ttft).install(monkeypatch)
     targets = "".join(
         f'\n[[targets]]\nname = "{m}"\nprovider = "{p}"\nmodel = "{m}"\nbase_url = "{fake_provider.base_url}/v1"\n'
         for m, p in (("a1", "openai-compatible"), ("a2", "openai-compatible"), ("b1", "vllm"), ("b2", "vllm"))
@@ -230,24 +223,21 @@ async def test_loopback_jitter_opens_nothing_and_a_provider_wide_shift_is_scoped
     events: list[dict[str, Any]] = []
     monitor.subscribe(events.append)
 
-    def probes(name: str, since: float = 0.0) -> int:
-        return sum(1 for e in kinds(events, "sample") if e["target"] == name and e["ts"] >= since)
+    def samples(name: str) -> list[dict[str, Any]]:
+        return [e for e in kinds(events, "sample") if e["target"] == name]
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(monitor.run)
         with anyio.fail_after(60):
-            while min(probes(n) for n in ("a1", "a2", "b1", "b2")) < 45:
-                await anyio.sleep(0.05)
-            assert kinds(events, "incident") == []  # jitter alone: nothing to tell anyone
-            shifted.set()
-            since = monitor.wall_clock()
-            while min(probes(n, since) for n in ("a1", "a2", "b1", "b2")) < 10:
+            while min(len(samples(n)) for n in ("a1", "a2", "b1", "b2")) < shift_at + 10:
                 await anyio.sleep(0.05)
         monitor.stop()
+    shifted_at = {n: samples(n)[shift_at]["ts"] for n in ("a1", "a2")}
+    assert [e for e in kinds(events, "incident") if e["ts"] < min(shifted_at.values())] == []  # jitter alone
     opened = {e["target"]: e for e in kinds(events, "incident") if e["state"] == "opened"}
     assert set(opened) == {"a1", "a2"}
     for name, event in opened.items():
-        caught_after = sum(1 for e in kinds(events, "sample") if e["target"] == name and since <= e["ts"] <= event["ts"])
+        caught_after = sum(1 for e in samples(name)[shift_at:] if e["ts"] <= event["ts"])
         assert caught_after <= 5, (name, caught_after)
     scopes = {e["target"]: e["scope"] for e in kinds(events, "incident")}  # the latest event of each
     assert scopes == {"a1": "provider:openai-compatible", "a2": "provider:openai-compatible"}
