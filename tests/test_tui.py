@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fake_settings
+from conftest import ScriptedProbes, fake_settings
 from fake_provider import FakeProvider, Script
 from rich.console import Console
 
@@ -40,9 +40,11 @@ def status_text(app: LLMScopeApp) -> str:
 
 
 @pytest.mark.slow
-async def test_samples_and_an_incident_reach_the_panes(tmp_path: Path, fake_provider: FakeProvider) -> None:
-    fake_provider.enqueue(*[Script(first_token_delay_s=0.02 + 0.002 * (i % 3)) for i in range(8)])
-    fake_provider.script(default=Script(first_token_delay_s=0.4))
+async def test_samples_and_an_incident_reach_the_panes(
+    tmp_path: Path, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the figures a server would cause, free of a busy machine's scheduling noise (conftest)
+    ScriptedProbes(lambda name, n: 20 + 2 * (n % 3) if n < 8 else 400).install(monkeypatch)
     app = LLMScopeApp(fake_settings(tmp_path, fake_provider), fps=20, store_every_s=0.5)
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one(TargetsTable)
