@@ -23,23 +23,21 @@ from llmscope_tui.tui.widgets import ChartsPane, IncidentsTable, TargetsTable
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # the real demo through the app: seconds
 
-#: The whole test, start to stop, stays under this (typical: 3-5 s).
-BUDGET_S = 18.0
+#: A bound for a hang, not a speed target: the test stands still until each step has happened,
+#: however slowly a busy machine gets there (typical: 3-5 s).
+BUDGET_S = 60.0
 SHIFTED = "demo-anthropic"  # claude-haiku-sim: the timeline's latency shift (TTFT x1.8)
 
 
 class HeldClock:
-    """The demo's clock, standing still at 0 until release(): every chart collects its baseline
-    in calm weather however long the start takes, then the scripted incidents play out."""
+    """The demo's clock, standing still: at 0 while every chart collects its baseline in calm
+    weather, then at a moment inside the scripted shift for as long as the probes take to see it."""
 
     def __init__(self) -> None:
-        self.released_at: float | None = None
+        self.now = 0.0
 
     def __call__(self) -> float:
-        return 0.0 if self.released_at is None else time.monotonic() - self.released_at
-
-    def release(self) -> None:
-        self.released_at = time.monotonic()
+        return self.now
 
 
 async def wait_for(pilot: Any, condition: Callable[[], bool], deadline: float, what: str) -> None:
@@ -58,8 +56,8 @@ async def test_the_demo_incident_reaches_the_incidents_pane(tmp_path: Path) -> N
     loop = asyncio.get_running_loop()
     deadline = loop.time() + BUDGET_S - 4.0  # what is left is for the clean stop
     clock = HeldClock()
-    # x 0.02: the shift runs 2.1-3.6 s after the release, the 429 burst 2.8-3.0 s, the cycle 4.2 s;
-    # latencies x 0.05: a probe takes tens of milliseconds
+    # x 0.02: the shift runs 2.1-3.6 s on the demo's clock, the 429 burst 2.8-3.0 s, the cycle
+    # 4.2 s; latencies x 0.05: a probe takes tens of milliseconds
     demo = DemoProvider(clock=clock, timeline=DemoTimeline().scaled(0.02), latency_scale=0.05)
     settings = load_settings(demo=True, db=tmp_path / "demo.db")
     with demo:
@@ -96,7 +94,7 @@ async def test_the_demo_incident_reaches_the_incidents_pane(tmp_path: Path) -> N
             await wait_for(pilot, baselines_frozen, deadline, "every TTFT chart past its first baseline")
             app.monitor.rebaseline()
             await wait_for(pilot, baselines_frozen, deadline, "every TTFT chart past its second baseline")
-            clock.release()  # the scripted incidents start now
+            clock.now = 2.5  # inside the scripted shift (and outside the 429 burst) until the end
 
             incidents = app.query_one(IncidentsTable)
             released = time.time()
@@ -139,6 +137,6 @@ async def test_the_demo_incident_reaches_the_incidents_pane(tmp_path: Path) -> N
             assert str(app.query_one("#chart-title").render()).startswith(f"{SHIFTED} · ")
             assert app.state.violations > 0 and "DEMO" in str(app.query_one("#banner").render())
             await app.action_quit()
-            await wait_for(pilot, app._monitor_done.is_set, loop.time() + 4.0, "the monitor to stop")
+            await wait_for(pilot, app._monitor_done.is_set, loop.time() + 15.0, "the monitor to stop")
         assert app.return_code == 0
-        assert loop.time() < deadline + 4.0
+        assert loop.time() < deadline + 15.0
