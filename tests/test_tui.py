@@ -425,11 +425,12 @@ def test_no_arguments_open_the_tui_at_a_terminal_and_the_log_elsewhere(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from llmscope_tui import cli
+    from llmscope_tui.cli import run
 
     opened: list[str] = []
-    monkeypatch.setattr(cli, "_run_tui", lambda args: opened.append("tui") or 0)
-    monkeypatch.setattr(cli, "_run", lambda args: opened.append("log") or 0)
-    monkeypatch.setattr(cli, "_is_terminal", lambda stream: True)
+    monkeypatch.setattr(cli, "run_tui", lambda args: opened.append("tui") or 0)
+    monkeypatch.setattr(cli, "run_log", lambda args: opened.append("log") or 0)
+    monkeypatch.setattr(run, "_is_terminal", lambda stream: True)
     for argv, face in (
         ([], "tui"),
         (["--demo"], "tui"),
@@ -441,7 +442,7 @@ def test_no_arguments_open_the_tui_at_a_terminal_and_the_log_elsewhere(
         opened.clear()
         assert cli.main(argv) == 0
         assert opened == [face], argv
-    monkeypatch.setattr(cli, "_is_terminal", lambda stream: False)  # a pipe, a service, CI
+    monkeypatch.setattr(run, "_is_terminal", lambda stream: False)  # a pipe, a service, CI
     opened.clear()
     assert cli.main([]) == 0
     assert opened == ["log"]

@@ -1,0 +1,41 @@
+"""What every command does first: settings from the flags, the data file, one-line failures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from llmscope_tui import paths
+from llmscope_tui.cli.parser import EXIT_USAGE, PROG
+from llmscope_tui.config import ConfigError, Settings, load_settings
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    settings = load_settings(
+        getattr(args, "config", None),
+        db=getattr(args, "db", None),
+        demo=getattr(args, "demo", False),
+    )
+    if settings.demo and args.command in ("report", "ingest"):
+        from llmscope_tui.session import demo_prices
+
+        settings.prices = [*settings.prices, *demo_prices()]  # price the demo's data like the demo did
+    return settings
+
+
+def fail(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def check_runnable(settings: Settings) -> None:
+    if settings.targets and not settings.enabled_targets:
+        reasons = "; ".join(f"{t.name}: {t.disabled_reason}" for t in settings.targets)
+        raise ConfigError(f"no target can run ({reasons})")
+
+
+def resolve_db(args: argparse.Namespace, settings: Settings) -> Path:
+    if getattr(args, "demo", False) and "db" not in settings.sources:
+        return paths.data_dir() / "demo.db"
+    return settings.db_path

@@ -1,0 +1,114 @@
+"""Running the monitor: the terminal UI, the log (headless or text), or the UI in a browser."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmscope_tui.cli.common import check_runnable, fail, settings_for
+from llmscope_tui.cli.parser import PROG
+from llmscope_tui.ingest import IngestOptions
+
+#: Flags that only make sense for a log run: with any of them and no --tui, no UI opens.
+_LOG_FLAGS = ("format", "log_file", "duration", "count", "fail_on")
+
+
+def wants_tui(args: argparse.Namespace) -> bool:
+    """The UI opens with --tui, or by default when a person is at a terminal; a pipe, a service
+    or CI (stdin or stdout not a terminal) and the log-only flags get the text/JSON log instead."""
+    if args.headless:
+        return False
+    if args.tui:
+        return True
+    if any(getattr(args, name) for name in _LOG_FLAGS):
+        return False
+    return _is_terminal(sys.stdin) and _is_terminal(sys.stdout)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
+def run_log(args: argparse.Namespace) -> int:
+    from llmscope_tui.headless import HeadlessError, HeadlessOptions, run_headless
+    from llmscope_tui.store import StoreError
+
+    settings = settings_for(args)
+    check_runnable(settings)
+    options = HeadlessOptions(
+        log_file=args.log_file,
+        duration_s=args.duration,
+        count=args.count,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        fail_on=tuple(args.fail_on),
+        # Not a terminal and not --headless (a pipe, `| tee`): readable lines, as the UI would say.
+        format=args.format or ("json" if args.headless else "text"),
+        ingest=IngestOptions.from_env(args.ingest_port, args.ingest_host) if args.ingest_port is not None else None,
+    )
+    try:
+        return run_headless(settings, options)
+    except (HeadlessError, StoreError) as exc:
+        return fail(str(exc))
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    """The Textual face (imported only here: the headless path never loads Textual)."""
+    from llmscope_tui.session import demo_ready
+    from llmscope_tui.store import StoreError
+    from llmscope_tui.tui.app import LLMScopeApp
+
+    settings = settings_for(args)
+    check_runnable(settings)
+    try:
+        with demo_ready(settings) as session:
+            ready = session.settings
+            fps = args.fps if args.fps is not None else ready.tui.fps
+            app = LLMScopeApp(
+                ready, fps=fps, monitor=session.monitor(), exit_watchdog=True, freeze_gc=True
+            )
+            try:
+                app.run(mouse=ready.tui.mouse and not args.no_mouse)
+            finally:
+                app.disarm_watchdog()
+            return app.return_code or 0
+    except StoreError as exc:
+        return fail(str(exc))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """The TUI in a browser through textual-serve: each browser tab runs its own
+    `llmscope-tui --tui` process (its own probes), so open one tab. textual-serve has no login,
+    so only loopback is allowed; from another machine, tunnel: ssh -L 8000:127.0.0.1:8000 HOST."""
+    import shlex
+
+    from llmscope_tui.ingest import is_loopback
+
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        return fail("serve needs textual-serve: pip install 'llmscope-tui[serve]'")
+    if not is_loopback(args.host):
+        return fail(
+            f"--host {args.host}: serve has no login, so it listens on loopback only; "
+            f"from another machine use: ssh -L {args.port}:127.0.0.1:{args.port} THIS_HOST"
+        )
+    settings = settings_for(args)  # a bad config is reported here, once, not in every browser tab
+    check_runnable(settings)
+    command = [sys.executable, "-m", "llmscope_tui", "--tui"]
+    for flag in ("config", "db"):
+        if getattr(args, flag, None):
+            command += [f"--{flag}", str(Path(getattr(args, flag)).expanduser().resolve())]
+    if getattr(args, "demo", False):
+        command.append("--demo")
+    if args.fps is not None:
+        command += ["--fps", str(args.fps)]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"{PROG}: serving the TUI at http://{host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
+    Server(shlex.join(command), host=args.host, port=args.port, title=PROG).serve()
+    return 0
