@@ -80,6 +80,7 @@ def make_server(sink: Callable[[list[Any]], None], timeout: float | None = None)
             return IngestServer(sink, **limits)
     except ImportError:
         from llmscope_tui.httpserver import LoopbackHTTPServer
+
         from llmscope_tui.ingest import IngestServer as OldIngest
 
         stack = "h11 (llmscope_tui.httpserver)"

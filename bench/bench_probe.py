@@ -44,10 +44,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from llmscope_tui.model import Target  # noqa: E402
-from llmscope_tui.probe.scheduler import ProbeScheduler, make_client  # noqa: E402
-from llmscope_tui.probe.stream import Timeouts, probe_once  # noqa: E402
-
+from llmscope_tui.model import Target
+from llmscope_tui.probe.scheduler import ProbeScheduler, make_client
+from llmscope_tui.probe.stream import Timeouts, probe_once
 
 # ----------------------------------------------------------------------------- server side
 
@@ -219,7 +218,7 @@ def split(probes: int) -> None:
     captured: dict[str, tuple[int, int]] = {}
     original = stream._build_sample
 
-    def spy(target, trace, out, state, start_wall, start_ns):  # noqa: ANN001, ANN202
+    def spy(target, trace, out, state, start_wall, start_ns):
         sample = original(target, trace, out, state, start_wall, start_ns)
         if sample.request_id and out.first_ns is not None:
             captured[sample.request_id] = (trace.t0_ns, out.first_ns)
@@ -253,7 +252,7 @@ async def _rate_round(base_url: str, rate: float, seconds: float, n_targets: int
     targets = [target(base_url, f"t{i}", interval) for i in range(n_targets)]
     done: list[int] = [0, 0]
 
-    def on_sample(sample) -> None:  # noqa: ANN001
+    def on_sample(sample) -> None:
         done[0] += 1
         done[1] += 0 if sample.ok else 1
 

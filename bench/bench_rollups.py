@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from llmscope_tui.model import SAMPLE_FIELDS, EXTRA_SAMPLE_FIELDS  # noqa: E402
-from llmscope_tui.rollups import rollups  # noqa: E402
-from llmscope_tui.store import SampleStore, open_readonly  # noqa: E402
+from llmscope_tui.model import EXTRA_SAMPLE_FIELDS, SAMPLE_FIELDS
+from llmscope_tui.rollups import rollups
+from llmscope_tui.store import SampleStore, open_readonly
 
 
 def build(path: Path, targets: int, interval: float, days: float, now: float) -> int:

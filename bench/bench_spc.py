@@ -93,7 +93,7 @@ def openings(mask: np.ndarray) -> int:
 
 
 def fmt(x: float, width: int = 7, digits: int = 2) -> str:
-    if x != x:
+    if math.isnan(x):
         return " " * (width - 1) + "-"
     return f"{x:{width}.{digits}f}"
 

@@ -387,7 +387,7 @@ def ttft_child(config: Path, probes: int, streams: list[int], order: list[str], 
                     server.close()
                 errors = [ttft - (stamps[rid][1] - stamps[rid][0]) / 1e6 for rid, ttft in measured if rid in stamps]
                 report[f"{variant}/{concurrency}"] = {"errors": errors, "ui_rate": ui}
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - the child reports any failure to the parent, which prints it
         report["error"] = traceback.format_exc()
     out.write_text(json.dumps(report))
 
@@ -587,9 +587,9 @@ def first_screen(rows: int, runs: int, size: tuple[int, int]) -> None:
                     times.append((time.perf_counter() - t) * 1000)
                 print(f"  {what:<52} {times[0]:8.1f} / {statistics.median(times[1:]):8.1f}")
             store.close()
-            cold = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); "
+            cold = subprocess.run([sys.executable, "-c", ("import time; t = time.perf_counter(); "
                                    "from llmscope_tui.costs import PriceBook; PriceBook().snapshot(); "
-                                   "print(time.perf_counter() - t)"], capture_output=True, text=True, check=True,
+                                   "print(time.perf_counter() - t)")], capture_output=True, text=True, check=True,
                                   env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
             print(f"  {'PriceBook().snapshot() in a new process (monitor start)':<52} {float(cold.stdout) * 1000:8.1f}")
         finally:

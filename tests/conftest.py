@@ -106,7 +106,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def ThreadedServer(handler: Any, *, name: str) -> Any:  # noqa: N802 - reads as the class it builds
+def ThreadedServer(handler: Any, *, name: str) -> Any:
     """A request handler (Request -> Response) served on the app's own stack in a thread, as the
     demo is: what the tests' fake webhook receivers and upstreams run on."""
     from llmscope_tui.server.app import endpoint
@@ -136,7 +136,7 @@ class ScriptedProbes:
         n = self.count.get(target.name, 0)
         self.count[target.name] = n + 1
         ttft = float(self.ttft_ms(target.name, n))
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         return Sample(
             ts=wall_clock(), target=target.name, provider=target.provider, model=target.model,
             ok=1, http_status=200, connect_ms=0.0, ttft_ms=ttft, latency_ms=ttft + 40.0,

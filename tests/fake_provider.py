@@ -65,7 +65,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = [
@@ -132,7 +132,7 @@ class Usage:
     reasoning_tokens: int | None = None
     cache_creation_tokens: int = 0
 
-    _ALIASES = {
+    _ALIASES: ClassVar[dict[str, str]] = {
         "input": "input_tokens",
         "output": "output_tokens",
         "cached": "cached_tokens",
@@ -618,10 +618,9 @@ def _gemini_frames(ctx: _Ctx) -> Out:
                 yield "piece", []
             continue
         yield "piece", [(item([part], final), content)]
-    if not scheduled:
+    if not scheduled and not ctx.drop_terminal:
         # nothing to say: one closing chunk with an empty text part (unless the stream stops early)
-        if not ctx.drop_terminal:
-            yield "trailer", [(item([{"text": ""}], True), False)]
+        yield "trailer", [(item([{"text": ""}], True), False)]
     if ctx.json_array:
         yield "trailer", [(b"\r\n]" if not ctx.first_array_item else b"[]", False)]
 
@@ -1062,10 +1061,10 @@ class FakeProvider:
             raise RuntimeError("fake provider thread did not stop")
         self._thread = None
 
-    def __enter__(self) -> FakeProvider:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.stop()
         if exc_type is None and self.raise_errors and self.errors:
             raise RuntimeError(f"fake provider internal error: {self.errors[0]!r}") from self.errors[0]
@@ -1240,7 +1239,7 @@ class FakeProvider:
         except _Stop:
             if req is not None and not req.done.is_set():
                 self._finish(req)
-        except BaseException as exc:  # a bug in the fake: make it visible
+        except BaseException as exc:  # noqa: BLE001 - a bug in the fake: make it visible
             self.errors.append(exc)
             if req is not None and not req.done.is_set():
                 self._finish(req, "fake_error")

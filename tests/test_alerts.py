@@ -15,6 +15,7 @@ import anyio
 import pytest
 import stamina
 
+from conftest import ThreadedServer
 from llmscope_tui.alerts import (
     Alert,
     AlertRouter,
@@ -25,9 +26,8 @@ from llmscope_tui.alerts import (
     redact_url,
 )
 from llmscope_tui.costs import Budget, BudgetAlerter, budget_status
-from llmscope_tui.server.app import Request, Response
-from conftest import ThreadedServer
 from llmscope_tui.incidents import Incident, IncidentChange, MetricEffect
+from llmscope_tui.server.app import Request, Response
 
 SECRET_PATH = "/services/T0SECRET/B0SECRET/xyzSECRETtoken"
 

@@ -160,7 +160,7 @@ def test_fail_on_incident_names_it_and_report_lists_it(tmp_path: Path, fake_prov
     (line,) = [ln for ln in result.stderr.splitlines() if "--fail-on" in ln]
     assert line.startswith("llmscope-tui: --fail-on incident: fake-openai: incident #1 TTFT +")
     events = [json.loads(x) for x in result.stdout.splitlines()]
-    assert [e["state"] for e in events if e["event"] == "incident"][0] == "opened"
+    assert next(e["state"] for e in events if e["event"] == "incident") == "opened"
     assert events[-1]["event"] == "stop" and events[-1]["incidents"] == 1
     report = run_cli("report", "--config", str(config), "--db", str(db), "--window", "1h")
     assert report.returncode == 0, report.stderr

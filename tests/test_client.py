@@ -22,11 +22,11 @@ import httpx
 import pytest
 import stamina
 
-from llmscope_tui.client import Reporter, instrument, observe, summary
-from llmscope_tui.server.app import Request, Response, StreamingResponse
 from conftest import ThreadedServer
+from llmscope_tui.client import Reporter, instrument, observe, summary
 from llmscope_tui.model import Sample
 from llmscope_tui.server import IngestRoutes, ThreadedHTTPServer, build_app
+from llmscope_tui.server.app import Request, Response, StreamingResponse
 from llmscope_tui.server.app import Response as JSONResponse
 
 APP_KEY = "sk-app-secret-123456789"

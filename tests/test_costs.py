@@ -467,7 +467,7 @@ def test_probe_overhead() -> None:
         Target(
             "mini", "openai", "gpt-4o-mini", "openai", "https://api.openai.com/v1",
             prompt=prompt, max_tokens=16, interval_s=60,
-        ),  # fmt: skip
+        ),
         Target("house", "vllm", "house-model", "openai", "http://127.0.0.1:8000/v1", max_tokens=32, interval_s=15),
         Target("local", "ollama", "llama3", "ollama", "http://127.0.0.1:11434", interval_s=30),
         Target("off", "openai", "gpt-4o", "openai", "https://api.openai.com/v1", disabled_reason="no key"),

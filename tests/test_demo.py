@@ -209,14 +209,16 @@ def test_demo_targets() -> None:
 
 def test_same_seed_same_draws() -> None:
     def counts() -> list[int]:
-        with DemoProvider(seed=3, latency_scale=0.02, background_errors=False) as p:
-            with httpx.Client(base_url=p.base_url, timeout=5) as c:
-                return [
-                    json.loads(sse_events(c.post("/v1/chat/completions", json={
-                        "model": "gpt-4o-mini-sim", "stream": True, "messages": PROMPT,
-                        "stream_options": {"include_usage": True}}).content)[-2][1])["usage"]["completion_tokens"]
-                    for _ in range(4)
-                ]
+        with (
+            DemoProvider(seed=3, latency_scale=0.02, background_errors=False) as p,
+            httpx.Client(base_url=p.base_url, timeout=5) as c,
+        ):
+            return [
+                json.loads(sse_events(c.post("/v1/chat/completions", json={
+                    "model": "gpt-4o-mini-sim", "stream": True, "messages": PROMPT,
+                    "stream_options": {"include_usage": True}}).content)[-2][1])["usage"]["completion_tokens"]
+                for _ in range(4)
+            ]
 
     assert counts() == counts()
 
@@ -301,22 +303,24 @@ def claude_ttft_ms(client: httpx.Client) -> float:
 def test_latency_shift_and_drift_measured_by_client() -> None:
     clock = FakeClock()
     timeline = DemoTimeline().scaled(0.1)  # warm-up 10.5 s, then shift 0-7.5 s, drift 1.5-10.5 s, burst 3.5-4.5 s
-    with DemoProvider(seed=11, clock=clock, timeline=timeline, latency_scale=0.08, background_errors=False) as demo:
-        with httpx.Client(base_url=demo.base_url, timeout=5) as client:
-            claude_ttft_ms(client)  # warm the connection
-            assert demo.incident_now() is None
-            calm = [claude_ttft_ms(client) for _ in range(6)]
-            clock.now += 14.5  # 14.5 s in: shift, drift and burst are all on
-            words = demo.incident_now()
-            assert words is not None and "latency shift" in words and "429 burst" in words and "drift" in words
-            shifted = [claude_ttft_ms(client) for _ in range(6)]
-            ratio = statistics.median(shifted) / statistics.median(calm)
-            assert 1.4 < ratio < 2.4, (calm, shifted)
-            # The next cycle repeats the shift; after it ends the model is calm again.
-            clock.now += timeline.warmup_s + timeline.shift_end_s - 14.5 + 0.5
-            assert "latency shift" not in (demo.incident_now() or "")
-            after = [claude_ttft_ms(client) for _ in range(4)]
-            assert statistics.median(after) / statistics.median(calm) < 1.35
+    with (
+        DemoProvider(seed=11, clock=clock, timeline=timeline, latency_scale=0.08, background_errors=False) as demo,
+        httpx.Client(base_url=demo.base_url, timeout=5) as client,
+    ):
+        claude_ttft_ms(client)  # warm the connection
+        assert demo.incident_now() is None
+        calm = [claude_ttft_ms(client) for _ in range(6)]
+        clock.now += 14.5  # 14.5 s in: shift, drift and burst are all on
+        words = demo.incident_now()
+        assert words is not None and "latency shift" in words and "429 burst" in words and "drift" in words
+        shifted = [claude_ttft_ms(client) for _ in range(6)]
+        ratio = statistics.median(shifted) / statistics.median(calm)
+        assert 1.4 < ratio < 2.4, (calm, shifted)
+        # The next cycle repeats the shift; after it ends the model is calm again.
+        clock.now += timeline.warmup_s + timeline.shift_end_s - 14.5 + 0.5
+        assert "latency shift" not in (demo.incident_now() or "")
+        after = [claude_ttft_ms(client) for _ in range(4)]
+        assert statistics.median(after) / statistics.median(calm) < 1.35
     assert demo.timeline.effect("llama3-sim", 20.0).ttft_factor > 1.5
 
 
@@ -380,10 +384,12 @@ def test_rate_limit_shapes_for_every_protocol() -> None:
 def test_background_errors_have_real_shapes() -> None:
     haiku = next(p for p in DEFAULT_PROFILES if p.model == "claude-haiku-sim")
     always_overloaded = [replace(haiku, error_rate=1.0)]
-    with DemoProvider(seed=2, latency_scale=0.01, profiles=always_overloaded) as demo:
-        with httpx.Client(base_url=demo.base_url, timeout=5) as client:
-            body = {"model": "claude-haiku-sim", "max_tokens": 8, "stream": True, "messages": PROMPT}
-            r = client.post("/v1/messages", json=body)
+    with (
+        DemoProvider(seed=2, latency_scale=0.01, profiles=always_overloaded) as demo,
+        httpx.Client(base_url=demo.base_url, timeout=5) as client,
+    ):
+        body = {"model": "claude-haiku-sim", "max_tokens": 8, "stream": True, "messages": PROMPT}
+        r = client.post("/v1/messages", json=body)
     assert r.status_code == 529
     assert r.json()["error"]["type"] == "overloaded_error"
 
@@ -393,14 +399,16 @@ def test_stops_cleanly_mid_stream() -> None:
     demo = DemoProvider(seed=4, latency_scale=1.0, background_errors=False).start()
     port = int(demo.base_url.rsplit(":", 1)[1])
     body = {"model": "llama3-sim", "messages": PROMPT}
-    with httpx.Client(base_url=demo.base_url, timeout=5) as client:
-        with client.stream("POST", "/api/chat", json=body) as r:
-            assert r.status_code == 200  # headers are out; the first token is ~650 ms away
-            started = time.monotonic()
-            demo.stop()
-            assert time.monotonic() - started < 2.0
-            with pytest.raises(httpx.HTTPError):
-                r.read()
+    with (
+        httpx.Client(base_url=demo.base_url, timeout=5) as client,
+        client.stream("POST", "/api/chat", json=body) as r,
+    ):
+        assert r.status_code == 200  # headers are out; the first token is ~650 ms away
+        started = time.monotonic()
+        demo.stop()
+        assert time.monotonic() - started < 2.0
+        with pytest.raises(httpx.HTTPError):
+            r.read()
     assert not demo.running
     assert {t for t in threading.enumerate() if t.is_alive()} <= before  # no thread left behind
     with pytest.raises(OSError):

@@ -21,29 +21,29 @@ T0 = 1_795_329_660.0  # 2026-11-22T06:41:00Z
 
 
 def sample(i: int, **over: Any) -> Sample:
-    values: dict[str, Any] = dict(
-        ts=T0 + i * 60 + 0.123,
-        target="alpha" if i % 2 == 0 else "beta",
-        provider="openai",
-        model="gpt-4o-mini",
-        ok=1,
-        http_status=200,
-        connect_ms=0.0,
-        ttft_ms=312.3456789,
-        latency_ms=1000.0,
-        itl_ms=20.1 + 0.2,  # 20.299999999999997 in binary
-        tps=49.26108374384236,
-        tokens_in=30,
-        tokens_out=16,
-        tokens_cached=0,
-        tokens_reasoning=None,
-        tokens_estimated=0,
-        cost_usd=0.1 + 0.2,  # 0.30000000000000004
-        request_id=f"req_{i}",
-        source="probe",
-        retry_after_s=3.0,
-        error_message="not exported",
-    )
+    values: dict[str, Any] = {
+        "ts": T0 + i * 60 + 0.123,
+        "target": "alpha" if i % 2 == 0 else "beta",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "ok": 1,
+        "http_status": 200,
+        "connect_ms": 0.0,
+        "ttft_ms": 312.3456789,
+        "latency_ms": 1000.0,
+        "itl_ms": 20.1 + 0.2,  # 20.299999999999997 in binary
+        "tps": 49.26108374384236,
+        "tokens_in": 30,
+        "tokens_out": 16,
+        "tokens_cached": 0,
+        "tokens_reasoning": None,
+        "tokens_estimated": 0,
+        "cost_usd": 0.1 + 0.2,  # 0.30000000000000004
+        "request_id": f"req_{i}",
+        "source": "probe",
+        "retry_after_s": 3.0,
+        "error_message": "not exported",
+    }
     values.update(over)
     return Sample(**values)
 

@@ -178,11 +178,11 @@ async def test_an_open_incident_survives_a_restart_and_closes_when_calm_returns(
     ScriptedProbes(lambda name, n: 20 + 2 * (n % 3) if n < 8 or calm_again[0] else 300).install(monkeypatch)
     settings = fake_settings(tmp_path, fake_provider)
     settings.spc.close_after = 5
-    first, events = await run_monitor(settings, count=14)
+    _first, events = await run_monitor(settings, count=14)
     (opened,) = [e for e in kinds(events, "incident") if e["state"] == "opened"]
 
     calm_again[0] = True
-    second, events = await run_monitor(settings, count=30)
+    _second, events = await run_monitor(settings, count=30)
     incidents = kinds(events, "incident")
     assert [e["state"] for e in incidents if e["state"] != "updated"] == ["closed"]  # no second incident
     closed = incidents[-1]

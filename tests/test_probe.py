@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 
 import anyio
 import httpx
 import pytest
-from fake_provider import FakeProvider, Script, Usage
 
+from fake_provider import FakeProvider, Script, Usage
 from llmscope_tui.model import ErrorKind, Sample, Target
-from llmscope_tui.wire.errors import classify_exception, parse_retry_after, redact
 from llmscope_tui.probe.scheduler import ProbeScheduler, make_client
 from llmscope_tui.probe.stream import Timeouts, probe_once
+from llmscope_tui.wire.errors import classify_exception, parse_retry_after, redact
 
 pytestmark = pytest.mark.anyio
 
@@ -23,9 +24,9 @@ FAST = Timeouts(connect_s=2, first_token_s=2, total_s=4)
 
 def target_for(fake: FakeProvider, protocol: str, **changes: object) -> Target:
     base = fake.base_url + ("/v1" if protocol == "openai" else "")
-    fields: dict[str, object] = dict(
-        name=f"t-{protocol}", provider=protocol, model=f"model-{protocol}", protocol=protocol, base_url=base
-    )
+    fields: dict[str, object] = {
+        "name": f"t-{protocol}", "provider": protocol, "model": f"model-{protocol}", "protocol": protocol, "base_url": base
+    }
     fields.update(changes)
     return Target(**fields)  # type: ignore[arg-type]
 
@@ -291,7 +292,7 @@ async def test_scheduler_never_overlaps_a_target_and_caps_concurrency(fake_provi
         by_target.setdefault(r.model, []).append((r.t_headers_ns, r.t_end_ns))
     for runs in by_target.values():
         runs.sort()
-        assert all(nxt[0] >= prev[1] for prev, nxt in zip(runs, runs[1:]))
+        assert all(nxt[0] >= prev[1] for prev, nxt in itertools.pairwise(runs))
     assert max(sched.stats.lags_s) > 0.1  # the slow probes pushed later ones back instead of doubling up
 
 
@@ -320,7 +321,7 @@ async def test_scheduler_interval_and_stagger(fake_provider: FakeProvider) -> No
     dues = dict(zip(["g0", "g1"], sorted(by_loop.values()), strict=True))  # g0 is due first
     assert dues["g1"][0] - dues["g0"][0] == pytest.approx(0.1, abs=1e-9)  # staggered by interval / n
     for name, times in dues.items():
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert len(gaps) >= 3, name
         assert all(gap >= 0.2 - 1e-9 for gap in gaps), (name, gaps)  # never sooner than the interval
 

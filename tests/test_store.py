@@ -31,30 +31,30 @@ T0 = 1_790_000_000.0  # 2026-09-21, a fixed clock for deterministic tests
 
 def full_sample(i: int = 0, **over: Any) -> Sample:
     """A sample with every field set to a distinct, non-default value."""
-    values: dict[str, Any] = dict(
-        ts=T0 + i + 0.123456,
-        target=f"t{i % 3}",
-        provider="openai",
-        model="gpt-4o-mini",
-        ok=1,
-        error_kind=None,
-        http_status=200,
-        connect_ms=12.5,
-        ttft_ms=300.25 + i,
-        latency_ms=900.5 + i,
-        itl_ms=20.125,
-        tps=49.75,
-        tokens_in=31,
-        tokens_out=16,
-        tokens_cached=8,
-        tokens_reasoning=3,
-        tokens_estimated=1,
-        cost_usd=1.23456789e-05,
-        request_id=f"req_{i}",
-        source="app",
-        retry_after_s=1.5,
-        error_message="none really",
-    )
+    values: dict[str, Any] = {
+        "ts": T0 + i + 0.123456,
+        "target": f"t{i % 3}",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "ok": 1,
+        "error_kind": None,
+        "http_status": 200,
+        "connect_ms": 12.5,
+        "ttft_ms": 300.25 + i,
+        "latency_ms": 900.5 + i,
+        "itl_ms": 20.125,
+        "tps": 49.75,
+        "tokens_in": 31,
+        "tokens_out": 16,
+        "tokens_cached": 8,
+        "tokens_reasoning": 3,
+        "tokens_estimated": 1,
+        "cost_usd": 1.23456789e-05,
+        "request_id": f"req_{i}",
+        "source": "app",
+        "retry_after_s": 1.5,
+        "error_message": "none really",
+    }
     values.update(over)
     return Sample(**values)
 
