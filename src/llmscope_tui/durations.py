@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -10,25 +11,22 @@ _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 
 def parse_duration(value: object) -> float:
     """Seconds for a config or flag value; ValueError with a readable reason otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 15s, 500ms or 2m, got {value!r}")
-    if isinstance(value, (int, float)):
+    # one ValueError for every bad shape (a bool, a list, "abc"): callers report the reason as is
+    match = _PATTERN.match(value) if isinstance(value, str) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
-    elif isinstance(value, str):
-        match = _PATTERN.match(value)
-        if not match:
-            raise ValueError(f"expected a duration like 15s, 500ms or 2m, got {value!r}")
+    elif match:
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
         raise ValueError(f"expected a duration like 15s, 500ms or 2m, got {value!r}")
-    if seconds <= 0 or seconds != seconds or seconds == float("inf"):
+    if not 0 < seconds < math.inf:  # NaN fails too
         raise ValueError(f"a duration must be a positive number of seconds, got {value!r}")
     return seconds
 
 
 def format_duration(seconds: float) -> str:
     """45s, 2m 10s, 3h 5m, 2d 4h."""
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     minutes, secs = divmod(seconds, 60)

@@ -94,6 +94,11 @@ class Sample:
     retry_after_s: float | None = None
     error_message: str | None = None
 
+    @classmethod
+    def of(cls, target: Target, ts: float, **fields: Any) -> Sample:
+        """A sample of ``target`` (its name, provider and model) taken at ``ts``."""
+        return cls(ts=ts, target=target.name, provider=target.provider, model=target.model, **fields)
+
     def as_row(self) -> tuple[Any, ...]:
         """Values in SAMPLE_FIELDS + EXTRA_SAMPLE_FIELDS order (the samples table's columns)."""
         return tuple(getattr(self, name) for name in SAMPLE_FIELDS + EXTRA_SAMPLE_FIELDS)

@@ -335,7 +335,7 @@ class Monitor:
                 removed = await anyio.to_thread.run_sync(self.store.purge_older_than, self.settings.retention_days)
                 if removed:
                     log.info("retention: removed %d rows older than %g days", removed, self.settings.retention_days)
-            except Exception as exc:  # keep probing; say what went wrong
+            except Exception as exc:  # noqa: BLE001 - a purge failure must not stop probing; said below
                 self._error(f"retention purge failed: {exc}", where="store")
             await anyio.sleep(RETENTION_EVERY_S)
 

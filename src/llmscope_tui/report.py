@@ -135,8 +135,11 @@ def render_report(store: Any, settings: Settings, window: str = "24h", group_by:
     lines += [
         "",
         "Spend (priced models)",
-        f"  today {format_usd(summary.today)}   this month {format_usd(summary.month)}   "
-        f"last 30 days {format_usd(summary.last_30d)}   projected month-end {format_usd(summary.projected_month_end)}",
+        (
+            f"  today {format_usd(summary.today)}   this month {format_usd(summary.month)}   "
+            f"last 30 days {format_usd(summary.last_30d)}   "
+            f"projected month-end {format_usd(summary.projected_month_end)}"
+        ),
     ]
     for title, table in (("provider", summary.by_provider), ("source", summary.by_source)):
         if table:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from llmscope_tui import __version__
 from llmscope_tui.config import FPS_RANGE
@@ -29,34 +30,36 @@ def _duration(value: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_int(value: str) -> int:
+def _number(value: str, kind: type[int | float], what: str) -> Any:
     try:
-        number = int(value)
+        return kind(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+
+
+def _out_of_range(message: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(message)
+
+
+def _positive_int(value: str) -> int:
+    number: int = _number(value, int, "a whole number")
     if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+        raise _out_of_range(f"must be at least 1, got {number}")
     return number
 
 
 def _fps(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    number: float = _number(value, float, "a number")
     low, high = FPS_RANGE
     if not low <= number <= high:
-        raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {value}")
+        raise _out_of_range(f"must be between {low:g} and {high:g}, got {value}")
     return number
 
 
 def _port(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
+    number: int = _number(value, int, "a port number")
     if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {number}")
+        raise _out_of_range(f"expected a port number 0-65535, got {number}")
     return number
 
 

@@ -151,39 +151,16 @@ def _apply_file(file: ConfigFile, path: Path, settings: Settings) -> None:
         settings.connect_timeout_s = min(settings.connect_timeout_s, settings.timeout_s)
 
     spc, out = file.spc, settings.spc
-    for key in (
-        "baseline_samples",
-        "transform",
-        "min_effect",
-        "min_change_ms",
-        "cusum_k",
-        "cusum_h",
-        "close_after",
-        "alert_on",
-    ):
-        if getattr(spc, key) is not None:
-            setattr(out, key, getattr(spc, key))
+    spc_keys = ("baseline_samples", "transform", "min_effect", "min_change_ms", "cusum_k", "cusum_h")
+    _overlay(out, spc, **{key: key for key in (*spc_keys, "close_after", "alert_on")})
     if spc.rules is not None:
         out.rules = tuple(sorted(set(spc.rules)))
     if spc.metrics is not None:
         out.metrics = tuple(dict.fromkeys(spc.metrics))
     out.accept_after_s = spc.accept_after
 
-    alerts = file.alerts
-    if alerts.webhook_url is not None:
-        settings.alerts.webhook_url = alerts.webhook_url
-    if alerts.cooldown is not None:
-        settings.alerts.cooldown_s = alerts.cooldown
-    if alerts.bell is not None:
-        settings.alerts.bell = alerts.bell
-
-    tui = file.tui
-    if tui.fps is not None:
-        settings.tui.fps = tui.fps
-    if tui.theme is not None:
-        settings.tui.theme = tui.theme
-    if tui.mouse is not None:
-        settings.tui.mouse = tui.mouse
+    _overlay(settings.alerts, file.alerts, webhook_url="webhook_url", cooldown_s="cooldown", bell="bell")
+    _overlay(settings.tui, file.tui, fps="fps", theme="theme", mouse="mouse")
 
     settings.budgets = list(file.budgets)
     settings.prices = list(file.prices)
@@ -280,3 +257,11 @@ def _apply_env(env: Mapping[str, str], settings: Settings) -> None:
     if env.get("LLMSCOPE_DB"):
         settings.db_path = Path(env["LLMSCOPE_DB"]).expanduser()
         settings.sources["db"] = "LLMSCOPE_DB"
+
+
+def _overlay(settings: Any, table: Any, **fields: str) -> None:
+    """Copy each key the file set (not None) onto the settings: ``setting_name="file_key"``."""
+    for name, key in fields.items():
+        value = getattr(table, key)
+        if value is not None:
+            setattr(settings, name, value)

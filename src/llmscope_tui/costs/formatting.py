@@ -7,7 +7,7 @@ import math
 
 def format_usd(value: float) -> str:
     """$1,234 / $12.34 / $0.42 / $0.0042: two significant digits below a cent."""
-    if value != value:  # NaN
+    if math.isnan(value):
         return "$?"
     sign = "-" if value < 0 else ""
     value = abs(value)

@@ -162,7 +162,7 @@ def _count(value: Any) -> int:
         number = int(value)
     except (TypeError, ValueError, OverflowError):
         return 0
-    return number if number > 0 else 0
+    return max(0, number)
 
 
 class PriceBook:

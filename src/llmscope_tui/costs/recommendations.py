@@ -135,7 +135,16 @@ def recommend(
         if current_monthly <= 0:
             continue
 
-        def make(alt_provider: str, alt_model: str, alt_monthly: float, source: str) -> Recommendation:
+        def make(
+            alt_provider: str,
+            alt_model: str,
+            alt_monthly: float,
+            source: str,
+            provider: str = provider,
+            model: str = model,
+            current_monthly: float = current_monthly,
+        ) -> Recommendation:
+            """One recommendation against this (provider, model): bound now, called in this turn."""
             stats = measured.get((alt_provider, alt_model)) if source == "monitored" else None
             p50, err = stats if stats is not None else (None, None)
             ratio = alt_monthly / current_monthly

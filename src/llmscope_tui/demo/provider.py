@@ -17,9 +17,9 @@ from llmscope_tui.demo.generation import Plan, draw_plan
 from llmscope_tui.demo.profiles import DEFAULT_PROFILES, ModelProfile, demo_targets
 from llmscope_tui.demo.server import DemoHandler
 from llmscope_tui.demo.timeline import DemoTimeline, Running, incident_words
+from llmscope_tui.model import Target
 from llmscope_tui.server.app import endpoint
 from llmscope_tui.server.run import Limits, ThreadedHTTPServer
-from llmscope_tui.model import Target
 
 __all__ = ["DEFAULT_SEED", "DemoProvider"]
 

@@ -23,6 +23,7 @@ from llmscope_tui.model import ErrorKind, Sample, Target
 from llmscope_tui.probe.stream import Timeouts, probe_once
 
 log = logging.getLogger(__name__)
+DEFAULT_TIMEOUTS = Timeouts()
 
 
 @dataclass(slots=True)
@@ -53,7 +54,7 @@ class ProbeScheduler:
         targets: list[Target],
         on_sample: Callable[[Sample], None],
         *,
-        timeouts: Timeouts = Timeouts(),
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
         concurrency: int = 8,
         env: Mapping[str, str] | None = None,
         client: httpx.AsyncClient | None = None,
@@ -161,24 +162,18 @@ class ProbeScheduler:
             return await probe_once(client, target, api_key, self.timeouts, wall_clock=self.wall_clock)
         except Exception as exc:  # a bug of ours must not end this target's loop: record and go on
             log.exception("probe of %s failed unexpectedly", target.name)
-            return Sample(
-                ts=started_wall,
-                target=target.name,
-                provider=target.provider,
-                model=target.model,
-                ok=0,
+            return Sample.of(
+                target,
+                started_wall,
                 error_kind=str(ErrorKind.MALFORMED),
                 error_message=f"unexpected error while probing: {type(exc).__name__}: {exc}"[:300],
             )
         except anyio.get_cancelled_exc_class():
             # Stopped mid-probe: the attempt still happened, so it is still a sample.
             self._record(
-                Sample(
-                    ts=started_wall,
-                    target=target.name,
-                    provider=target.provider,
-                    model=target.model,
-                    ok=0,
+                Sample.of(
+                    target,
+                    started_wall,
                     error_kind=str(ErrorKind.CANCELLED),
                     error_message="stopped while the probe was in flight",
                 )

@@ -211,11 +211,9 @@ def _build_sample(
     target: Target, trace: _Trace, out: _Outcome, state: StreamState, start_wall: float, start_ns: int
 ) -> Sample:
     t0 = trace.t0_ns if trace.t0_ns is not None else start_ns
-    sample = Sample(
-        ts=start_wall + (t0 - start_ns) / 1e9,
-        target=target.name,
-        provider=target.provider,
-        model=target.model,
+    sample = Sample.of(
+        target,
+        start_wall + (t0 - start_ns) / 1e9,
         http_status=out.status,
         connect_ms=trace.connect_ms,
         request_id=out.request_id,
