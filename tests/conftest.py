@@ -148,3 +148,23 @@ class ScriptedProbes:
 
         monkeypatch.setattr(scheduler, "probe_once", self)
         return self
+
+
+def wait_for_stored_samples(db: Path, timeout: float = 30.0) -> int:
+    """Wait until another process has committed samples to ``db`` (read-only, so it never
+    blocks the writer); the count, or AssertionError after ``timeout``."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if db.exists():
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                    count = conn.execute("SELECT count(*) FROM samples").fetchone()[0]
+                if count:
+                    return int(count)
+            except sqlite3.Error:  # not created or migrated yet
+                pass
+        time.sleep(0.1)
+    raise AssertionError(f"no samples stored in {db} within {timeout:g} s")

@@ -385,16 +385,15 @@ def test_budget_bars_say_their_state_in_words() -> None:
 def test_losing_the_terminal_stops_the_tui_and_keeps_the_data(tmp_path: Path) -> None:
     """SIGHUP with the terminal gone (an SSH drop): the process exits, nothing left running."""
     import sqlite3
-    import time
 
-    from conftest import subprocess_env
+    from conftest import subprocess_env, wait_for_stored_samples
     from pty_terminal import PtyRun
 
     db = tmp_path / "hup.db"
     run = PtyRun(["--tui", "--demo", "--db", str(db)], subprocess_env(TERM="xterm-256color"))
     try:
         assert run.wait_for(b"DEMO")
-        time.sleep(2.0)  # let a few probes land
+        wait_for_stored_samples(db)  # probes have landed on disk
         assert run.proc.poll() is None, "the TUI exited on its own"
         run.hang_up()
         assert run.proc.wait(timeout=20) is not None

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
-from conftest import subprocess_env
+from conftest import subprocess_env, wait_for_stored_samples
 from pty_terminal import PtyRun
 
 #: SGR colour parameters: 38;5;N / 48;5;N (256 colours) and 38;2;R;G;B / 48;2;… (truecolor)
@@ -77,7 +76,7 @@ def test_quit_then_losing_the_terminal_leaves_no_process_behind(tmp_path: Path) 
     run = PtyRun(["--tui", "--demo", "--db", str(tmp_path / "t.db")], subprocess_env(TERM="xterm-256color"))
     try:
         assert run.wait_for(b"demo-openai")
-        time.sleep(2.0)  # let a few probes land
+        wait_for_stored_samples(tmp_path / "t.db")  # probes have landed on disk
         run.type("q")
         run.hang_up()
         assert run.proc.wait(timeout=30) is not None
