@@ -70,7 +70,7 @@ async def test_samples_and_an_incident_reach_the_panes(tmp_path: Path, fake_prov
         title = str(app.query_one("#chart-title").render())
         assert "UCL" in title and "LCL" in title and "✖" in chart
         assert any(name in chart for name in ("UCL", "LCL", "LIM"))
-        await wait_for(pilot, lambda: app.cost_data.summary is not None, what="spend read from the store")
+        await wait_for(pilot, lambda: app.reads.cost_data.summary is not None, what="spend read from the store")
         # Enter on an incident charts its target and its biggest change, zoomed to it
         await pilot.press("3")
         await pilot.press("c", "c")  # move the chart away from TTFT and latency first
@@ -153,8 +153,21 @@ async def test_every_key_does_what_it_says(tmp_path: Path, fake_provider: FakePr
         assert table.row_count == 0
         await pilot.press("escape")
         await wait_for(pilot, lambda: table.row_count == 1, what="filter cleared")
-        # refresh
+        # refresh (r): says so, and re-reads spend and percentiles now, not at the next 30 s costs read
+        reads = app.reads
+        await wait_for(pilot, lambda: reads.cost_data.summary is not None and not reads.busy, what="a first spend read")
+        spend_before, told = reads.cost_data.summary, []
+        real_notify = app.notify
+
+        def notify(message: str, **kwargs: Any) -> None:
+            told.append(message)
+            real_notify(message, **kwargs)
+
+        app.notify = notify  # type: ignore[method-assign]
         await pilot.press("r")
+        del app.notify
+        assert "refreshing" in told
+        await wait_for(pilot, lambda: reads.cost_data.summary is not spend_before, what="spend re-read after r")
         # command palette
         from textual.command import CommandPalette
 
@@ -585,10 +598,10 @@ async def test_the_demo_banner_names_the_target_of_the_scripted_incident_at_80_c
         banner = app.query_one("#banner")
         assert "DEMO" in str(banner.render())
         # past the first store read, which asks the demo server (none here) what runs now
-        await wait_for(pilot, lambda: app.cost_data.overhead_day is not None and not app._store_busy, what="the store read")
+        await wait_for(pilot, lambda: app.reads.cost_data.overhead_day is not None and not app.reads.busy, what="the store read")
         words = DemoTimeline().describe(110, {"claude-haiku-sim": "demo-anthropic"})
-        app._apply_store({"incident": words})
-        app._render_status()
+        app.reads.apply({"incident": words})
+        app.bridge.render_status()
         await pilot.pause()
         line = str(banner.render()).splitlines()[0]
         assert line.startswith("DEMO · scripted now: latency shift: demo-anthropic TTFT x1.8")
