@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 
 class KeyActions(App[int]):
-    """The key actions and pane-message handlers of :class:`~.app.LLMScopeApp` (quit, which
-    is the app's lifecycle, is there)."""
+    """The key actions and pane-message handlers of :class:`~.app.LLMScopeApp` (all but quit:
+    stopping cleanly is the app's own lifecycle, in app.py)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help"),
