@@ -490,14 +490,14 @@ async def _first_screen_inprocess(config: Path, size: tuple[int, int]) -> dict[s
     marks: dict[str, float] = {}
     t0 = time.perf_counter()
     app = LLMScopeApp(_load(config))
-    read_store = app._read_store
+    read_store = app.reads.read
 
-    def timed_read() -> None:  # instance attribute: run_worker(self._read_store) finds this one
+    def timed_read() -> None:  # instance attribute: run_worker(self.read) finds this one
         marks.setdefault("store read starts", time.perf_counter() - t0)
         read_store()
         marks.setdefault("store read done", time.perf_counter() - t0)
 
-    app._read_store = timed_read  # type: ignore[method-assign]
+    app.reads.read = timed_read  # type: ignore[method-assign]
 
     def sparks() -> bytes:
         return str(app.query_one("#sparks", Static).content).encode()
@@ -505,7 +505,7 @@ async def _first_screen_inprocess(config: Path, size: tuple[int, int]) -> dict[s
     async with app.run_test(size=size, headless=True):
         table = app.query_one(TargetsTable)
         marks["mounted"] = time.perf_counter() - t0
-        checks = {"20 table rows": lambda: table.row_count >= 20, "history applied": lambda: app._history_loaded,
+        checks = {"20 table rows": lambda: table.row_count >= 20, "history applied": lambda: app.reads.history_loaded,
                   "history drawn": lambda: bool(SPARK_RUN.search(sparks()))}
         deadline = time.monotonic() + 30
         while checks and time.monotonic() < deadline:
@@ -523,7 +523,7 @@ def first_screen(rows: int, runs: int, size: tuple[int, int]) -> None:
     from llmscope_tui.report import budget_statuses, cost_summary, overhead, recommendations
     from llmscope_tui.rollups import rollups
     from llmscope_tui.store import SampleStore, open_readonly
-    from llmscope_tui.tui.app import _read_history
+    from llmscope_tui.tui.store_reads import read_history
 
     db, target_names = big_db(rows)
     with workdir("bench_tui_first_") as tmp:
@@ -569,7 +569,7 @@ def first_screen(rows: int, runs: int, size: tuple[int, int]) -> None:
             store = open_readonly(copy)
             ups = rollups(store, "1h", "target")
             steps += [
-                ("_read_history (20 x 4 metric_series + violations)", lambda: _read_history(store, target_names)),
+                ("read_history (20 x 4 metric_series + violations)", lambda: read_history(store, target_names)),
                 ("rollups(1h, target)", lambda: rollups(store, "1h", "target")),
                 ("cost_summary()", lambda: cost_summary(store, prices)),
                 ("  of which spend(since month start), x1 of 3 spend()", lambda: store.spend(since=month)),

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ScriptedProbes, fake_settings
-from fake_provider import FakeProvider, Script
 from rich.console import Console
 
+from conftest import ScriptedProbes, fake_settings
+from fake_provider import FakeProvider, Script
 from llmscope_tui.config import load_settings
 from llmscope_tui.session import demo_ready
 from llmscope_tui.spc import LiveChart
@@ -72,7 +72,7 @@ async def test_samples_and_an_incident_reach_the_panes(
         title = str(app.query_one("#chart-title").render())
         assert "UCL" in title and "LCL" in title and "✖" in chart
         assert any(name in chart for name in ("UCL", "LCL", "LIM"))
-        await wait_for(pilot, lambda: app.cost_data.summary is not None, what="spend read from the store")
+        await wait_for(pilot, lambda: app.reads.cost_data.summary is not None, what="spend read from the store")
         # Enter on an incident charts its target and its biggest change, zoomed to it
         await pilot.press("3")
         await pilot.press("c", "c")  # move the chart away from TTFT and latency first
@@ -155,8 +155,21 @@ async def test_every_key_does_what_it_says(tmp_path: Path, fake_provider: FakePr
         assert table.row_count == 0
         await pilot.press("escape")
         await wait_for(pilot, lambda: table.row_count == 1, what="filter cleared")
-        # refresh
+        # refresh (r): says so, and re-reads spend and percentiles now, not at the next 30 s costs read
+        reads = app.reads
+        await wait_for(pilot, lambda: reads.cost_data.summary is not None and not reads.busy, what="a first spend read")
+        spend_before, told = reads.cost_data.summary, []
+        real_notify = app.notify
+
+        def notify(message: str, **kwargs: Any) -> None:
+            told.append(message)
+            real_notify(message, **kwargs)
+
+        app.notify = notify  # type: ignore[method-assign]
         await pilot.press("r")
+        del app.notify
+        assert "refreshing" in told
+        await wait_for(pilot, lambda: reads.cost_data.summary is not spend_before, what="spend re-read after r")
         # command palette
         from textual.command import CommandPalette
 
@@ -297,10 +310,10 @@ def test_the_help_lists_every_bound_key() -> None:
 
 # -- snapshots (deterministic content only: the help overlay and a control chart on fixed data) --
 
-from textual.app import App, ComposeResult  # noqa: E402
-from textual.widgets import Static  # noqa: E402
+from textual.app import App, ComposeResult
+from textual.widgets import Static
 
-import llmscope_tui.tui as tui_package  # noqa: E402
+import llmscope_tui.tui as tui_package
 
 TCSS = str(Path(tui_package.__file__).parent / "app.tcss")
 
@@ -487,9 +500,9 @@ class _IdleMonitor:
     """A monitor that never probes: for tests about the UI alone."""
 
     def __init__(self) -> None:
-        from llmscope_tui.spc.bank import ChartBank
         from llmscope_tui.config import SpcSettings
         from llmscope_tui.costs import PriceBook
+        from llmscope_tui.spc.bank import ChartBank
 
         self.charts = ChartBank(SpcSettings())
         self.prices = PriceBook([])
@@ -597,8 +610,8 @@ async def test_the_demo_banner_names_the_target_of_the_scripted_incident_at_80_c
             event = demo.announce_due()
         assert event is not None and event["event"] == "demo"
         app.monitor.publish(event)  # as the demo's event source does
-        app._tick()
-        app._render_status()
+        app.bridge.tick()
+        app.bridge.render_status()
         await pilot.pause()
         line = str(banner.render()).splitlines()[0]
         assert line.startswith("DEMO · scripted now: latency shift: demo-anthropic TTFT x1.8")

@@ -310,12 +310,11 @@ async def show_live(pilot: Any, *keys: str) -> None:
     changes, not when a pane is resized). Toasts are dropped: they cover the panes."""
     app: LLMScopeApp = pilot.app
     await pilot.pause()
-    app._apply_store(app.snapshot_store_result)  # type: ignore[attr-defined]
+    app.reads.apply(app.snapshot_store_result)  # type: ignore[attr-defined]
     await pilot.pause()
     await pilot.press(*keys)
     await pilot.pause()
-    app._rendered = -1
-    app._tick()
+    app.bridge.redraw()
     app.clear_notifications()
     await pilot.pause()
 

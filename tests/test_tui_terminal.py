@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from conftest import subprocess_env, wait_for_stored_samples
 from pty_terminal import PtyRun
 

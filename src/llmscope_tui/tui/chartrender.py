@@ -175,7 +175,8 @@ def control_chart(
         label = fmt_value(labelled[r]) if r in labelled else ""
         text.append(f"{label:>{left - 1}} ", style="dim")
         text.append("│", style="dim")
-        run_style, run = "", []
+        run_style = ""
+        run: list[str] = []
         for char, style in grid[r]:
             if style != run_style and run:
                 text.append("".join(run), style=run_style)

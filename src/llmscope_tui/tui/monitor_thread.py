@@ -56,7 +56,7 @@ class MonitorThread:
         error: BaseException | None = None
         try:
             asyncio.run(self._run())
-        except BaseException as exc:  # handed to the UI, which says what happened
+        except BaseException as exc:  # noqa: BLE001 (handed to the UI, which says what happened)
             error = exc
         finally:
             self._started.set()
@@ -82,7 +82,7 @@ class MonitorThread:
         def run() -> None:
             try:
                 future.set_result(fn(*args))
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 (the caller gets it from the future)
                 future.set_exception(exc)
 
         try:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.table import Table
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
@@ -36,7 +36,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q", "close", "Close"),
     ]
 
@@ -58,7 +58,7 @@ class FiringsScreen(ModalScreen[None]):
     """The evidence one level below an incident: the rule firings on its target's charts since
     it began, newest first (what the TUI holds in memory: the last 600 points per chart)."""
 
-    BINDINGS = [Binding("escape,d,q", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,d,q", "close", "Close")]
 
     def __init__(self, title: str, rows: list[tuple[str, str, str, str]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -108,7 +108,7 @@ class ConfirmScreen(ModalScreen[bool]):
     }
     """
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
         Binding("left", "focus_button('yes')", "Yes button", show=False),

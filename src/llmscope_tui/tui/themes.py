@@ -28,7 +28,9 @@ from typing import Any
 
 from rich.color import Color as RichColor
 from rich.color import ColorParseError
-from textual.color import Color, ColorParseError as TextualColorParseError
+from textual.app import App
+from textual.color import Color
+from textual.color import ColorParseError as TextualColorParseError
 from textual.theme import BUILTIN_THEMES, Theme
 
 from llmscope_tui import paths
@@ -124,10 +126,16 @@ def parse_theme(data: dict[str, Any], default_name: str, source: Path | None = N
         raise ThemeError("dark and ansi must be true or false")
     if ansi:  # Textual's CSS needs the ansi-* variables its own ansi themes define
         variables = {**BUILTIN_THEMES["ansi-dark" if dark else "ansi-light"].variables, **variables}
-    theme = Theme(name=name.strip(), dark=dark, ansi=ansi, variables=dict(variables), **checked)
+    color = checked.get  # every key but primary may be missing: Textual derives it
+    theme = Theme(
+        name=name.strip(), primary=checked["primary"], secondary=color("secondary"), accent=color("accent"),
+        warning=color("warning"), error=color("error"), success=color("success"),
+        foreground=color("foreground"), background=color("background"), surface=color("surface"),
+        panel=color("panel"), boost=color("boost"), dark=dark, ansi=ansi, variables=dict(variables),
+    )
     try:
         theme.to_color_system().generate()  # fail here, not when the app switches to it
-    except Exception as exc:  # Textual raises several kinds for bad colours
+    except Exception as exc:  # noqa: BLE001 (Textual raises several kinds for bad colours)
         raise ThemeError(f"Textual cannot use it: {exc}") from None
     return LoadedTheme(theme, chart, source)
 
@@ -163,3 +171,28 @@ def load_themes(dirs: list[Path] | None = None) -> ThemeLoad:
                 continue
             result.themes[loaded.theme.name] = loaded
     return result
+
+
+def theme_named(wanted: str, themes: dict[str, Any]) -> str | None:
+    """``[tui] theme`` may give the full name (llmscope-light) or the file's short one (light)."""
+    for name in (wanted, f"llmscope-{wanted}"):
+        if name in themes:
+            return name
+    return None
+
+
+def theme_problem(app: App[Any], theme: Theme) -> str | None:
+    """Try the theme on a copy of the app's stylesheet: Textual only finds a missing CSS
+    variable when it applies a theme, and then the app dies; better to refuse the theme here."""
+    variables = {
+        **app.get_theme_variable_defaults(),
+        **theme.to_color_system().generate(),
+        **theme.variables,
+    }
+    sheet = app.stylesheet.copy()
+    try:
+        sheet.set_variables(variables)
+        sheet.reparse()
+    except Exception as exc:  # noqa: BLE001 (Textual raises several kinds for bad CSS)
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None

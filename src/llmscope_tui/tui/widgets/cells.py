@@ -8,7 +8,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey
 
 #: The keys every table pane takes: vim-style moves and sideways scrolling.
 TABLE_KEYS: list[Binding] = [
@@ -29,7 +29,7 @@ def update_in_place(table: DataTable, row: str, column: str, value: Any) -> None
     """Update one cell; ask the table to re-measure the column only when the value is wider
     than the column is now. (Re-measuring on every update makes Textual measure the whole column
     whenever a value gets narrower: most of a live table's refresh cost.)"""
-    grow = cell_width(value) > table.columns[column].content_width
+    grow = cell_width(value) > table.columns[ColumnKey(column)].content_width
     table.update_cell(row, column, value, update_width=grow)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
@@ -62,7 +63,7 @@ class ChartsPane(Widget, can_focus=True):
     """Focusable: up/down (j/k) pick the target, c / C switch the metric."""
 
     ALLOW_MAXIMIZE = True
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j,down", "move(1)", "Next target", show=False),
         Binding("k,up", "move(-1)", "Previous target", show=False),
     ]
@@ -90,7 +91,7 @@ class ChartsPane(Widget, can_focus=True):
         self._signature: tuple[Any, ...] | None = None
         self._spark_lines = -1
 
-    def compose(self):  # type: ignore[override]
+    def compose(self) -> ComposeResult:
         yield Static(id="sparks")
         yield Static(id="chart-title")
         yield Static(id="chart")

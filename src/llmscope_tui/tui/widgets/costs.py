@@ -5,10 +5,11 @@ in words as well as colour."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -36,7 +37,7 @@ def budget_bar(status: Any, width: int) -> Text:
     state = status.state.upper()
     label = f" {status.name}: {format_usd(status.spent)} of {format_usd(status.limit)} per {status.period} · {pct:.0f}% {state} "
     width = max(width, len(label))
-    filled = min(width, int(round(width * min(status.fraction, 1.0))))
+    filled = min(width, round(width * min(status.fraction, 1.0)))
     body = label.ljust(width)
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(body[:filled], style=BAR_STYLE.get(status.state, "reverse"))
@@ -81,14 +82,14 @@ def render_costs(data: CostData, width: int) -> Text:
     else:
         text.append("\nno budgets configured ([[budgets]] in the config file)", style="dim")
     for rec in data.recommendations[:2]:
-        line = f"↳ {rec}"
-        text.append("\n" + (line if len(line) <= width - 2 else line[: max(10, width - 3)] + "…"), style="dim")
+        tip = f"↳ {rec}"
+        text.append("\n" + (tip if len(tip) <= width - 2 else tip[: max(10, width - 3)] + "…"), style="dim")
     return text
 
 
 class CostsPane(VerticalScroll, can_focus=True):
     ALLOW_MAXIMIZE = True
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "scroll_down", "Down", show=False),
         Binding("k", "scroll_up", "Up", show=False),
     ]
@@ -97,7 +98,7 @@ class CostsPane(VerticalScroll, can_focus=True):
         super().__init__(**kwargs)
         self.data = CostData()
 
-    def compose(self):  # type: ignore[override]
+    def compose(self) -> ComposeResult:
         yield Static(id="costs-body")
 
     def render_data(self, data: CostData | None = None) -> None:

@@ -8,10 +8,10 @@ its firings.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -60,7 +60,7 @@ def change_label(incident: Incident) -> str:
 
 
 class IncidentsTable(DataTable):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         *TABLE_KEYS,
         Binding("d", "details", "Firings"),
     ]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from llmscope_tui.costs import format_usd
@@ -55,7 +55,7 @@ STATUS_STYLE = {"up": "green", "degraded": "yellow", "down": "bold red", "waitin
 class TargetsTable(DataTable):
     """DataTable of targets; vim keys; `s` cycles the sort column."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         *TABLE_KEYS,
         Binding("s", "cycle_sort", "Sort"),
     ]

@@ -1,0 +1,185 @@
+"""From the monitor's events to the screen: the ViewState, the toasts, the panes, the status line.
+
+The monitor calls the subscriber (:attr:`Bridge.events`'s ``append``) on its own thread; the
+subscriber only appends. The app's refresh timer calls :meth:`Bridge.tick`, which drains the
+events into the ViewState on the UI's loop and, unless the display is paused, redraws what
+changed: one pass a second at most, so the terminal gets one compact update a second however
+many samples arrive.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
+from textual.widgets import Static
+
+from llmscope_tui.demo.timeline import event_words
+
+from .state import METRIC_LABEL
+from .widgets import ChartsPane, IncidentsTable, TargetsTable
+
+if TYPE_CHECKING:
+    from .app import LLMScopeApp
+
+TOAST_EVERY_S = 3.0
+SLOW_PANES_EVERY_S = 1.0
+#: An alert's severity -> the toast's.
+TOAST_SEVERITY: dict[str, SeverityLevel] = {"critical": "error", "warning": "warning", "info": "information"}
+
+
+class Bridge:
+    """Applies the monitor's events to the app's ViewState and draws it into the panes."""
+
+    def __init__(self, app: LLMScopeApp) -> None:
+        self.app = app
+        self.state = app.state
+        self.settings = app.settings
+        self.events: deque[dict[str, Any]] = deque()
+        #: The ViewState version last drawn; -1: draw everything at the next tick.
+        self.rendered = -1
+        self._last_slow = -1e9
+        self._last_status = -1e9
+        self._status_line = self._banner_line = ""
+        self._pending_alerts: list[dict[str, Any]] = []
+        self._last_toast = -1e9
+
+    def invalidate(self) -> None:
+        """The view changed (a key, a resize, new data from the file): the next tick redraws
+        every pane at once instead of waiting for its once-a-second pass."""
+        self.rendered = -1
+
+    def redraw(self) -> None:
+        """Redraw every pane now."""
+        self.rendered = -1
+        self.tick()
+
+    def tick(self) -> None:
+        events = self.events
+        alerts: list[dict[str, Any]] = []
+        while events:
+            event = events.popleft()
+            self.state.apply(event)
+            if event.get("event") == "alert":
+                alerts.append(event)
+        self._pending_alerts.extend(alerts)
+        now = time.monotonic()
+        if self._pending_alerts and not self.app.paused and now - self._last_toast >= TOAST_EVERY_S:
+            self._last_toast = now
+            self._announce(self._pending_alerts)
+            self._pending_alerts = []
+        try:
+            if not self.app.paused and self.state.version != self.rendered:
+                self._render_panes()
+            if now - self._last_status >= SLOW_PANES_EVERY_S:  # its counts move with every sample
+                self.render_status()
+        except NoMatches:  # the screen is being torn down (exit)
+            pass
+
+    def _announce(self, alerts: list[dict[str, Any]]) -> None:
+        """Incidents and budget thresholds (the alerts: never single rule firings), at most one
+        toast every few seconds and one on screen; held while the display is paused."""
+        app = self.app
+        app.clear_notifications()
+        incidents = [a for a in alerts if a.get("kind") == "incident"]
+        others = [a for a in alerts if a.get("kind") != "incident"]
+        if len(incidents) == 1:
+            a = incidents[0]
+            severity = TOAST_SEVERITY.get(a["severity"], "warning")
+            app.notify(a["text"], title="incident", severity=severity, timeout=6, markup=False)
+        elif incidents:
+            names = sorted({str(a["target"]) for a in incidents})
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            worst: SeverityLevel = "error" if any(a["severity"] == "critical" for a in incidents) else "warning"
+            app.notify(
+                f"{len(incidents)} incident changes: {', '.join(names[:3])}{more} (pane 3)",
+                title="incidents", severity=worst, timeout=6, markup=False,
+            )
+        for a in others[-2:]:
+            app.notify(str(a.get("text") or "budget threshold crossed"), title="budget", severity="warning", markup=False)
+        opened = any((a.get("details") or {}).get("state") != "closed" for a in incidents)
+        if self.settings.alerts.bell and (opened or others):
+            app.bell()
+
+    def _render_panes(self) -> None:
+        """Everything that changed, in one pass at most once a second (or every frame when
+        ``fps`` < 1), so the terminal gets one compact update a second however many samples
+        arrive; a key that changes the view forces a pass at once."""
+        force = self.rendered == -1
+        now = time.monotonic()
+        if not force and now - self._last_slow < SLOW_PANES_EVERY_S:
+            return
+        self._last_slow = now
+        app, main, reads = self.app, self.app.main, self.app.reads
+        targets = main.query_one(TargetsTable)
+        charts = main.query_one(ChartsPane)
+        targets.fit_width(app.size.width)
+        targets.refresh_rows(self.state, reads.stats, reads.cost_today)
+        if charts.selected is None:
+            charts.selected = targets.selected_target()
+        charts.render_state(self.state, app.monitor, force=force)
+        main.query_one(IncidentsTable).refresh_rows(self.state, now=app.monitor.wall_clock())
+        open_now = self.state.open_incidents
+        self._set_title("#incidents-pane", f"3 Incidents · {open_now} open · {len(self.state.incidents)}")
+        self._set_title("#charts-pane", f"2 Charts · {METRIC_LABEL[charts.metric]}")
+        reads.read_window_soon(charts)
+        self.rendered = self.state.version
+        self.render_status()
+
+    def _set_title(self, selector: str, title: str) -> None:
+        pane = self.app.main.query_one(selector)
+        if pane.border_title != title:
+            pane.border_title = title
+
+    def render_status(self) -> None:
+        self._last_status = time.monotonic()
+        s = self.state
+        width = self.app.size.width
+        narrow = width < 120
+        source = "DEMO" if s.demo else (f"config {_fit_path(s.config, 40)}" if s.config else "no config file (keys from environment)")
+        parts = [
+            ("PAUSED" if narrow else "PAUSED (p resumes; probing continues)") if self.app.paused else "LIVE",
+            source,
+            f"{self.state.probes_per_s():.1f} probes/s",
+            f"{s.samples} samples",
+            f"{s.errors} {'err' if narrow else 'errors'}",
+            f"{s.open_incidents} {'incid.' if narrow else 'open incidents'}",
+        ]
+        if s.stopped:
+            parts.insert(1, f"monitor {s.stopped}")
+        room = width - 2 - len(" · ".join(parts)) - len(" · data ")
+        if room < 16 and narrow:
+            parts.remove(f"{s.samples} samples")  # the least needed part gives way to the data file
+            room += len(f" · {s.samples} samples")
+        line = " · ".join(parts) + f" · data {_fit_path(str(s.db), max(12, room))}"
+        if line != self._status_line:  # an unchanged line costs no repaint
+            self._status_line = line
+            self.app.main.query_one("#status", Static).update(line)
+        if self.settings.demo:
+            banner = "DEMO: simulated provider (no config file and no provider keys)"
+            # what runs now (the demo's latest event, its countdown kept current), first: 80
+            # columns must show the target
+            incident = event_words(s.demo_event, time.time()) if s.demo_event else None
+            if incident:
+                banner = f"DEMO · scripted now: {incident}"
+            if banner != self._banner_line:
+                self._banner_line = banner
+                self.app.main.query_one("#banner", Static).update(banner)
+
+
+def _fit_path(path: str, width: int) -> str:
+    """The data file's path in ``width`` characters: ~ for the home folder, then the middle
+    elided, keeping the file name (what tells demo.db from samples.db)."""
+    home = str(Path.home())
+    if path.startswith(home + os.sep):
+        path = "~" + path[len(home):]
+    if len(path) <= width:
+        return path
+    name = Path(path).name
+    head = max(0, width - len(name) - 2)
+    return f"{path[:head]}…/{name}" if head else "…" + path[-(width - 1):]
