@@ -105,6 +105,7 @@ def test_check_config_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert "demo" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a real process or real-time stream: seconds
 def test_headless_count_writes_json_lines_and_the_data_file(tmp_path: Path, fake_provider: object) -> None:
     db = tmp_path / "s.db"
     config = config_for(tmp_path, fake_provider.base_url)  # type: ignore[attr-defined]
@@ -124,6 +125,7 @@ def test_headless_count_writes_json_lines_and_the_data_file(tmp_path: Path, fake
     assert "sk-secret-123456" not in dump
 
 
+@pytest.mark.slow  # a real process or real-time stream: seconds
 def test_fail_on_error_exits_1(tmp_path: Path) -> None:
     config = config_for(tmp_path, "http://127.0.0.1:9")  # nothing listens on the discard port
     result = run_cli(
@@ -172,6 +174,7 @@ def test_fail_on_incident_names_it_and_report_lists_it(tmp_path: Path, fake_prov
         assert conn.execute("select resolution from incidents").fetchall() == [("rebaselined",)]
 
 
+@pytest.mark.slow  # a real process or real-time stream: seconds
 def test_sigterm_stops_cleanly_with_every_sample_on_disk(tmp_path: Path, fake_provider: object) -> None:
     db = tmp_path / "s.db"
     log = tmp_path / "probe.jsonl"

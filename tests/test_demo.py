@@ -300,6 +300,7 @@ def claude_ttft_ms(client: httpx.Client) -> float:
     return ttft * 1000
 
 
+@pytest.mark.slow  # a real process or real-time stream: seconds
 def test_latency_shift_and_drift_measured_by_client() -> None:
     clock = FakeClock()
     timeline = DemoTimeline().scaled(0.1)  # warm-up 10.5 s, then shift 0-7.5 s, drift 1.5-10.5 s, burst 3.5-4.5 s

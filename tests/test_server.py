@@ -232,7 +232,9 @@ def test_a_stream_is_sent_as_it_is_yielded_and_closed_when_the_server_stops() ->
             return StreamingResponse(200, [("content-type", "text/plain")], chunks())
         return Response.text("hello")
 
-    with ThreadedHTTPServer(endpoint(handler, max_body_bytes=100, body_timeout_s=5), name="stream-test") as server:
+    app = endpoint(handler, max_body_bytes=100, body_timeout_s=5)
+    # a short grace on stop: the stream in flight is cut after 0.2 s, not the default 2 s
+    with ThreadedHTTPServer(app, limits=Limits(shutdown_timeout_s=0.2), name="stream-test") as server:
         assert server.running
         with httpx.Client(base_url=server.base_url, timeout=5) as client:
             with client.stream("GET", "/stream?a=1") as response:
