@@ -310,6 +310,13 @@ async def show_live(pilot: Any, *keys: str) -> None:
     changes, not when a pane is resized). Toasts are dropped: they cover the panes."""
     app: LLMScopeApp = pilot.app
     await pilot.pause()
+    # the app's own first store read (0.05 s after start, in a worker: no data file, so only the
+    # probe overhead) lands first, whenever a busy machine lets it; a late one would redraw the
+    # tables between the steps below and change their column widths
+    deadline = time.monotonic() + 30
+    while app.reads.cost_data.overhead_day is None or app.reads.busy:
+        assert time.monotonic() < deadline, "the app's first store read never came"
+        await pilot.pause(0.01)
     app.reads.apply(app.snapshot_store_result)  # type: ignore[attr-defined]
     await pilot.pause()
     await pilot.press(*keys)
