@@ -1,0 +1,1 @@
+"""The Textual face: the only package that imports textual (see docs/development.md for its modules)."""
