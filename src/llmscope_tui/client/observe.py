@@ -99,6 +99,19 @@ class Observation:
                 self.tail_bytes -= len(dropped)
                 self.gap = True
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Around the app's read of the body (sync or async): read to the end -> exhausted; an
+        error -> failed and re-raised; the app walking away (GeneratorExit) -> neither."""
+        try:
+            yield
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+        self.exhausted = True
+
     def fail(self, exc: BaseException) -> None:
         with contextlib.suppress(Exception):  # nothing raises into the app
             if self.exc_kind is None:
@@ -141,17 +154,10 @@ class SyncObserved(httpx.SyncByteStream):
         self._obs = obs
 
     def __iter__(self) -> Iterator[bytes]:
-        obs = self._obs
-        try:
+        with self._obs.reading():
             for chunk in self._inner:
-                obs.add(chunk)
+                self._obs.add(chunk)
                 yield chunk
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            obs.fail(exc)
-            raise
-        obs.exhausted = True
 
     def close(self) -> None:
         t_close = time.perf_counter_ns()
@@ -169,17 +175,10 @@ class AsyncObserved(httpx.AsyncByteStream):
         self._obs = obs
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        obs = self._obs
-        try:
+        with self._obs.reading():
             async for chunk in self._inner:
-                obs.add(chunk)
+                self._obs.add(chunk)
                 yield chunk
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            obs.fail(exc)
-            raise
-        obs.exhausted = True
 
     async def aclose(self) -> None:
         t_close = time.perf_counter_ns()

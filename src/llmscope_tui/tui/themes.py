@@ -97,29 +97,31 @@ def _rich_color(value: Any, where: str) -> str:
     return name
 
 
+def _table(data: dict[str, Any], name: str, known: Any, what: str) -> dict[str, Any]:
+    """The theme file's [name] table (empty when absent); ThemeError for a non-table or a key
+    not in ``known``."""
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise ThemeError(f"[{name}] must be a table")
+    unknown = set(table) - set(known)
+    if unknown:
+        raise ThemeError(f"unknown {what} in [{name}]: {', '.join(sorted(unknown))}")
+    return table
+
+
 def parse_theme(data: dict[str, Any], default_name: str, source: Path | None = None) -> LoadedTheme:
     """A theme from parsed TOML data; ThemeError names what is wrong."""
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name.strip():
         raise ThemeError("name must be a non-empty string")
-    colors = data.get("colors", {})
-    if not isinstance(colors, dict):
-        raise ThemeError("[colors] must be a table")
-    unknown = set(colors) - set(THEME_COLOR_KEYS)
-    if unknown:
-        raise ThemeError(f"unknown colour key(s) in [colors]: {', '.join(sorted(unknown))}")
+    colors = _table(data, "colors", THEME_COLOR_KEYS, "colour key(s)")
     if "primary" not in colors:
         raise ThemeError("[colors] needs primary")
     checked = {key: _check_color(value, f"colors.{key}") for key, value in colors.items()}
     variables = data.get("variables", {})
     if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
         raise ThemeError("[variables] must be a table of strings")
-    chart_data = data.get("chart", {})
-    if not isinstance(chart_data, dict):
-        raise ThemeError("[chart] must be a table")
-    unknown = set(chart_data) - set(CHART_KEYS)
-    if unknown:
-        raise ThemeError(f"unknown key(s) in [chart]: {', '.join(sorted(unknown))}")
+    chart_data = _table(data, "chart", CHART_KEYS, "key(s)")
     chart = ChartColors(**{k: _rich_color(v, f"chart.{k}") for k, v in chart_data.items()})
     dark, ansi = data.get("dark", True), data.get("ansi", False)
     if not isinstance(dark, bool) or not isinstance(ansi, bool):
