@@ -348,7 +348,9 @@ async def test_a_hanging_receiver_times_out_and_later_alerts_still_go_through() 
             started = time.monotonic()
             router.submit(make_alert(1))
             router.submit(make_alert(2))
-            assert time.monotonic() - started < 0.05  # submit never waits for the network
+            # submit never waits for the network: it is a plain call, and nothing has been sent
+            # when it returns (delivery runs in router.run, which has not had a turn yet)
+            assert receiver.texts == [] and router.webhook_sent == 0
             await wait_for(lambda: router.webhook_sent == 1, timeout=8.0)
             elapsed = time.monotonic() - started
             await router.aclose()
