@@ -88,3 +88,35 @@ def test_incidents_are_counted_and_the_open_one_is_a_gauge() -> None:
     text = exporter.render().decode()
     assert 'llmscope_incident_open{severity="critical",target="gpt"} 0.0' in text
 
+
+
+def test_a_scrape_is_what_prometheus_clients_own_server_gives() -> None:
+    """Our /metrics renders in a worker thread; what it renders (encoding, name[] filter, gzip)
+    matches prometheus_client's own exposition for the same request."""
+    import gzip
+    from urllib.parse import parse_qs
+
+    from prometheus_client.exposition import _bake_output
+
+    from llmscope_tui.metrics import MetricsExporter
+    from llmscope_tui.server.routes import render_metrics
+
+    exporter = MetricsExporter()
+    exporter({"event": "sample", "ts": 1.0, "target": "t", "provider": "openai", "model": "m", "ok": 1,
+              "ttft_ms": 120.0, "latency_ms": 300.0, "itl_ms": 10.0, "tps": 50.0, "tokens_in": 3, "tokens_out": 4,
+              "cost_usd": 1e-5})  # fmt: skip
+    for accept, encoding, query in (
+        ("", "", ""),
+        ("application/openmetrics-text; version=1.0.0", "", ""),
+        ("", "gzip, deflate", ""),
+        ("", "", "name[]=llmscope_probes_total&name[]=llmscope_ttft_seconds"),
+    ):
+        headers, body = render_metrics(exporter.registry, accept, encoding, query)
+        status, their_headers, their_body = _bake_output(exporter.registry, accept, encoding, parse_qs(query), False)
+        assert status.startswith("200")
+        assert dict(headers) == {k.lower().encode(): v.encode() for k, v in their_headers}
+        if encoding:
+            body, their_body = gzip.decompress(body), gzip.decompress(their_body)
+        assert body == their_body and body
+    filtered = render_metrics(exporter.registry, "", "", "name[]=llmscope_probes_total")[1].decode()
+    assert "llmscope_probes_total" in filtered and "llmscope_ttft" not in filtered

@@ -6,12 +6,16 @@ on the server's event loop, which is the monitor's loop, so the sink needs no lo
 
 from __future__ import annotations
 
+import gzip
 import hmac
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
-from prometheus_client import CollectorRegistry, make_asgi_app
+import anyio
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 from llmscope_tui.ingest import (
     API_KEY_ENV,
@@ -127,16 +131,37 @@ async def healthz(request: Request) -> Response:
     return Response.json({"status": "ok"})
 
 
+def render_metrics(
+    registry: CollectorRegistry, accept: str, accept_encoding: str, query: str
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """One scrape's headers and body, as prometheus_client's own server makes them: text 0.0.4
+    or OpenMetrics as the Accept header asks, ``name[]`` filters, gzip when accepted."""
+    encoder, content_type = choose_encoder(accept)
+    names = parse_qs(query).get("name[]")
+    output = encoder(registry.restricted_registry(names) if names else registry)
+    headers = [(b"content-type", content_type.encode())]
+    if "gzip" in (part.split(";")[0].strip() for part in accept_encoding.split(",")):
+        output = gzip.compress(output)
+        headers.append((b"content-encoding", b"gzip"))
+    return headers, output
+
+
 def metrics_app(registry: CollectorRegistry) -> ASGIApp:
-    """The exposition exactly as prometheus_client's own server gives it (text 0.0.4, or
-    OpenMetrics when asked; gzip when accepted; ``name[]`` filters), methods answered as it does."""
-    exposition = make_asgi_app(registry)
+    """/metrics, methods answered as prometheus_client's own server does. A scrape is made in a
+    worker thread: 7-20 ms of collecting and formatting for 20 targets that would otherwise sit
+    on the monitor's event loop, in front of the stamps of the probes in flight."""
     allow = [(b"allow", b"OPTIONS,GET")]
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         if method == "GET" and scope["path"] != "/favicon.ico":
-            await exposition(scope, receive, send)
+            asked = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            query = scope.get("query_string", b"").decode("latin-1")
+            head, body = await anyio.to_thread.run_sync(
+                render_metrics, registry, asked.get("accept", ""), asked.get("accept-encoding", ""), query
+            )
+            await send({"type": "http.response.start", "status": 200, "headers": head})
+            await send({"type": "http.response.body", "body": body})
             return
         status, headers, body = 200, allow, b""
         if method not in ("GET", "OPTIONS"):
