@@ -298,3 +298,20 @@ def test_text_lines_for_incidents_and_the_checks_that_name_what_failed() -> None
         "budget: daily reached 100 %",
     ]
     assert failed_checks(summary, ("error",)) == []
+
+
+def test_text_lines_run_forward_in_time_when_probes_end_out_of_order() -> None:
+    """A slow probe started first ends after a fast one started later: its line is written later
+    and shows when it was written, so the text log never steps back in time."""
+    import io
+
+    from llmscope_tui.headless import TextWriter
+
+    written_at = iter([1000.9, 1001.2])  # the clock when each line is written
+    out = io.StringIO()
+    writer = TextWriter(out, clock=lambda: next(written_at))
+    base = {"event": "sample", "provider": "p", "model": "m", "ok": 1, "ttft_ms": 5.0, "latency_ms": 9.0}
+    writer({**base, "ts": 1000.8, "target": "fast"})  # started 1000.8, ended at once
+    writer({**base, "ts": 999.5, "target": "slow"})  # started 999.5, ended 1001.2
+    stamps = [line.split()[0] for line in out.getvalue().splitlines()]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 2, stamps

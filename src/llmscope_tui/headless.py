@@ -13,6 +13,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -64,10 +65,18 @@ class JsonLinesWriter:
 
 
 class TextWriter(JsonLinesWriter):
-    """One readable line per event, for a person watching a terminal."""
+    """One readable line per event, for a person watching a terminal.
+
+    A line carries the time it is written (a probe's when it finished), not the event's ``ts``
+    (a probe's start): probes end in another order than they start, and a log read top to
+    bottom must run forward in time. The JSON log keeps ``ts`` as DESIGN 4 defines it."""
+
+    def __init__(self, stream: IO[str], clock: Callable[[], float] = time.time) -> None:
+        super().__init__(stream)
+        self.clock = clock
 
     def __call__(self, event: dict[str, Any]) -> None:
-        line = format_event(event)
+        line = format_event(event, at=self.clock())
         if line is None or self.broken:
             return
         try:
@@ -81,14 +90,14 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}ms"
 
 
-def format_event(event: dict[str, Any]) -> str | None:
+def format_event(event: dict[str, Any], at: float | None = None) -> str | None:
     """A short human line for an event, or None for events not worth a line.
 
     Per-point rule firings are left to the JSON log; a person is told about incidents (opened,
     closed, and updates that change what to do: its alert says so), so a sustained change is
-    two lines, not hundreds.
+    two lines, not hundreds. ``at`` is the time shown (default: the event's ``ts``).
     """
-    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("ts", 0)))
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("ts", 0) if at is None else at))
     kind = event.get("event")
     if kind == "sample":
         head = f"{stamp} {event['target'][:16]:<16}"
