@@ -154,3 +154,39 @@ def test_report_plot_sized_by_columns_and_lines_plain_in_a_pipe(tmp_path: Path) 
     assert max(map(len, sized.stdout.split("\n"))) > 90
     bad = _run("report", "--db", str(db), "--plot-size", "huge", env={})
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def _y_labels(text: str, title: str) -> list[float]:
+    """The y-axis labels of the panel with this title, top to bottom, read off the plain text."""
+    lines = text.split("\n")
+    top = next(i for i, line in enumerate(lines) if title in line) + 1
+    labels = []
+    for line in lines[top + 1:]:
+        if "-----" in line:  # the bottom of the frame
+            break
+        frame = min(i for i in (line.find("+"), line.find("|")) if i >= 0)
+        if line[:frame].strip():
+            labels.append(float(line[:frame]))
+    return labels
+
+
+def test_the_drawn_axes_span_numpys_percentiles_and_the_days_spend(store) -> None:  # type: ignore[no-untyped-def]
+    """The y range drawn runs from the lowest hourly p50 to the highest hourly p95, as numpy
+    computes them from the samples; the spend axis tops at the biggest day's spend."""
+    text = render_plots(store, "24h", (100, 40), plain=True, now=NOW)
+    since = NOW - 86400
+    for target in TARGETS:
+        hours: dict[int, list[float]] = defaultdict(list)
+        for s in _samples(NOW):
+            if s.target == target and s.ok and s.ttft_ms is not None and s.ts >= since:
+                hours[int((s.ts - since) // 3600)].append(s.ttft_ms)
+        labels = _y_labels(text, f"{target}: TTFT")
+        assert labels[0] == pytest.approx(max(np.percentile(v, 95) for v in hours.values()), abs=0.05)
+        assert labels[-1] == pytest.approx(min(np.percentile(v, 50) for v in hours.values()), abs=0.05)
+    by_day: dict[str, float] = defaultdict(float)
+    for s in _samples(NOW):
+        by_day[datetime.fromtimestamp(s.ts, UTC).strftime("%m-%d")] += s.cost_usd or 0.0
+    labels = _y_labels(text, "spend per UTC day")
+    shown = ("11-24", "11-25", "11-26", "11-27", "11-28", "11-29", "11-30")
+    assert labels[0] == pytest.approx(max(by_day[d] for d in shown), abs=0.005)
+    assert labels[-1] == 0.0
