@@ -142,6 +142,18 @@ def _open_reader(args: argparse.Namespace, settings: Settings) -> Any:
     return open_readonly(resolve_db(args, settings))
 
 
+def _plots(store: Any, args: argparse.Namespace) -> str:
+    """report --plot: sized to the terminal (COLUMNS/LINES win) unless --plot-size; plain (no
+    color, ASCII frame) for a pipe or with NO_COLOR set."""
+    import shutil
+
+    from llmscope_tui.plots import render_plots
+
+    size = args.plot_size or tuple(shutil.get_terminal_size())
+    plain = bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+    return render_plots(store, args.window, size, plain=plain)
+
+
 def report(args: argparse.Namespace) -> int:
     from llmscope_tui.report import render_report
     from llmscope_tui.store import StoreError
@@ -150,6 +162,8 @@ def report(args: argparse.Namespace) -> int:
     try:
         with _open_reader(args, settings) as store:
             sys.stdout.write(render_report(store, settings, args.window, args.by))
+            if args.plot:
+                sys.stdout.write("\n" + _plots(store, args))
     except StoreError as exc:
         return fail(str(exc))
     return 0

@@ -30,6 +30,15 @@ def _duration(value: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _plot_size(value: str) -> tuple[int, int]:
+    from llmscope_tui.plots import parse_size  # plotext loads only for report --plot
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _number(value: str, kind: type[int | float], what: str) -> Any:
     try:
         return kind(value)
@@ -137,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", parents=[common], help="rollups, spend, budgets and recommendations")
     report.add_argument("--window", choices=("1h", "24h", "7d"), default="24h", help="rollup window (default 24h)")
     report.add_argument("--by", choices=("target", "provider"), default="target", help="group rollups by")
+    report.add_argument(
+        "--plot",
+        action="store_true",
+        help="after the text, plot TTFT p50/p95 per target and spend per day in the terminal",
+    )
+    report.add_argument(
+        "--plot-size",
+        metavar="WxH",
+        type=_plot_size,
+        help="size of the plots in columns x lines (default: the terminal's, or COLUMNS/LINES)",
+    )
     serve = sub.add_parser(
         "serve",
         parents=[common],

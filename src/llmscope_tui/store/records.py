@@ -115,6 +115,17 @@ class RecordQueries(ReadConnections):
         )
         return {key: float(total) for key, total in rows if key is not None}
 
+    def spend_by_day(self, since: float | None = None, until: float | None = None) -> dict[str, float]:
+        """Dollars spent per UTC day ("YYYY-MM-DD", oldest first) in [since, until); days with
+        no samples are absent. For the report's spend-per-day plot."""
+        where_sql, params = where(None, since, until)
+        rows = self._query(
+            "SELECT strftime('%Y-%m-%d', ts, 'unixepoch') AS day, total(cost_usd)"
+            f" FROM samples{where_sql} GROUP BY day ORDER BY day",
+            params,
+        )
+        return {day: float(total) for day, total in rows}
+
     def usage_by_model(
         self, since: float | None = None, until: float | None = None
     ) -> list[tuple[str, str, int, int, int]]:
