@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -242,11 +243,11 @@ def chart_title(head: str, limits: Any, phase: Text, zoom: Zoom, reading: bool, 
         (lim_short, "", f" {short}{'…' if reading else ''}", ""),
     ]
     for lim_part, phase_part, window_part, legend_part in variants:
-        if len(head) + len(lim_part) + len(phase_part) + len(window_part) + len(legend_part) <= width:
+        if cell_len(f"{head}{lim_part}{phase_part}{window_part}{legend_part}") <= width:
             break
     else:  # still too long: cut the name, never the window
-        room = max(1, width - len(lim_part) - len(window_part))
-        head = head if len(head) <= room else head[: max(0, room - 1)] + "…"
+        room = max(1, width - cell_len(lim_part + window_part))
+        head = head if cell_len(head) <= room else set_cell_size(head, max(0, room - 1)) + "…"
     heading = Text(no_wrap=True, overflow="ellipsis")
     heading.append(head, style="bold")
     heading.append(lim_part)
