@@ -596,6 +596,29 @@ async def test_maximising_the_charts_redraws_the_chart_to_the_new_size(tmp_path:
         await pilot.press("q")
 
 
+async def test_the_chart_title_keeps_the_windows_unit_at_80_columns(tmp_path: Path) -> None:
+    settings = load_settings(demo=True, db=tmp_path / "z.db")
+    app = LLMScopeApp(settings, monitor=_IdleMonitor(), store_every_s=600)  # type: ignore[arg-type]
+    chart = LiveChart(baseline_size=10)
+    app.monitor.charts.charts[("demo-openai", "ttft_ms")] = chart
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        app.query_one(ChartsPane).selected = "demo-openai"
+        for i in range(30):  # limits and a firing: the longest title
+            chart.add(100.0 + i % 7 + (80.0 if i == 29 else 0.0))
+            app.state.apply({"event": "sample", "source": "probe", "target": "demo-openai", "ok": True,
+                             "ts": time.time() - 30 + i, "ttft_ms": 100.0 + i % 7})
+        for _ in range(10):
+            await pilot.press("minus")
+        assert app.query_one(ChartsPane).window.label == "last 7 days"
+        heading = app.query_one("#chart-title")
+        await wait_for(pilot, lambda: "7 d" in str(heading.render()), timeout=5.0, what="the 7-day title")
+        shown = str(heading.render())[: heading.size.width]  # what fits on the line
+        assert heading.size.width < 80 and len(str(heading.render())) <= heading.size.width, shown
+        assert "UCL 107" in shown and ("7 d " in f"{shown} " or "7 days" in shown), shown
+        await pilot.press("q")
+
+
 async def test_the_demo_banner_names_the_target_of_the_scripted_incident_at_80_columns(tmp_path: Path) -> None:
     from llmscope_tui.demo import DemoProvider
 

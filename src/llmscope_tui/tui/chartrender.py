@@ -32,20 +32,64 @@ def fmt_value(value: float | None) -> str:
     return f"{value:.2f}"
 
 
-def sparkline(values: Sequence[float], width: int) -> str:
-    """The last ``width`` values as block characters scaled to their own min..max."""
+CLIPPED_HIGH, CLIPPED_LOW = "▲", "▼"
+
+
+def spark_bounds(values: Sequence[float], limits: Limits | None = None) -> tuple[float, float]:
+    """The range a sparkline is scaled to, so one outlier does not flatten the rest: the
+    chart's control limits when it has them, else Tukey's far-out fences (quartiles ∓ 3 IQR).
+    Percentiles such as p1-p99 would not do: in fewer than ~100 points p99 lies near the
+    outlier itself."""
+    if limits is not None and math.isfinite(limits.lcl) and math.isfinite(limits.ucl):
+        return limits.lcl, limits.ucl
+    ordered = sorted(values)
+    if len(ordered) < 4:
+        return -math.inf, math.inf
+    q1, q3 = ordered[len(ordered) // 4], ordered[(3 * len(ordered)) // 4]
+    iqr = q3 - q1
+    if iqr <= 0:
+        return -math.inf, math.inf
+    return q1 - 3 * iqr, q3 + 3 * iqr
+
+
+def sparkline(values: Sequence[float], width: int, bounds: tuple[float, float] | None = None) -> str:
+    """The last ``width`` values as block characters scaled to the min..max of those inside
+    ``bounds``; a value outside them is drawn as ▲ / ▼ (clipped), so it stays visible without
+    squeezing the others onto one glyph."""
     if width <= 0:
         return ""
     values = list(values)[-width:]
     if not values:
         return " " * width
-    lo, hi = min(values), max(values)
+    low, high = bounds if bounds is not None else (-math.inf, math.inf)
+    inside = [v for v in values if low <= v <= high]
+    if not inside:  # every point outside the limits: a shift, all of it marked
+        return "".join(CLIPPED_HIGH if v > high else CLIPPED_LOW for v in values).rjust(width)
+    lo, hi = min(inside), max(inside)
     span = hi - lo
-    if span <= 0:
-        chars = SPARK[len(SPARK) // 2] * len(values)
-    else:
-        chars = "".join(SPARK[min(len(SPARK) - 1, int((v - lo) / span * (len(SPARK) - 1) + 0.5))] for v in values)
-    return chars.rjust(width)
+    top = len(SPARK) - 1
+    chars = []
+    for v in values:
+        if v > high:
+            chars.append(CLIPPED_HIGH)
+        elif v < low:
+            chars.append(CLIPPED_LOW)
+        elif span <= 0:
+            chars.append(SPARK[len(SPARK) // 2])
+        else:
+            chars.append(SPARK[min(top, int((v - lo) / span * top + 0.5))])
+    return "".join(chars).rjust(width)
+
+
+def spark_text(values: Sequence[float], width: int, limits: Limits | None, colors: ChartColors) -> Text:
+    """:func:`sparkline` scaled by :func:`spark_bounds`, its clipped points in the violation
+    colour (the glyph alone says it without colour)."""
+    chars = sparkline(values, width, spark_bounds(list(values)[-width:], limits))
+    text = Text(chars, style=colors.points)
+    for i, char in enumerate(chars):
+        if char in (CLIPPED_HIGH, CLIPPED_LOW):
+            text.stylize(f"bold {colors.violation}", i, i + 1)
+    return text
 
 
 def clock(ts: float, now: float | None = None) -> str:
@@ -59,6 +103,8 @@ def clock(ts: float, now: float | None = None) -> str:
 
 
 Point = tuple[float, float]
+#: Which line owns a row that several fall on (lower wins): drawing and axis labels share it.
+LINE_PRIORITY = {"UCL": 0, "LCL": 0, "CL": 1, "+2σ": 2, "-2σ": 2, "+1σ": 3, "-1σ": 3}
 
 
 def _columns(
@@ -155,18 +201,23 @@ def control_chart(
 
     grid: list[list[tuple[str, str]]] = [[(" ", "")] * plot_w for _ in range(plot_h)]
     names: list[tuple[str, str]] = [("", "")] * plot_h
-    # when lines share a row (points far outside squeeze the band), the control limits win,
-    # then the center, then the 2 sigma and 1 sigma lines
-    priority = {"UCL": 0, "LCL": 0, "CL": 1, "+2σ": 2, "-2σ": 2, "+1σ": 3, "-1σ": 3}
-    for y, glyph, name, colour in sorted(lines, key=lambda line: -priority[line[2]]):
+    labelled: dict[int, float] = {}
+    # when lines share a row (points far outside squeeze the band), one line owns the row: the
+    # control limits first, then the center, then 2 sigma, then 1 sigma; the row's glyph, name
+    # and axis value are all that line's, so the axis never contradicts the title
+    for y, glyph, name, colour in sorted(lines, key=lambda line: LINE_PRIORITY[line[2]]):
         if not math.isfinite(y):
             continue
         r = row_of(y)
+        if r in labelled:
+            if {names[r][0], name} == {"UCL", "LCL"}:
+                names[r] = ("LIM", colour)  # both limits on one row: drawn once, named both
+            continue
         grid[r] = [(glyph, colour)] * plot_w
-        names[r] = ("LIM" if {names[r][0], name} == {"UCL", "LCL"} else name, colour)
+        names[r] = (name, colour)
+        labelled[r] = y
     for c, (_, value), hit in picked:
         grid[row_of(value)][c] = (FIRING, f"bold {colors.violation}") if hit else (POINT, colors.points)
-    labelled = {row_of(y): y for y, *_ in lines if math.isfinite(y)}
     labelled.setdefault(0, hi)
     labelled.setdefault(plot_h - 1, lo)
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -14,7 +15,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ..chartrender import control_chart, fmt_value, sparkline
+from ..chartrender import control_chart, fmt_value, spark_text
 from ..state import METRIC_LABEL, METRICS, ViewState
 from ..themes import ChartColors
 
@@ -27,6 +28,8 @@ class Zoom:
     label: str
     points: int | None = None
     seconds: float | None = None
+    #: the same with its unit, for a narrow title (``7 d``, never ``last 7``)
+    short: str = ""
 
     @property
     def refresh_s(self) -> float:
@@ -35,14 +38,14 @@ class Zoom:
 
 
 ZOOMS: tuple[Zoom, ...] = (
-    Zoom("last 50 points", points=50),
-    Zoom("last 100 points", points=100),
-    Zoom("last 200 points", points=200),
-    Zoom("last 600 points", points=600),
-    Zoom("last hour", seconds=3600.0),
-    Zoom("last 6 hours", seconds=6 * 3600.0),
-    Zoom("last 24 hours", seconds=24 * 3600.0),
-    Zoom("last 7 days", seconds=7 * 86400.0),
+    Zoom("last 50 points", points=50, short="50 pts"),
+    Zoom("last 100 points", points=100, short="100 pts"),
+    Zoom("last 200 points", points=200, short="200 pts"),
+    Zoom("last 600 points", points=600, short="600 pts"),
+    Zoom("last hour", seconds=3600.0, short="1 h"),
+    Zoom("last 6 hours", seconds=6 * 3600.0, short="6 h"),
+    Zoom("last 24 hours", seconds=24 * 3600.0, short="24 h"),
+    Zoom("last 7 days", seconds=7 * 86400.0, short="7 d"),
 )
 ZOOM_DEFAULT = 1
 #: Time buckets a stored read is squeezed to (more than any terminal is wide).
@@ -160,7 +163,8 @@ class ChartsPane(Widget, can_focus=True):
             chart = monitor.charts.chart(name, metric) if monitor is not None else None
             marker = "▶ " if name == self.selected else "  "
             sparks.append(f"{marker}{name[: name_w - 3]:<{name_w - 2}}", style="bold" if name == self.selected else "")
-            sparks.append(sparkline(values, spark_w), style=self.chart_colors.points)
+            limits = chart.limits(original_unit=True) if chart is not None else None
+            sparks.append(spark_text(values, spark_w, limits, self.chart_colors))
             sparks.append(f" {fmt_value(values[-1]) if values else '-':>6} ")
             sparks.append(_phase(chart, state, name, metric))
             sparks.append("\n")
@@ -193,12 +197,11 @@ class ChartsPane(Widget, can_focus=True):
             return  # nothing it shows has changed: no re-render
         self._signature = signature
         limits = chart.limits(original_unit=True) if chart is not None else None
-        heading = Text(no_wrap=True, overflow="ellipsis")
-        heading.append(f"{name} · {METRIC_LABEL[metric]}", style="bold")
-        if limits is not None:
-            heading.append(f"  CL {fmt_value(limits.center)}  UCL {fmt_value(limits.ucl)}  LCL {fmt_value(limits.lcl)}")
-        reading = " (reading the data file…)" if zoom.seconds is not None and stored is None else ""
-        heading.append(f"  {_phase(chart, state, name, metric).plain}  {zoom.label}{reading}  • point ✖ rule fired", style="dim")
+        heading = chart_title(
+            f"{name} · {METRIC_LABEL[metric]}", limits, _phase(chart, state, name, metric), zoom,
+            reading=zoom.seconds is not None and stored is None,
+            width=title.size.width or self.size.width or 80,
+        )
         title.update(heading, layout=False)  # one line, always
         width, height = max(30, body.size.width or self.size.width), max(4, body.size.height or 10)
         if zoom.seconds is None:
@@ -219,6 +222,37 @@ class ChartsPane(Widget, can_focus=True):
             control_chart(points, marks, limits, width, height, self.chart_colors, span=(now - zoom.seconds, now)),
             layout=False,
         )
+
+
+def chart_title(head: str, limits: Any, phase: Text, zoom: Zoom, reading: bool, width: int) -> Text:
+    """The chart's one-line title fitted to ``width``: the legend goes first, then long wording,
+    then the phase (the sparkline beside the name says it too), then the name is cut; the window
+    keeps its unit to the end, since a bare ``last 7`` reads as 7 points."""
+    lim = ""
+    lim_short = ""
+    if limits is not None:
+        lim = f"  CL {fmt_value(limits.center)}  UCL {fmt_value(limits.ucl)}  LCL {fmt_value(limits.lcl)}"
+        lim_short = f" CL {fmt_value(limits.center)} UCL {fmt_value(limits.ucl)} LCL {fmt_value(limits.lcl)}"
+    legend = "  • point ✖ rule fired"
+    short = zoom.short or zoom.label
+    variants = [  # (limits, phase, window, legend), longest first
+        (lim, f"  {phase.plain}", f"  {zoom.label}{' (reading the data file…)' if reading else ''}", legend),
+        (lim, f"  {phase.plain}", f"  {zoom.label}{' (reading…)' if reading else ''}", ""),
+        (lim, f"  {phase.plain}", f"  {short}{' (reading…)' if reading else ''}", ""),
+        (lim_short, f" {phase.plain}", f" {short}{'…' if reading else ''}", ""),
+        (lim_short, "", f" {short}{'…' if reading else ''}", ""),
+    ]
+    for lim_part, phase_part, window_part, legend_part in variants:
+        if cell_len(f"{head}{lim_part}{phase_part}{window_part}{legend_part}") <= width:
+            break
+    else:  # still too long: cut the name, never the window
+        room = max(1, width - cell_len(lim_part + window_part))
+        head = head if cell_len(head) <= room else set_cell_size(head, max(0, room - 1)) + "…"
+    heading = Text(no_wrap=True, overflow="ellipsis")
+    heading.append(head, style="bold")
+    heading.append(lim_part)
+    heading.append(f"{phase_part}{window_part}{legend_part}", style="dim")
+    return heading
 
 
 def _phase(chart: Any, state: ViewState, name: str, metric: str) -> Text:
