@@ -60,7 +60,7 @@ from llmscope_tui.demo import DEFAULT_PROFILES
 CLI = [sys.executable, "-m", "llmscope_tui"]
 TICK = os.sysconf("SC_CLK_TCK")
 FAKE_KEY = "bench-not-a-key"  # the demo ignores keys; anthropic/gemini presets want one set
-SPARK_RUN = re.compile(rb"(?:\xe2\x96[\x81-\x88]){20}")  # 20 sparkline blocks in a row: history drawn
+SPARK_RUN = re.compile(rb"(?:\xe2\x96[\x81-\x88\xb2\xbc]){20}")  # 20 sparkline cells in a row (blocks, or ▲▼ beyond the limits)
 
 
 def names(n: int = 20) -> list[str]:
