@@ -135,6 +135,13 @@ class LLMScopeApp(KeyActions):
 
     # -- themes -------------------------------------------------------------------------------
 
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """``$pane-border`` (unfocused panes) for a theme that does not set it: its panel colour
+        lightened (what every theme drew before); a light theme sets its own in [variables],
+        since that is white on white there."""
+        generated = self.current_theme.to_color_system().generate()
+        return {**super().get_theme_variable_defaults(), "pane-border": generated["panel-lighten-2"]}
+
     def _load_themes(self) -> None:
         loaded = load_themes()
         for name, error in loaded.errors:

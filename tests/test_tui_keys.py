@@ -1,0 +1,57 @@
+"""Issue 11 items 6-10: what the keys, the themes and the notices do, driven through Pilot with
+a monitor that never probes (the UI alone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.color import Color as RichColor
+from rich.color import ColorSystem
+
+from llmscope_tui.config import load_settings
+from llmscope_tui.tui.app import LLMScopeApp
+from llmscope_tui.tui.themes import load_themes
+from test_tui import _IdleMonitor
+
+pytestmark = pytest.mark.anyio
+
+
+def _luminance(rgb: tuple[int, int, int]) -> float:
+    def channel(v: int) -> float:
+        x = v / 255
+        return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+    r, g, b = rgb
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """WCAG contrast ratio: 1 (the same) to 21 (black on white)."""
+    low, high = sorted((_luminance(a), _luminance(b)))
+    return (high + 0.05) / (low + 0.05)
+
+
+def at_256(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    t = RichColor.from_rgb(*rgb).downgrade(ColorSystem.EIGHT_BIT).get_truecolor()
+    return (t.red, t.green, t.blue)
+
+
+def demo_app(tmp_path: Path, **kwargs: Any) -> LLMScopeApp:
+    settings = load_settings(demo=True, db=tmp_path / "k.db")
+    return LLMScopeApp(settings, monitor=_IdleMonitor(), store_every_s=600, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("theme", sorted(n for n, t in load_themes().themes.items() if not t.theme.ansi))
+async def test_unfocused_pane_borders_stand_out_from_the_background(tmp_path: Path, theme: str) -> None:
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.theme = theme
+        await pilot.pause()
+        pane = app.query_one("#charts-pane")  # Targets has the focus
+        assert not pane.has_focus_within
+        border = pane.styles.border_top[1].rgb
+        background = app.screen.styles.background.rgb
+        assert contrast(border, background) >= 2.0, (theme, border, background)
+        assert contrast(at_256(border), at_256(background)) >= 2.0, (theme, at_256(border), at_256(background))
