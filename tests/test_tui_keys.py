@@ -13,7 +13,7 @@ from rich.color import ColorSystem
 from llmscope_tui.config import load_settings
 from llmscope_tui.tui.app import LLMScopeApp
 from llmscope_tui.tui.themes import load_themes
-from test_tui import _IdleMonitor
+from test_tui import _IdleMonitor, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -55,3 +55,27 @@ async def test_unfocused_pane_borders_stand_out_from_the_background(tmp_path: Pa
         background = app.screen.styles.background.rgb
         assert contrast(border, background) >= 2.0, (theme, border, background)
         assert contrast(at_256(border), at_256(background)) >= 2.0, (theme, at_256(border), at_256(background))
+
+
+def toast_texts(app: LLMScopeApp) -> list[str]:
+    from textual.widgets._toast import Toast
+
+    return [str(toast.render()) for toast in app.screen.query(Toast)]
+
+
+async def test_config_text_in_a_notification_keeps_its_brackets(tmp_path: Path) -> None:
+    app = demo_app(tmp_path)
+    app.settings.tui.theme = "nosuch"
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await wait_for(pilot, lambda: bool(toast_texts(app)), what="a toast")
+        assert any("[tui] theme: no theme 'nosuch'" in text for text in toast_texts(app)), toast_texts(app)
+        # the status line shows paths as they are
+        app.state.db = "/[red]x[/red]/samples.db"
+        app.bridge.render_status()
+        await pilot.pause()
+        assert "[red]x[/red]" in str(app.query_one("#status").render())
+        # a question that names a target
+        app.main.query_one("#charts").selected = "[b]odd[/b]"
+        await pilot.press("b")
+        await pilot.pause()
+        assert "Rebaseline [b]odd[/b]?" in str(app.screen.query_one("#confirm-question").render())

@@ -102,7 +102,7 @@ class LLMScopeApp(KeyActions):
 
     def compose(self) -> ComposeResult:
         if self.settings.demo:
-            yield Static("DEMO: simulated provider", id="banner")
+            yield Static("DEMO: simulated provider", id="banner", markup=False)
         with Container(id="body"):
             with Pane(id="targets-pane", classes="pane"):
                 yield Input(placeholder="filter targets by name (Enter keeps, Esc clears)", id="filter")
@@ -113,7 +113,7 @@ class LLMScopeApp(KeyActions):
                 yield IncidentsTable(id="incidents")
             with Pane(id="costs-pane", classes="pane"):
                 yield CostsPane(id="costs")
-        yield Static(id="status")
+        yield Static(id="status", markup=False)  # paths and errors: never markup
         # fits 80 columns: the rest of the keys (r, t, +/-, 1-4, Ctrl+P palette) are in the ? help
         yield Footer(compact=True, show_command_palette=False)
 

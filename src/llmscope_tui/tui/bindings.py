@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import DataTable, Input
 from textual.widgets.data_table import RowDoesNotExist
@@ -69,6 +70,19 @@ class KeyActions(App[int]):
     paused: bool
     export_dir: Path | None
     last_export: Path | None
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's notify, with markup off by default: our messages carry config text, paths
+        and provider errors (``[tui] theme`` must not lose its ``[tui]``)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
