@@ -33,7 +33,15 @@ from .bridge import Bridge
 from .monitor_thread import MonitorThread
 from .state import ViewState
 from .store_reads import StoreReads
-from .themes import DEFAULT_THEME, ChartColors, LoadedTheme, load_themes, theme_named, theme_problem
+from .themes import (
+    DEFAULT_THEME,
+    AppVariables,
+    ChartColors,
+    LoadedTheme,
+    load_themes,
+    theme_named,
+    theme_problem,
+)
 from .widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
 
 #: Once the data is safe, how long an exit may take before the process ends itself.
@@ -48,7 +56,7 @@ class Pane(Vertical):
     ALLOW_MAXIMIZE = True
 
 
-class LLMScopeApp(KeyActions):
+class LLMScopeApp(AppVariables, KeyActions):
     CSS_PATH = "app.tcss"
     TITLE = "llmscope-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual types it as a list)
@@ -134,13 +142,6 @@ class LLMScopeApp(KeyActions):
         self.bridge.tick()
 
     # -- themes -------------------------------------------------------------------------------
-
-    def get_theme_variable_defaults(self) -> dict[str, str]:
-        """``$pane-border`` (unfocused panes) for a theme that does not set it: its panel colour
-        lightened (what every theme drew before); a light theme sets its own in [variables],
-        since that is white on white there."""
-        generated = self.current_theme.to_color_system().generate()
-        return {**super().get_theme_variable_defaults(), "pane-border": generated["panel-lighten-2"]}
 
     def _load_themes(self) -> None:
         loaded = load_themes()
