@@ -79,3 +79,40 @@ async def test_config_text_in_a_notification_keeps_its_brackets(tmp_path: Path) 
         await pilot.press("b")
         await pilot.pause()
         assert "Rebaseline [b]odd[/b]?" in str(app.screen.query_one("#confirm-question").render())
+
+
+def an_incident(target: str = "demo-openai", ts: float = 1_700_000_000.0) -> dict[str, Any]:
+    return {"event": "incident", "state": "open", "id": 1, "target": target, "provider": "openai",
+            "severity": "warning", "metrics": [{"metric": "latency_ms", "effect": 0.8}], "rules": [1],
+            "start_ts": ts, "opened_ts": ts, "text": f"{target}: latency +80 %", "ts": ts}
+
+
+async def test_enter_in_a_maximised_incidents_pane_restores_it_and_shows_the_chart(tmp_path: Path) -> None:
+    from llmscope_tui.tui.widgets import ChartsPane, IncidentsTable
+
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.state.target("demo-openai")
+        app.monitor.publish(an_incident())
+        app.bridge.redraw()
+        await pilot.pause()
+        incidents = app.query_one(IncidentsTable)
+        assert incidents.row_count == 1
+        await pilot.press("3", "m")
+        assert app.screen.maximized is not None
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.maximized is None
+        charts = app.query_one(ChartsPane)
+        assert isinstance(app.focused, ChartsPane) and charts.region.height > 3
+        assert charts.metric == "latency_ms" and charts.selected == "demo-openai"
+        # an incident from the data file whose target is no longer configured: said, no crash
+        gone = {**an_incident("gone", ts=1_700_000_100.0), "id": 2}
+        app.monitor.publish(gone)
+        app.bridge.redraw()
+        await pilot.press("3")
+        incidents.move_cursor(row=0)  # newest first
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any("gone is not in the configuration" in str(n.message) for n in app._notifications)
+        assert charts.selected == "demo-openai"

@@ -177,15 +177,22 @@ class KeyActions(App[int]):
             incident = event.data_table.by_key.get(str(event.row_key.value))
             if incident is None:
                 return
+            if incident.target not in self.state.targets:  # a past incident of a target since removed
+                self.notify(f"{incident.target} is not in the configuration any more: no chart", severity="warning")
+                return
             metrics = sorted(incident.metrics.values(), key=lambda m: -abs(m.effect))
             charts = self.main.query_one(ChartsPane)
             charts.selected = incident.target
             charts.metric = metrics[0].metric if metrics else charts.metric
             charts.zoom_to(self.state, incident.start_ts)
-            if self.screen.maximized is not None:
-                self.screen.minimize()
             self.bridge.invalidate()
-            charts.focus()
+            if self.screen.maximized is not None:
+                # restored first; the chart takes the focus once it is laid out again (a hidden
+                # widget refuses it, and the focus would stay on the Incidents table)
+                self.screen.minimize()
+                self.call_after_refresh(charts.focus)
+            else:
+                charts.focus()
             self.bridge.tick()
 
     def on_incidents_table_details(self, message: IncidentsTable.Details) -> None:
