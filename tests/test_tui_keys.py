@@ -116,3 +116,39 @@ async def test_enter_in_a_maximised_incidents_pane_restores_it_and_shows_the_cha
         await pilot.pause()
         assert any("gone is not in the configuration" in str(n.message) for n in app._notifications)
         assert charts.selected == "demo-openai"
+
+
+async def test_a_disabled_target_says_why_in_the_targets_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmscope_tui.tui.widgets import TargetsTable
+
+    monkeypatch.delenv("LLMSCOPE_TEST_UNSET_KEY", raising=False)
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[monitor]
+db = "{tmp_path / 'samples.db'}"
+
+[[targets]]
+name = "local"
+provider = "openai-compatible"
+model = "m"
+base_url = "http://127.0.0.1:9/v1"
+
+[[targets]]
+name = "keyless"
+provider = "openai"
+model = "gpt-4o-mini"
+api_key_env = "LLMSCOPE_TEST_UNSET_KEY"
+""")
+    settings = load_settings(config, env={})
+    for width in (80, 140):  # the compact two-line layout and the one-line one
+        app = LLMScopeApp(settings, monitor=_IdleMonitor(), store_every_s=600)  # type: ignore[arg-type]
+        async with app.run_test(size=(width, 30)) as pilot:
+            table = app.query_one(TargetsTable)
+            await wait_for(pilot, lambda: table.row_count == 2, what="two rows")  # noqa: B023
+            row = " ".join(str(cell) for cell in table.get_row("keyless"))
+            assert "disabled" in row and "LLMSCOPE_TEST_UNSET_KEY is not set" in row, (width, row)
+            # the monitor's start event says the same and keeps it
+            app.monitor.publish({"event": "start", "targets": [
+                {"name": "keyless", "enabled": False, "disabled_reason": "LLMSCOPE_TEST_UNSET_KEY is not set"}]})
+            app.bridge.redraw()
+            assert "LLMSCOPE_TEST_UNSET_KEY is not set" in " ".join(str(c) for c in table.get_row("keyless"))

@@ -92,8 +92,7 @@ class LLMScopeApp(AppVariables, KeyActions):
             config=str(settings.config_file) if settings.config_file else None,
         )
         for target in settings.targets:
-            view = self.state.target(target.name)
-            view.provider, view.model, view.enabled = target.provider, target.model, target.enabled
+            self.state.target(target.name).configure(target.provider, target.model, target.disabled_reason)
         self.bridge = Bridge(self)
         self.reads = StoreReads(self)
         self.monitor.subscribe(self.bridge.events.append)  # called on the monitor's thread: append only
