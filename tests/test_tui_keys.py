@@ -152,3 +152,103 @@ api_key_env = "LLMSCOPE_TEST_UNSET_KEY"
                 {"name": "keyless", "enabled": False, "disabled_reason": "LLMSCOPE_TEST_UNSET_KEY is not set"}]})
             app.bridge.redraw()
             assert "LLMSCOPE_TEST_UNSET_KEY is not set" in " ".join(str(c) for c in table.get_row("keyless"))
+
+
+def three_targets(tmp_path: Path) -> Any:
+    config = tmp_path / "config.toml"
+    blocks = "".join(
+        f'\n[[targets]]\nname = "{name}"\nprovider = "openai-compatible"\nmodel = "m"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        for name in ("alpha", "bravo", "charlie")
+    )
+    config.write_text(f'[monitor]\ndb = "{tmp_path / "samples.db"}"\n{blocks}')
+    return load_settings(config, env={})
+
+
+async def test_esc_anywhere_clears_the_filter_and_the_rows_keep_their_order(tmp_path: Path) -> None:
+    from textual.widgets import Input
+
+    from llmscope_tui.tui.widgets import ChartsPane, TargetsTable
+
+    app = LLMScopeApp(three_targets(tmp_path), monitor=_IdleMonitor(), store_every_s=600)  # type: ignore[arg-type]
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(TargetsTable)
+        await wait_for(pilot, lambda: table.row_count == 3, what="three rows")
+        order = [str(row.key.value) for row in table.ordered_rows]
+        await pilot.press("slash", "b", "r", "enter")  # Enter keeps the filter, the table has the focus
+        assert [str(row.key.value) for row in table.ordered_rows] == ["bravo"]
+        await pilot.press("2")
+        assert isinstance(app.focused, ChartsPane)
+        await pilot.press("escape")
+        await pilot.pause()
+        box = app.query_one("#filter", Input)
+        assert box.value == "" and not box.display
+        assert [str(row.key.value) for row in table.ordered_rows] == order
+        assert isinstance(app.focused, ChartsPane)  # the focus stays where it was
+
+
+async def test_a_modal_footer_shows_the_modal_keys_only(tmp_path: Path) -> None:
+    from textual.widgets import Footer
+    from textual.widgets._footer import FooterKey
+
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        shown = {k.description for k in app.screen.query(FooterKey)}
+        assert "Pause" in shown
+        for key, words in (("question_mark", {"Close"}), ("b", {"Yes", "No"})):
+            if key == "b":
+                app.main.query_one("#charts").selected = "t"
+            await pilot.press(key)
+            await pilot.pause()
+            shown = {k.description for k in app.screen.query(FooterKey)}
+            assert shown == words, (key, shown)
+            # what is drawn on the bottom row is the modal's footer, not the main screen's
+            widget, _ = app.screen.get_widget_at(2, 29)
+            assert widget.screen is app.screen and (isinstance(widget, (Footer, FooterKey))), widget
+            await pilot.press("escape")
+            await pilot.pause()
+
+
+async def test_no_toasts_while_paused_then_one_summary(tmp_path: Path) -> None:
+    from textual.widgets._toast import Toast
+
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await pilot.press("p")
+        for target in ("a", "b", "c"):
+            app.monitor.publish({"event": "alert", "kind": "incident", "severity": "warning", "target": target,
+                                 "text": f"{target}: TTFT +80 %", "details": {"state": "open"}})
+            app.bridge.tick()
+            await pilot.pause()
+        assert not list(app._notifications) and not list(app.screen.query(Toast))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: bool(list(app.screen.query(Toast))), what="the summary toast")
+        (toast,) = app.screen.query(Toast)
+        assert "3 incident changes: a, b, c" in str(toast.render())
+
+
+async def test_l_scrolls_a_table_a_column_at_a_time(tmp_path: Path) -> None:
+    from llmscope_tui.tui.widgets import IncidentsTable
+
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        name = "a-target-with-a-name-long-enough-to-push-the-columns-sideways"
+        app.state.target(name)
+        incident = an_incident(name)
+        incident["metrics"] = [{"metric": m, "effect": 0.5} for m in ("ttft_ms", "latency_ms", "itl_ms", "tps")]
+        app.monitor.publish(incident)
+        app.bridge.redraw()
+        await pilot.press("3")
+        table = app.query_one(IncidentsTable)
+        await pilot.pause()
+        assert table.max_scroll_x > 0
+        widths = [c.get_render_width(table) for c in table.ordered_columns]
+        await pilot.press("l")
+        await pilot.pause()
+        assert table.scroll_x == widths[0]  # the second column at the left edge
+        await pilot.press("l")
+        await pilot.pause()
+        assert table.scroll_x == min(widths[0] + widths[1], table.max_scroll_x)
+        await pilot.press("h")
+        await pilot.pause()
+        assert table.scroll_x == widths[0]

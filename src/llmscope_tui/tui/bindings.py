@@ -1,7 +1,8 @@
 """The keys and what they do, and what the panes' own messages (Enter, `d`, a resize) change.
 
 The help screen (screens.py KEY_HELP) and docs/tui.md list the same keys. The actions live on
-the App (a key works whatever pane has the focus, and under the modal screens too);
+the App (a key works whatever pane has the focus; under a modal screen only the modal's own keys
+work, as Textual leaves the screens below a modal out of its bindings);
 :class:`KeyActions` is the App's base so that they read in one place.
 """
 
@@ -155,12 +156,19 @@ class KeyActions(App[int]):
             self.main.query_one(TargetsTable).focus()
 
     def on_key(self, event: Any) -> None:
+        """Esc clears an active filter wherever the focus is on the main screen (a modal's Esc
+        closes the modal: its bindings see the key first)."""
+        if event.key != "escape" or self.screen is not self.main:
+            return
         box = self.main.query_one("#filter", Input)
-        if event.key == "escape" and box.has_focus:
-            box.value = ""
-            box.display = False
+        if not (box.display or box.value):
+            return
+        focus_targets = box.has_focus
+        box.value = ""
+        box.display = False
+        if focus_targets:
             self.main.query_one(TargetsTable).focus()
-            event.stop()
+        event.stop()
 
     # -- what the panes say -----------------------------------------------------------------
 
