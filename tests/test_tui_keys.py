@@ -154,28 +154,34 @@ api_key_env = "LLMSCOPE_TEST_UNSET_KEY"
             assert "LLMSCOPE_TEST_UNSET_KEY is not set" in " ".join(str(c) for c in table.get_row("keyless"))
 
 
-def three_targets(tmp_path: Path) -> Any:
+def three_targets(tmp_path: Path, prefix: str = "") -> Any:
     config = tmp_path / "config.toml"
     blocks = "".join(
-        f'\n[[targets]]\nname = "{name}"\nprovider = "openai-compatible"\nmodel = "m"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        f'\n[[targets]]\nname = "{prefix}{name}"\nprovider = "openai-compatible"\nmodel = "m"\nbase_url = "http://127.0.0.1:9/v1"\n'
         for name in ("alpha", "bravo", "charlie")
     )
     config.write_text(f'[monitor]\ndb = "{tmp_path / "samples.db"}"\n{blocks}')
     return load_settings(config, env={})
 
 
-async def test_esc_anywhere_clears_the_filter_and_the_rows_keep_their_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("prefix", [
+    "",
+    # names that share a first character: the order then also needs issue 11 item 1 (the name
+    # sort compared first characters only), done on another branch; passes once merged
+    pytest.param("demo-", marks=pytest.mark.xfail(reason="issue 11 item 1: TargetsTable._sort", strict=False)),
+])
+async def test_esc_anywhere_clears_the_filter_and_the_rows_keep_their_order(tmp_path: Path, prefix: str) -> None:
     from textual.widgets import Input
 
     from llmscope_tui.tui.widgets import ChartsPane, TargetsTable
 
-    app = LLMScopeApp(three_targets(tmp_path), monitor=_IdleMonitor(), store_every_s=600)  # type: ignore[arg-type]
+    app = LLMScopeApp(three_targets(tmp_path, prefix), monitor=_IdleMonitor(), store_every_s=600)  # type: ignore[arg-type]
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one(TargetsTable)
         await wait_for(pilot, lambda: table.row_count == 3, what="three rows")
         order = [str(row.key.value) for row in table.ordered_rows]
         await pilot.press("slash", "b", "r", "enter")  # Enter keeps the filter, the table has the focus
-        assert [str(row.key.value) for row in table.ordered_rows] == ["bravo"]
+        assert [str(row.key.value) for row in table.ordered_rows] == [f"{prefix}bravo"]
         await pilot.press("2")
         assert isinstance(app.focused, ChartsPane)
         await pilot.press("escape")
