@@ -314,11 +314,12 @@ from textual.app import App, ComposeResult
 from textual.widgets import Static
 
 import llmscope_tui.tui as tui_package
+from llmscope_tui.tui.themes import AppVariables
 
 TCSS = str(Path(tui_package.__file__).parent / "app.tcss")
 
 
-class _HelpOnly(App[None]):
+class _HelpOnly(AppVariables, App[None]):
     CSS_PATH = TCSS
 
     def on_mount(self) -> None:
@@ -329,7 +330,7 @@ class _HelpOnly(App[None]):
         self.push_screen(HelpScreen())
 
 
-class _ChartOnly(App[None]):
+class _ChartOnly(AppVariables, App[None]):
     CSS_PATH = TCSS
 
     def compose(self) -> ComposeResult:

@@ -10,13 +10,14 @@ from textual.widgets import Button
 
 import llmscope_tui.tui as tui_package
 from llmscope_tui.tui.screens import ConfirmScreen
+from llmscope_tui.tui.themes import AppVariables
 
 pytestmark = pytest.mark.anyio
 
 TCSS = str(Path(tui_package.__file__).parent / "app.tcss")
 
 
-class _Asks(App[None]):
+class _Asks(AppVariables, App[None]):
     """Pushes one ConfirmScreen, with the app's stylesheet, and records the answer."""
 
     CSS_PATH = TCSS

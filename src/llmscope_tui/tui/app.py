@@ -33,7 +33,15 @@ from .bridge import Bridge
 from .monitor_thread import MonitorThread
 from .state import ViewState
 from .store_reads import StoreReads
-from .themes import DEFAULT_THEME, ChartColors, LoadedTheme, load_themes, theme_named, theme_problem
+from .themes import (
+    DEFAULT_THEME,
+    AppVariables,
+    ChartColors,
+    LoadedTheme,
+    load_themes,
+    theme_named,
+    theme_problem,
+)
 from .widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
 
 #: Once the data is safe, how long an exit may take before the process ends itself.
@@ -48,7 +56,7 @@ class Pane(Vertical):
     ALLOW_MAXIMIZE = True
 
 
-class LLMScopeApp(KeyActions):
+class LLMScopeApp(AppVariables, KeyActions):
     CSS_PATH = "app.tcss"
     TITLE = "llmscope-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual types it as a list)
@@ -84,8 +92,7 @@ class LLMScopeApp(KeyActions):
             config=str(settings.config_file) if settings.config_file else None,
         )
         for target in settings.targets:
-            view = self.state.target(target.name)
-            view.provider, view.model, view.enabled = target.provider, target.model, target.enabled
+            self.state.target(target.name).configure(target.provider, target.model, target.disabled_reason)
         self.bridge = Bridge(self)
         self.reads = StoreReads(self)
         self.monitor.subscribe(self.bridge.events.append)  # called on the monitor's thread: append only
@@ -102,7 +109,7 @@ class LLMScopeApp(KeyActions):
 
     def compose(self) -> ComposeResult:
         if self.settings.demo:
-            yield Static("DEMO: simulated provider", id="banner")
+            yield Static("DEMO: simulated provider", id="banner", markup=False)
         with Container(id="body"):
             with Pane(id="targets-pane", classes="pane"):
                 yield Input(placeholder="filter targets by name (Enter keeps, Esc clears)", id="filter")
@@ -113,7 +120,7 @@ class LLMScopeApp(KeyActions):
                 yield IncidentsTable(id="incidents")
             with Pane(id="costs-pane", classes="pane"):
                 yield CostsPane(id="costs")
-        yield Static(id="status")
+        yield Static(id="status", markup=False)  # paths and errors: never markup
         # fits 80 columns: the rest of the keys (r, t, +/-, 1-4, Ctrl+P palette) are in the ? help
         yield Footer(compact=True, show_command_palette=False)
 

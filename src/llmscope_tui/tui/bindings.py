@@ -1,7 +1,8 @@
 """The keys and what they do, and what the panes' own messages (Enter, `d`, a resize) change.
 
 The help screen (screens.py KEY_HELP) and docs/tui.md list the same keys. The actions live on
-the App (a key works whatever pane has the focus, and under the modal screens too);
+the App (a key works whatever pane has the focus; under a modal screen only the modal's own keys
+work, as Textual leaves the screens below a modal out of its bindings);
 :class:`KeyActions` is the App's base so that they read in one place.
 """
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import DataTable, Input
 from textual.widgets.data_table import RowDoesNotExist
@@ -69,6 +71,19 @@ class KeyActions(App[int]):
     paused: bool
     export_dir: Path | None
     last_export: Path | None
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's notify, with markup off by default: our messages carry config text, paths
+        and provider errors (``[tui] theme`` must not lose its ``[tui]``)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -141,12 +156,19 @@ class KeyActions(App[int]):
             self.main.query_one(TargetsTable).focus()
 
     def on_key(self, event: Any) -> None:
+        """Esc clears an active filter wherever the focus is on the main screen (a modal's Esc
+        closes the modal: its bindings see the key first)."""
+        if event.key != "escape" or self.screen is not self.main:
+            return
         box = self.main.query_one("#filter", Input)
-        if event.key == "escape" and box.has_focus:
-            box.value = ""
-            box.display = False
+        if not (box.display or box.value):
+            return
+        focus_targets = box.has_focus
+        box.value = ""
+        box.display = False
+        if focus_targets:
             self.main.query_one(TargetsTable).focus()
-            event.stop()
+        event.stop()
 
     # -- what the panes say -----------------------------------------------------------------
 
@@ -163,15 +185,22 @@ class KeyActions(App[int]):
             incident = event.data_table.by_key.get(str(event.row_key.value))
             if incident is None:
                 return
+            if incident.target not in self.state.targets:  # a past incident of a target since removed
+                self.notify(f"{incident.target} is not in the configuration any more: no chart", severity="warning")
+                return
             metrics = sorted(incident.metrics.values(), key=lambda m: -abs(m.effect))
             charts = self.main.query_one(ChartsPane)
             charts.selected = incident.target
             charts.metric = metrics[0].metric if metrics else charts.metric
             charts.zoom_to(self.state, incident.start_ts)
-            if self.screen.maximized is not None:
-                self.screen.minimize()
             self.bridge.invalidate()
-            charts.focus()
+            if self.screen.maximized is not None:
+                # restored first; the chart takes the focus once it is laid out again (a hidden
+                # widget refuses it, and the focus would stay on the Incidents table)
+                self.screen.minimize()
+                self.call_after_refresh(charts.focus)
+            else:
+                charts.focus()
             self.bridge.tick()
 
     def on_incidents_table_details(self, message: IncidentsTable.Details) -> None:

@@ -91,17 +91,17 @@ class Bridge:
         if len(incidents) == 1:
             a = incidents[0]
             severity = TOAST_SEVERITY.get(a["severity"], "warning")
-            app.notify(a["text"], title="incident", severity=severity, timeout=6, markup=False)
+            app.notify(a["text"], title="incident", severity=severity, timeout=6)
         elif incidents:
             names = sorted({str(a["target"]) for a in incidents})
             more = f" and {len(names) - 3} more" if len(names) > 3 else ""
             worst: SeverityLevel = "error" if any(a["severity"] == "critical" for a in incidents) else "warning"
             app.notify(
                 f"{len(incidents)} incident changes: {', '.join(names[:3])}{more} (pane 3)",
-                title="incidents", severity=worst, timeout=6, markup=False,
+                title="incidents", severity=worst, timeout=6,
             )
         for a in others[-2:]:
-            app.notify(str(a.get("text") or "budget threshold crossed"), title="budget", severity="warning", markup=False)
+            app.notify(str(a.get("text") or "budget threshold crossed"), title="budget", severity="warning")
         opened = any((a.get("details") or {}).get("state") != "closed" for a in incidents)
         if self.settings.alerts.bell and (opened or others):
             app.bell()

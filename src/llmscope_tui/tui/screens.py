@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Footer, Static
 
 #: (keys, what they do) - the help overlay and docs/tui.md list the same keys.
 KEY_HELP: tuple[tuple[str, str], ...] = (
@@ -17,7 +17,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("1 2 3 4", "focus Targets, Charts, Incidents, Costs"),
     ("Tab / Shift+Tab", "next / previous pane (focused pane: heavy border)"),
     ("↑ ↓  j k", "move in a list; in Charts: pick the target"),
-    ("← →  h l", "scroll a table sideways"),
+    ("← →  h l", "scroll a table sideways, a column at a time"),
     ("Enter", "Incidents: chart that incident's target and metric, zoomed to it"),
     ("d", "Incidents: the Nelson rule firings behind that incident"),
     ("c / C", "chart metric: next / previous (TTFT, latency, ITL, tok/s)"),
@@ -35,6 +35,12 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
 )
 
 
+def modal_footer() -> Footer:
+    """A modal's own footer: its keys only (Textual leaves the main screen's bindings out of a
+    modal's), drawn over the main screen's footer, whose keys do nothing here."""
+    return Footer(compact=True, show_command_palette=False)
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q", "close", "Close"),
@@ -46,9 +52,11 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for keys, text in KEY_HELP:
             table.add_row(keys, text)
-        with Vertical(id="help-box"):
-            yield Static("Keys", id="help-title")
+        box = Vertical(id="help-box")
+        box.border_title = "Keys"  # in the border: the whole list fits 24 rows with the footer
+        with box:
             yield Static(table, id="help-table")
+        yield modal_footer()
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -78,6 +86,7 @@ class FiringsScreen(ModalScreen[None]):
             with VerticalScroll(id="firings-scroll"):
                 yield Static(table, id="help-table")
             yield Static("↑ ↓ PgUp PgDn scroll · Esc closes", id="confirm-keys")
+        yield modal_footer()
 
     def on_mount(self) -> None:
         self.query_one("#firings-scroll", VerticalScroll).focus()
@@ -122,11 +131,12 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Static(self.question, id="confirm-question")
+            yield Static(self.question, id="confirm-question", markup=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button("Yes (y)", id="yes", variant="warning")
                 yield Button("No (n)", id="no", variant="primary")
             yield Static("y: yes   n / Esc: no   Enter: the highlighted button", id="confirm-keys")
+        yield modal_footer()
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

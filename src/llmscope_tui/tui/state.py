@@ -57,6 +57,15 @@ class TargetView:
     firings: dict[str, deque[tuple[float, float, int]]] = field(default_factory=dict)
     cost_live: float = 0.0  # spend seen in events since the last store read
 
+    def configure(self, provider: str, model: str, disabled_reason: str | None) -> None:
+        """What the configuration says of the target. A disabled one shows its reason where a
+        target's last error goes (``OPENAI_API_KEY is not set``): it never probes, so nothing
+        replaces it."""
+        self.provider, self.model = provider, model
+        self.enabled = disabled_reason is None
+        if disabled_reason is not None:
+            self.last_error = disabled_reason
+
     def status(self, incident: Incident | None = None) -> str:
         """down: the last 3 probes failed; degraded: an open incident that is bad news (not a
         speed-up); a stray failure or rule firing alone changes nothing (DESIGN 6b)."""
@@ -180,8 +189,8 @@ class ViewState:
         self.db = event.get("db")
         self.stopped = None
         for t in event.get("targets", []):
-            view = self.target(t["name"])
-            view.provider, view.model, view.enabled = t.get("provider", ""), t.get("model", ""), t.get("enabled", True)
+            reason = t.get("disabled_reason") or (None if t.get("enabled", True) else "disabled")
+            self.target(t["name"]).configure(t.get("provider", ""), t.get("model", ""), reason)
 
     def _on_sample(self, event: dict[str, Any]) -> None:
         if event.get("source", "probe") != "probe":

@@ -175,6 +175,17 @@ def load_themes(dirs: list[Path] | None = None) -> ThemeLoad:
     return result
 
 
+class AppVariables(App[Any]):
+    """The CSS variables app.tcss uses beyond Textual's own; every app that loads app.tcss mixes
+    this in. A theme may set them in [variables]."""
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """``$pane-border`` (unfocused panes): the theme's panel colour lightened, what every
+        theme drew before; light.toml sets its own, since that is white on white there."""
+        generated = self.current_theme.to_color_system().generate()
+        return {**super().get_theme_variable_defaults(), "pane-border": generated["panel-lighten-2"]}
+
+
 def theme_named(wanted: str, themes: dict[str, Any]) -> str | None:
     """``[tui] theme`` may give the full name (llmscope-light) or the file's short one (light)."""
     for name in (wanted, f"llmscope-{wanted}"):

@@ -10,13 +10,31 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey
 
-#: The keys every table pane takes: vim-style moves and sideways scrolling.
+#: The keys every table pane takes: vim-style moves, and sideways a column at a time (a row
+#: cursor's own left/right moved one character a press).
 TABLE_KEYS: list[Binding] = [
     Binding("j", "cursor_down", "Down", show=False),
     Binding("k", "cursor_up", "Up", show=False),
-    Binding("h", "scroll_left", "Left", show=False),
-    Binding("l", "scroll_right", "Right", show=False),
+    Binding("h,left", "scroll_column(-1)", "Left", show=False),
+    Binding("l,right", "scroll_column(1)", "Right", show=False),
 ]
+
+
+class ColumnScroll(DataTable):
+    """A table that scrolls sideways by whole columns (the TABLE_KEYS' h/l and arrows)."""
+
+    def action_scroll_column(self, step: int) -> None:
+        """Scroll so that the next (step 1) or previous (-1) column starts at the left edge."""
+        stops, x = [], 0
+        for column in self.ordered_columns:
+            stops.append(x)
+            x += column.get_render_width(self)
+        now, end = round(self.scroll_x), round(self.max_scroll_x)
+        if step > 0:
+            target = next((s for s in stops if s > now), end)
+        else:
+            target = next((s for s in reversed(stops) if s < now), 0)
+        self.scroll_to(x=min(target, end), animate=False)
 
 
 def cell_width(value: Any) -> int:

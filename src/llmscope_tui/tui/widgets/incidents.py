@@ -13,14 +13,13 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import DataTable
 
 from llmscope_tui.durations import format_duration
 from llmscope_tui.incidents import Incident
 
 from ..chartrender import clock
 from ..state import ViewState
-from .cells import TABLE_KEYS, cursor_row_key, update_in_place
+from .cells import TABLE_KEYS, ColumnScroll, cursor_row_key, update_in_place
 
 COLUMNS = (
     ("state", "State"),
@@ -59,7 +58,7 @@ def change_label(incident: Incident) -> str:
     return ", ".join(parts) or "-"
 
 
-class IncidentsTable(DataTable):
+class IncidentsTable(ColumnScroll):
     BINDINGS: ClassVar[list[BindingType]] = [
         *TABLE_KEYS,
         Binding("d", "details", "Firings"),

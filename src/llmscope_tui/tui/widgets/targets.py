@@ -6,13 +6,12 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable
 
 from llmscope_tui.costs import format_usd
 
 from ..chartrender import fmt_value
 from ..state import STATUS, ViewState
-from .cells import TABLE_KEYS, cursor_row_key, update_in_place
+from .cells import TABLE_KEYS, ColumnScroll, cursor_row_key, update_in_place
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "Status"),
@@ -52,7 +51,7 @@ STATUS_ORDER = {"down": 0, "degraded": 1, "waiting": 2, "up": 3, "disabled": 4}
 STATUS_STYLE = {"up": "green", "degraded": "yellow", "down": "bold red", "waiting": "dim", "disabled": "dim"}
 
 
-class TargetsTable(DataTable):
+class TargetsTable(ColumnScroll):
     """DataTable of targets; vim keys; `s` cycles the sort column."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
