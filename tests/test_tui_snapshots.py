@@ -33,6 +33,7 @@ from llmscope_tui.report import CostSummary, overhead
 from llmscope_tui.rollups import Rollup, metric_stats
 from llmscope_tui.tui import state as state_module
 from llmscope_tui.tui.app import LLMScopeApp
+from llmscope_tui.tui.widgets import TargetsTable
 
 pytestmark = pytest.mark.slow  # pictures of the whole app: a second or two each
 
@@ -439,13 +440,16 @@ async def test_rebaseline_by_mouse(live_app: LLMScopeApp, button: str) -> None:
     charts = live_app.monitor.charts
     async with live_app.run_test(size=(80, 24)) as pilot:
         await show_live(pilot)
-        assert charts.chart("anthropic/haiku", "ttft_ms").phase == "monitoring"
+        # the highlighted target (the first row: not-up targets come first)
+        selected = live_app.query_one(TargetsTable).selected_target()
+        assert selected is not None and selected != "openai/gpt-4o-mini"
+        assert charts.chart(selected, "ttft_ms").phase == "monitoring"
         await pilot.press("b")
         assert isinstance(live_app.screen, ConfirmScreen)
         assert await pilot.click(f"#{button}")
         await pilot.pause()
         assert not isinstance(live_app.screen, ConfirmScreen)
-        phases = {charts.chart("anthropic/haiku", m).phase for m in ("ttft_ms", "latency_ms", "itl_ms", "tps")}
+        phases = {charts.chart(selected, m).phase for m in ("ttft_ms", "latency_ms", "itl_ms", "tps")}
         others = {charts.chart("openai/gpt-4o-mini", "ttft_ms").phase}
         if button == "yes":  # the selected target only: its charts collect a new baseline
             assert phases == {"baseline"} and others == {"monitoring"}

@@ -33,7 +33,7 @@ Import everything from here (``from llmscope_tui.costs import PriceBook``); the 
 ``errors``
     :class:`CostConfigError`.
 ``formatting``
-    :func:`format_usd`.
+    :func:`format_usd`, :func:`usd_column`.
 
 Dependencies, with no cycle: formatting, errors, periods and prices import nothing from the
 package; budgets uses errors, formatting and periods; alerter uses budgets; tracker uses
@@ -56,7 +56,7 @@ from llmscope_tui.costs.budgets import (
     threshold_text,
 )
 from llmscope_tui.costs.errors import CostConfigError
-from llmscope_tui.costs.formatting import format_usd
+from llmscope_tui.costs.formatting import format_usd, usd_column
 from llmscope_tui.costs.overhead import (
     DAYS_PER_MONTH,
     PROMPT_OVERHEAD_TOKENS,
@@ -120,4 +120,5 @@ __all__ = [
     "projected_period_spend",
     "recommend",
     "threshold_text",
+    "usd_column",
 ]

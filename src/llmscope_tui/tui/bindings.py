@@ -173,11 +173,18 @@ class KeyActions(App[int]):
     # -- what the panes say -----------------------------------------------------------------
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if isinstance(event.data_table, TargetsTable) and event.row_key is not None:
+        """The chart follows the Targets cursor. The target is read from the table now, not
+        from the message: rows added or sorted since it was posted may have moved it."""
+        if isinstance(event.data_table, TargetsTable):
+            target = event.data_table.selected_target()
             charts = self.main.query_one(ChartsPane)
-            if charts.selected != event.row_key.value:
-                charts.selected = str(event.row_key.value)
+            if target is not None and charts.selected != target:
+                charts.selected = target
                 self.bridge.invalidate()
+
+    def on_targets_table_sorted(self, message: TargetsTable.Sorted) -> None:
+        """`s`: the sparklines take the table's new order at once."""
+        self.bridge.redraw()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on an incident: its target's chart of its biggest change, zoomed to it."""

@@ -122,7 +122,7 @@ class Bridge:
         targets.refresh_rows(self.state, reads.stats, reads.cost_today)
         if charts.selected is None:
             charts.selected = targets.selected_target()
-        charts.render_state(self.state, app.monitor, force=force)
+        charts.render_state(self.state, app.monitor, force=force, order=targets.order)
         main.query_one(IncidentsTable).refresh_rows(self.state, now=app.monitor.wall_clock())
         open_now = self.state.open_incidents
         self._set_title("#incidents-pane", f"3 Incidents · {open_now} open · {len(self.state.incidents)}")

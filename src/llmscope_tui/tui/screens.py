@@ -22,7 +22,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("d", "Incidents: the Nelson rule firings behind that incident"),
     ("c / C", "chart metric: next / previous (TTFT, latency, ITL, tok/s)"),
     ("+ / -", "chart: zoom in / out (last 50 … 600 points, then 1 h, 6 h, 24 h, 7 days)"),
-    ("s", "Targets: cycle the sort column"),
+    ("s", "Targets: sort by status/name/TTFT/latency/tok/s/errors/cost"),
     ("/", "filter targets by name (Enter keeps, Esc clears)"),
     ("p", "pause / resume the display (probing continues)"),
     ("r", "refresh now (redraw, re-read spend)"),

@@ -51,6 +51,13 @@ def update_in_place(table: DataTable, row: str, column: str, value: Any) -> None
     table.update_cell(row, column, value, update_width=grow)
 
 
+def right(value: str | Text) -> Text:
+    """A cell right-aligned: figures in a column line up on their last digit."""
+    text = value.copy() if isinstance(value, Text) else Text(value)
+    text.justify = "right"
+    return text
+
+
 def cursor_row_key(table: DataTable) -> str | None:
     """The key of the row under the table's cursor, or None when there is none."""
     if not table.row_count:

@@ -147,9 +147,11 @@ class ChartsPane(Widget, can_focus=True):
         self.selected = self.names[(index + step) % len(self.names)]
         self.post_message(self.Selected(self.selected))
 
-    def render_state(self, state: ViewState, monitor: Any, force: bool = False) -> None:
-        """Redraw the sparklines, and the control chart when what it shows changed (or ``force``)."""
-        self.names = list(state.targets)
+    def render_state(self, state: ViewState, monitor: Any, force: bool = False, order: list[str] | None = None) -> None:
+        """Redraw the sparklines (in ``order``, the Targets table's, when given), and the control
+        chart when what it shows changed (or ``force``)."""
+        self.names = [n for n in order if n in state.targets] if order else list(state.targets)
+        self.names += [n for n in state.targets if n not in self.names]
         if self.selected not in state.targets and self.names:
             self.selected = self.names[0]
         metric = self.metric
