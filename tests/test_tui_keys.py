@@ -164,12 +164,7 @@ def three_targets(tmp_path: Path, prefix: str = "") -> Any:
     return load_settings(config, env={})
 
 
-@pytest.mark.parametrize("prefix", [
-    "",
-    # names that share a first character: the order then also needs issue 11 item 1 (the name
-    # sort compared first characters only), done on another branch; passes once merged
-    pytest.param("demo-", marks=pytest.mark.xfail(reason="issue 11 item 1: TargetsTable._sort", strict=False)),
-])
+@pytest.mark.parametrize("prefix", ["", "demo-"])  # "demo-": names that share a first character
 async def test_esc_anywhere_clears_the_filter_and_the_rows_keep_their_order(tmp_path: Path, prefix: str) -> None:
     from textual.widgets import Input
 
