@@ -148,3 +148,24 @@ def test_a_cost_column_has_one_number_of_decimals() -> None:
     assert usd_column([0.5, 0.042]) == ["$0.50", "$0.04"]
     assert usd_column([0.5, 0.0042]) == ["$0.5000", "$0.0042"]
     assert usd_column([1234.5, 0.25]) == ["$1,234.50", "$0.25"]
+
+
+async def test_a_column_gives_its_room_back_when_a_long_value_goes(tmp_path: Path) -> None:
+    """beta's `timeout_first_token` widens the TTFT column; once beta answers again the column is
+    as narrow as before (Textual's own columns only ever grow: the picture drifted with history)."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = app.query_one(TargetsTable)
+        await pilot.pause()
+        ttft = next(c for c in table.ordered_columns if str(c.key.value) == "ttft")
+        before = ttft.content_width
+        failed = {"event": "sample", "target": "beta", "ts": 1010.0, "source": "probe", "ok": False}
+        app.state.apply({**failed, "error_kind": "timeout_first_token"})
+        app.bridge.redraw()
+        await pilot.pause()
+        assert ttft.content_width >= len("timeout_first_token") > before
+        for n in range(3):  # answers again: the error kind leaves the TTFT cell
+            app.state.apply({**failed, "ts": 1011.0 + n, "ok": True, "ttft_ms": 250.0, "latency_ms": 500.0})
+        app.bridge.redraw()
+        await pilot.pause()
+        assert ttft.content_width == before

@@ -117,6 +117,22 @@ class TargetsTable(ColumnScroll):
             lines[line] += f" {sort.arrow}"
         return Text("\n".join(lines), justify="right" if key in NUMERIC else "left")
 
+    def _fit_columns(self) -> None:
+        """Columns as wide as what they hold now: a long error kind that has gone gives its
+        room back (Textual's columns only ever grow), so the picture depends on the figures
+        shown, not on what was shown before."""
+        narrower = False
+        for key, column in self.columns.items():
+            width = max(
+                [cell_width(column.label), *(cell_width(self.get_cell(row, key)) for row in self.rows)]
+            )
+            if width < column.content_width:
+                column.content_width = width
+                narrower = True
+        if narrower:
+            self._require_update_dimensions = True  # Textual re-measures the widths when idle
+            self.refresh()
+
     def _relabel(self) -> None:
         """New headers after the sort changed: the arrow moves to the sorted column."""
         for key, label in COMPACT_COLUMNS if self.compact else COLUMNS:
@@ -215,6 +231,7 @@ class TargetsTable(ColumnScroll):
                 if self._cells.get((name, column)) != plain:
                     self._cells[(name, column)] = plain
                     update_in_place(self, name, column, value)
+        self._fit_columns()
         self._sort(self.state_names)
         reselect, self._reselect = self._reselect, None
         if reselect is not None and reselect in wanted:
