@@ -151,8 +151,10 @@ def test_fail_on_error_exits_1(tmp_path: Path) -> None:
 def test_fail_on_incident_names_it_and_report_lists_it(tmp_path: Path, fake_provider: object) -> None:
     from fake_provider import Script
 
-    fake_provider.enqueue(*[Script(first_token_delay_s=0.02 + 0.002 * (i % 3)) for i in range(10)])  # type: ignore[attr-defined]
-    fake_provider.script(default=Script(first_token_delay_s=0.3))  # type: ignore[attr-defined]
+    # 100 ms calm, then 600 ms: tens of ms of a busy machine's delay in a stamp stay well under
+    # the 15 % effect floor of the calm level, the shift is far above it
+    fake_provider.enqueue(*[Script(first_token_delay_s=0.1 + 0.002 * (i % 3)) for i in range(10)])  # type: ignore[attr-defined]
+    fake_provider.script(default=Script(first_token_delay_s=0.6))  # type: ignore[attr-defined]
     config = config_for(tmp_path, fake_provider.base_url, interval="50ms",  # type: ignore[attr-defined]
                         extra="\n[spc]\nbaseline_samples = 5\n")
     db = tmp_path / "s.db"
