@@ -7,7 +7,7 @@ time to the first screen on a big data file, and a profile of where the UI spend
     python bench/bench_tui.py ttft --probes 300                      # bench_probe accuracy, plain vs with UI
     python bench/bench_tui.py first-screen                           # 1,000,000 samples (file cached in /tmp)
     python bench/bench_tui.py profile --seconds 30                   # py-spy (pip install py-spy) on the TUI
-    python bench/bench_tui.py quit --runs 5                          # q / q q / Ctrl-C -> process exit, --demo
+    python bench/bench_tui.py quit --runs 5 [--external]             # q / q q / Ctrl-C -> process exit
 
 Every run probes 20 targets (t01..t20, 1 s interval, cycling through the four wire protocols)
 against the demo provider (llmscope_tui.demo.DemoProvider) in ANOTHER process (the
@@ -597,11 +597,15 @@ def first_screen(rows: int, runs: int, size: tuple[int, int]) -> None:
             demo.close()
 
 
-def quit_run(keys: list[bytes], size: tuple[int, int], settle: float) -> dict[str, float]:
-    """One `--tui --demo` in a pty: wait for data rows, let probes run ``settle`` s (some are in
-    flight), send ``keys``; seconds from the first key to the process's exit, and the -wal left."""
+def quit_run(keys: list[bytes], size: tuple[int, int], settle: float, external: bool) -> dict[str, float]:
+    """One `--tui --demo` (or, ``external``, 20 targets on the demo in another process, as real
+    providers) in a pty: wait for data, let probes run ``settle`` s (some are in flight), send
+    ``keys``; seconds from the first key to the process's exit, and the -wal left."""
     with workdir("bench_tui_quit_") as tmp:
-        pty = PtyChild([*CLI, "--tui", "--demo"], size, child_env(tmp))
+        demo = DemoServer(tmp) if external else None
+        db = tmp / "xdg_data_home" / "samples.db"
+        args = ["--config", str(write_config(tmp / "config.toml", demo.base_url, db, names()))] if demo else ["--demo"]
+        pty = PtyChild([*CLI, "--tui", *args], size, child_env(tmp))
         try:
             if pty.wait_for(SPARK_RUN, 60) is None:
                 raise RuntimeError(f"no data drawn: {pty.tail()}")
@@ -616,15 +620,18 @@ def quit_run(keys: list[bytes], size: tuple[int, int], settle: float) -> dict[st
                 took = float("nan")  # did not quit (the bench's SIGTERM ends it)
         finally:
             pty.close()
-        wal = next((tmp / "xdg_data_home").rglob("demo.db-wal"), None)
+            if demo is not None:
+                demo.close()
+        wal = next((tmp / "xdg_data_home").rglob("*.db-wal"), None)
         return {"s": took, "wal": wal.stat().st_size if wal else 0.0, "rc": float(pty.proc.returncode)}
 
 
-def quit_bench(runs: int, size: tuple[int, int], settle: float) -> None:
-    print(f"quit: `--tui --demo` in a {size[0]}x{size[1]} pty, key(s) sent {settle:g} s after the first data; "
+def quit_bench(runs: int, size: tuple[int, int], settle: float, external: bool) -> None:
+    face = "--tui --config (20 targets, the demo in another process)" if external else "--tui --demo"
+    print(f"quit: `{face}` in a {size[0]}x{size[1]} pty, key(s) sent {settle:g} s after the first data; "
           f"seconds from the key to the process's exit (median of {runs}):")
     for label, keys in (("q", [b"q"]), ("q q", [b"q", b"q"]), ("Ctrl-C", [b"\x03"])):
-        results = [quit_run(keys, size, settle) for _ in range(runs)]
+        results = [quit_run(keys, size, settle, external) for _ in range(runs)]
         took = [r["s"] for r in results]
         print(f"  {label:<7} median {statistics.median(took):6.3f}  ({min(took):.3f}-{max(took):.3f})  "
               f"-wal left: max {max(r['wal'] for r in results):,.0f} bytes  exit codes {sorted({int(r['rc']) for r in results})}")
@@ -755,6 +762,7 @@ def main() -> None:
     qp.add_argument("--runs", type=int, default=5)
     qp.add_argument("--size", type=size_arg, default=(80, 24))
     qp.add_argument("--settle", type=float, default=2.0, help="seconds of probing after the first data")
+    qp.add_argument("--external", action="store_true", help="20 targets on the demo in another process")
     s = sub.add_parser("serve-demo")
     s.add_argument("--port-file", required=True)
     k = sub.add_parser("_ttft-child")
@@ -775,7 +783,7 @@ def main() -> None:
     elif args.what == "profile":
         profile(args.seconds, args.warmup, args.size, args.fps, args.rate, args.top)
     elif args.what == "quit":
-        quit_bench(args.runs, args.size, args.settle)
+        quit_bench(args.runs, args.size, args.settle, args.external)
     elif args.what == "serve-demo":
         serve_demo(args.port_file)
     else:
