@@ -7,6 +7,7 @@ time to the first screen on a big data file, and a profile of where the UI spend
     python bench/bench_tui.py ttft --probes 300                      # bench_probe accuracy, plain vs with UI
     python bench/bench_tui.py first-screen                           # 1,000,000 samples (file cached in /tmp)
     python bench/bench_tui.py profile --seconds 30                   # py-spy (pip install py-spy) on the TUI
+    python bench/bench_tui.py quit --runs 5 [--external]             # q / q q / Ctrl-C -> process exit
 
 Every run probes 20 targets (t01..t20, 1 s interval, cycling through the four wire protocols)
 against the demo provider (llmscope_tui.demo.DemoProvider) in ANOTHER process (the
@@ -596,6 +597,46 @@ def first_screen(rows: int, runs: int, size: tuple[int, int]) -> None:
             demo.close()
 
 
+def quit_run(keys: list[bytes], size: tuple[int, int], settle: float, external: bool) -> dict[str, float]:
+    """One `--tui --demo` (or, ``external``, 20 targets on the demo in another process, as real
+    providers) in a pty: wait for data, let probes run ``settle`` s (some are in flight), send
+    ``keys``; seconds from the first key to the process's exit, and the -wal left."""
+    with workdir("bench_tui_quit_") as tmp:
+        demo = DemoServer(tmp) if external else None
+        db = tmp / "xdg_data_home" / "samples.db"
+        args = ["--config", str(write_config(tmp / "config.toml", demo.base_url, db, names()))] if demo else ["--demo"]
+        pty = PtyChild([*CLI, "--tui", *args], size, child_env(tmp))
+        try:
+            if pty.wait_for(SPARK_RUN, 60) is None:
+                raise RuntimeError(f"no data drawn: {pty.tail()}")
+            time.sleep(settle)
+            t0 = time.perf_counter()
+            for key in keys:
+                os.write(pty.master, key)
+            try:
+                pty.proc.wait(30)
+                took = time.perf_counter() - t0
+            except subprocess.TimeoutExpired:
+                took = float("nan")  # did not quit (the bench's SIGTERM ends it)
+        finally:
+            pty.close()
+            if demo is not None:
+                demo.close()
+        wal = next((tmp / "xdg_data_home").rglob("*.db-wal"), None)
+        return {"s": took, "wal": wal.stat().st_size if wal else 0.0, "rc": float(pty.proc.returncode)}
+
+
+def quit_bench(runs: int, size: tuple[int, int], settle: float, external: bool) -> None:
+    face = "--tui --config (20 targets, the demo in another process)" if external else "--tui --demo"
+    print(f"quit: `{face}` in a {size[0]}x{size[1]} pty, key(s) sent {settle:g} s after the first data; "
+          f"seconds from the key to the process's exit (median of {runs}):")
+    for label, keys in (("q", [b"q"]), ("q q", [b"q", b"q"]), ("Ctrl-C", [b"\x03"])):
+        results = [quit_run(keys, size, settle, external) for _ in range(runs)]
+        took = [r["s"] for r in results]
+        print(f"  {label:<7} median {statistics.median(took):6.3f}  ({min(took):.3f}-{max(took):.3f})  "
+              f"-wal left: max {max(r['wal'] for r in results):,.0f} bytes  exit codes {sorted({int(r['rc']) for r in results})}")
+
+
 def _import_time() -> float:
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import llmscope_tui.tui.app"], check=True,
@@ -717,6 +758,11 @@ def main() -> None:
     p.add_argument("--fps", type=float, default=4.0)
     p.add_argument("--rate", type=int, default=200)
     p.add_argument("--top", type=int, default=15)
+    qp = sub.add_parser("quit", help="time from q / Ctrl-C to the TUI's exit, with the demo")
+    qp.add_argument("--runs", type=int, default=5)
+    qp.add_argument("--size", type=size_arg, default=(80, 24))
+    qp.add_argument("--settle", type=float, default=2.0, help="seconds of probing after the first data")
+    qp.add_argument("--external", action="store_true", help="20 targets on the demo in another process")
     s = sub.add_parser("serve-demo")
     s.add_argument("--port-file", required=True)
     k = sub.add_parser("_ttft-child")
@@ -736,6 +782,8 @@ def main() -> None:
         first_screen(args.rows, args.runs, args.size)
     elif args.what == "profile":
         profile(args.seconds, args.warmup, args.size, args.fps, args.rate, args.top)
+    elif args.what == "quit":
+        quit_bench(args.runs, args.size, args.settle, args.external)
     elif args.what == "serve-demo":
         serve_demo(args.port_file)
     else:

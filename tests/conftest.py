@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,20 @@ def fake_provider() -> Iterator[object]:
 
     with FakeProvider() as fake:
         yield fake
+
+
+def samples_in_the_file_alone(db: Path, elsewhere: Path) -> int:
+    """After a clean stop: the -wal is gone or empty, and the data file copied alone (as a
+    backup would) holds every sample; returns how many."""
+    wal = Path(f"{db}-wal")
+    assert not wal.exists() or wal.stat().st_size == 0, f"-wal left with {wal.stat().st_size} bytes"
+    elsewhere.mkdir(exist_ok=True)
+    copy = shutil.copy(db, elsewhere / db.name)
+    with closing(sqlite3.connect(copy)) as conn:
+        alone: int = conn.execute("SELECT count(*) FROM samples").fetchone()[0]
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] == alone
+    return alone
 
 
 def fake_settings(tmp_path: Path, fake: Any, interval: str = "50ms", extra: str = "") -> Any:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import samples_in_the_file_alone
 from llmscope_tui.cli import main
 from llmscope_tui.model import SAMPLE_FIELDS
 
@@ -119,8 +120,8 @@ def test_headless_count_writes_json_lines_and_the_data_file(tmp_path: Path, fake
     assert len(samples) == 3 and all(s["ok"] == 1 for s in samples)
     assert set(SAMPLE_FIELDS) <= set(samples[0])
     assert "sk-secret-123456" not in result.stdout + result.stderr
+    assert samples_in_the_file_alone(db, tmp_path / "backup") == 3  # the WAL checkpointed at the stop
     with sqlite3.connect(db) as conn:
-        assert conn.execute("select count(*) from samples").fetchone()[0] == 3
         dump = "\n".join(conn.iterdump())
     assert "sk-secret-123456" not in dump
 

@@ -339,6 +339,24 @@ async def test_stop_cancels_stragglers_after_grace_and_records_them(fake_provide
     assert [s.error_kind for s in samples] == ["cancelled"]
 
 
+async def test_a_second_stop_with_a_shorter_grace_cuts_the_running_grace_short(fake_provider: FakeProvider) -> None:
+    """A second q: the grace already running (an hour here) ends at once, and the hung probe is
+    still recorded."""
+    fake_provider.script(default=Script(fault="hang"))
+    samples: list[Sample] = []
+    target = target_for(fake_provider, "openai", interval_s=0.1)
+    sched = ProbeScheduler([target], samples.append, timeouts=Timeouts(1, 3600, 3600), env={}, grace_s=3600)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sched.run)
+            while sched.stats.in_flight == 0:
+                await anyio.sleep(0.01)
+            sched.stop()
+            await anyio.sleep(0.05)  # the hour-long grace is under way
+            sched.stop(grace_s=0)
+    assert sched.grace_s == 0 and [s.error_kind for s in samples] == ["cancelled"]
+
+
 async def test_scheduler_reads_the_key_from_the_environment_and_skips_disabled(fake_provider: FakeProvider) -> None:
     ok = target_for(fake_provider, "anthropic", api_key_env="MY_KEY", interval_s=0.1)
     off = target_for(fake_provider, "openai", name="off", disabled_reason="OPENAI_API_KEY is not set")

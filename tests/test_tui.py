@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from fake_provider import FakeProvider, Script
 from llmscope_tui.config import load_settings
 from llmscope_tui.session import demo_ready
 from llmscope_tui.spc import LiveChart
-from llmscope_tui.tui.app import LLMScopeApp
+from llmscope_tui.tui.app import QUIT_GRACE_S, LLMScopeApp
 from llmscope_tui.tui.chartrender import control_chart, sparkline
 from llmscope_tui.tui.screens import KEY_HELP, ConfirmScreen, FiringsScreen, HelpScreen
 from llmscope_tui.tui.state import ViewState
@@ -521,7 +522,7 @@ class _IdleMonitor:
     async def run(self) -> None:
         await self._stop.wait()
 
-    def stop(self, reason: str = "") -> None:
+    def stop(self, reason: str = "", grace_s: float | None = None) -> None:
         self._stop.set()
 
     def rebaseline(self, target: str | None = None) -> list[Any]:
@@ -642,3 +643,25 @@ async def test_the_demo_banner_names_the_target_of_the_scripted_incident_at_80_c
         assert len(line) <= 80
         await pilot.press("q")
 
+
+
+async def test_q_cancels_a_probe_in_flight_after_a_short_grace_and_stores_it(
+    tmp_path: Path, fake_provider: FakeProvider
+) -> None:
+    """Quitting does not wait out a slow provider (the scheduler's grace is the 3 s timeout
+    here): the probe in flight gets QUIT_GRACE_S, then it is cancelled and stored as
+    `cancelled`, and the WAL is checkpointed into the data file."""
+    fake_provider.script(default=Script(fault="hang"))
+    settings = fake_settings(tmp_path, fake_provider)
+    app = LLMScopeApp(settings, fps=10)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.monitor.scheduler is not None and app.monitor.scheduler.stats.in_flight > 0,
+                       what="a probe in flight")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.state.stopped is not None and app.monitor.scheduler.stopping)
+    scheduler = app.monitor.scheduler
+    assert scheduler is not None and scheduler.grace_s == QUIT_GRACE_S < settings.timeout_s
+    assert app.return_code == 0
+    with sqlite3.connect(settings.db_path) as conn:
+        kinds = [kind for (kind,) in conn.execute("SELECT error_kind FROM samples")]
+    assert kinds and set(kinds) == {"cancelled"}

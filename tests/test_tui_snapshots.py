@@ -206,8 +206,8 @@ class ReplayMonitor(Monitor):
         self.publish({"event": "stop", "ts": NOW, "reason": self.summary.reason})
         return self.summary
 
-    def stop(self, reason: str = "stopped") -> None:
-        super().stop(reason)
+    def stop(self, reason: str = "stopped", grace_s: float | None = None) -> None:
+        super().stop(reason, grace_s)
         self._stopped.set()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import subprocess_env, wait_for_stored_samples
+from conftest import samples_in_the_file_alone, subprocess_env, wait_for_stored_samples
 from pty_terminal import PtyRun
 
 #: SGR colour parameters: 38;5;N / 48;5;N (256 colours) and 38;2;R;G;B / 48;2;… (truecolor)
@@ -85,3 +85,18 @@ def test_quit_then_losing_the_terminal_leaves_no_process_behind(tmp_path: Path) 
         run.close()
     with sqlite3.connect(tmp_path / "t.db") as conn:
         assert conn.execute("SELECT count(*) FROM samples").fetchone()[0] > 0
+
+
+def test_ctrl_c_quits_with_every_sample_in_the_data_file_itself(tmp_path: Path) -> None:
+    """Ctrl-C quits (not Textual's "press ctrl+q" notice), exit code 0; the WAL is checkpointed,
+    so the data file copied alone holds every sample."""
+    db = tmp_path / "t.db"
+    run = PtyRun(["--tui", "--demo", "--db", str(db)], subprocess_env(TERM="xterm-256color"))
+    try:
+        assert run.wait_for(b"demo-openai")
+        wait_for_stored_samples(db)
+        run.type("\x03")
+        assert run.proc.wait(timeout=30) == 0
+    finally:
+        run.close()
+    assert samples_in_the_file_alone(db, tmp_path / "backup") > 0

@@ -84,6 +84,7 @@ class Monitor:
         self.summary = RunSummary()
         self.scheduler: ProbeScheduler | None = None
         self._stop_requested = False
+        self._stop_grace_s: float | None = None
         self.prices = PriceBook(settings.prices)
         self.charts = ChartBank(settings.spc, store)
         self.alerts = AlertRouter(
@@ -135,12 +136,15 @@ class Monitor:
             raise RuntimeError("the monitor's store is opened by run()")
         return self._store
 
-    def stop(self, reason: str = "stopped") -> None:
-        """Ask a running monitor to finish: no new probes, in-flight ones may complete."""
+    def stop(self, reason: str = "stopped", grace_s: float | None = None) -> None:
+        """Ask a running monitor to finish: no new probes, in-flight ones may complete within
+        ``grace_s`` (default: the scheduler's, up to 5 s); later ones are stored as cancelled."""
         self._stop_requested = True
         self.summary.reason = reason
+        if grace_s is not None:
+            self._stop_grace_s = grace_s  # the scheduler keeps the shortest it was given
         if self.scheduler is not None:
-            self.scheduler.stop()
+            self.scheduler.stop(self._stop_grace_s)
 
     async def run(self, *, duration_s: float | None = None, count: int | None = None) -> RunSummary:
         """Probe until stop(), the duration passes or count samples are taken."""
@@ -172,7 +176,7 @@ class Monitor:
                 if not target.enabled:
                     self._error(f"target {target.name} is disabled: {target.disabled_reason}", target=target.name)
             if self._stop_requested:
-                self.scheduler.stop()
+                self.scheduler.stop(self._stop_grace_s)
             async with anyio.create_task_group() as tg:
                 if duration_s is not None:
                     tg.start_soon(self._stop_after, duration_s)

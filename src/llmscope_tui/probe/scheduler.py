@@ -81,10 +81,16 @@ class ProbeScheduler:
         self.wall_clock = wall_clock
         self.stats = SchedulerStats()
         self._stopping = anyio.Event()
+        self._regrace = anyio.Event()
         self._limiter = anyio.CapacityLimiter(concurrency)
 
-    def stop(self) -> None:
-        """Start no new probe; in-flight probes get grace_s to finish."""
+    def stop(self, grace_s: float | None = None) -> None:
+        """Start no new probe; in-flight probes get grace_s to finish (the one given here when it
+        is shorter: a person quitting does not wait out a slow provider, and a second stop can
+        cut a running grace short)."""
+        if grace_s is not None and grace_s < self.grace_s:
+            self.grace_s = max(0.0, grace_s)
+            self._regrace.set()
         self._stopping.set()
 
     @property
@@ -116,7 +122,11 @@ class ProbeScheduler:
 
     async def _cancel_after_grace(self, scope: anyio.CancelScope) -> None:
         await self._stopping.wait()
-        await anyio.sleep(self.grace_s)
+        began = anyio.current_time()
+        while (left := began + self.grace_s - anyio.current_time()) > 0:
+            self._regrace = anyio.Event()
+            with anyio.move_on_after(left):
+                await self._regrace.wait()  # a later stop() with a shorter grace
         scope.cancel()
 
     def _next_due(self, due: float, interval: float) -> float:

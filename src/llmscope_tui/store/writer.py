@@ -247,6 +247,9 @@ class BatchWriter:
         finally:
             try:
                 self._conn.execute("PRAGMA optimize")
+                # Every sample into the data file itself and an empty -wal: a copy or backup of
+                # the file alone then holds everything (idle readers do not block this).
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
                 pass
             close_quietly(self._conn)

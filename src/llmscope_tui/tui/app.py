@@ -20,8 +20,10 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
 from textual.widgets import Footer, Input, Static
 
@@ -47,6 +49,9 @@ from .widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
 #: Once the data is safe, how long an exit may take before the process ends itself.
 QUIT_WATCHDOG_S = 10.0
 SIGNAL_WATCHDOG_S = 3.0
+#: How long a probe in flight at quit may finish before it is cancelled (stored as `cancelled`):
+#: a person quitting does not wait out a slow provider. A second q or signal cancels at once.
+QUIT_GRACE_S = 0.1
 PANES = ("targets-pane", "charts-pane", "incidents-pane", "costs-pane")
 
 
@@ -57,6 +62,9 @@ class Pane(Vertical):
 
 
 class LLMScopeApp(AppVariables, KeyActions):
+    # Textual maps Ctrl+C to a "press ctrl+q" notice; here it quits, as the README says (priority:
+    # the filter box's copy binding does not swallow it).
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
     CSS_PATH = "app.tcss"
     TITLE = "llmscope-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual types it as a list)
@@ -217,7 +225,7 @@ class LLMScopeApp(AppVariables, KeyActions):
         await self._stop_and_exit(f"signal {name}", watchdog_s=SIGNAL_WATCHDOG_S)
 
     async def _stop_and_exit(self, reason: str, watchdog_s: float = QUIT_WATCHDOG_S) -> None:
-        """Stop the monitor (in-flight probes finish, the store closes), then exit.
+        """Stop the monitor (in-flight probes get QUIT_GRACE_S, the store closes), then exit.
 
         Restoring a terminal that hung up can block Textual's exit for ever (its writer queue
         never drains), and by then our signal handlers are gone. So once the store is closed a
@@ -225,11 +233,12 @@ class LLMScopeApp(AppVariables, KeyActions):
         the quit began (q, then the terminal vanished; or the signal itself)."""
         if self.quitting:  # a second q or signal: leave as soon as the data is safe
             watchdog_s = min(watchdog_s, SIGNAL_WATCHDOG_S)
+            self.monitor_thread.stop(reason, grace_s=0.0)
         else:
             self.quitting = True
             self.state.stopped = "stopping…"
             self.bridge.render_status()
-            self.monitor_thread.stop(reason)
+            self.monitor_thread.stop(reason, grace_s=QUIT_GRACE_S)
         try:
             await asyncio.wait_for(asyncio.shield(self._monitor_done.wait()), self.shutdown_timeout_s)
         except TimeoutError:

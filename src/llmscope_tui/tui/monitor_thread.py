@@ -18,6 +18,7 @@ import concurrent.futures
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -91,13 +92,14 @@ class MonitorThread:
             return fn(*args)
         return future.result(timeout)
 
-    def stop(self, reason: str) -> None:
-        """Ask the monitor to finish (in-flight probes complete, the store closes)."""
+    def stop(self, reason: str, grace_s: float | None = None) -> None:
+        """Ask the monitor to finish (in-flight probes get ``grace_s``, the store closes)."""
+        stop = partial(self.monitor.stop, reason, grace_s=grace_s)
         loop = self.loop
         if loop is None or not self.running:
-            self.monitor.stop(reason)
+            stop()
             return
         try:
-            loop.call_soon_threadsafe(self.monitor.stop, reason)
+            loop.call_soon_threadsafe(stop)
         except RuntimeError:
-            self.monitor.stop(reason)
+            stop()
