@@ -39,8 +39,8 @@ class IdleMonitor(Monitor):
         await self._idle.wait()
         return self.summary
 
-    def stop(self, reason: str = "stopped") -> None:
-        super().stop(reason)
+    def stop(self, reason: str = "stopped", grace_s: float | None = None) -> None:
+        super().stop(reason, grace_s)
         self._idle.set()
 
 
