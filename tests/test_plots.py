@@ -138,6 +138,7 @@ def test_report_plot_on_an_empty_data_file_says_so_in_one_line(tmp_path: Path) -
     assert plot_part == "plot: no probe samples in the last 24h and no spend in the last 7 days\n"
 
 
+@pytest.mark.slow  # a whole app through Pilot, or a real process: about a second
 def test_report_plot_sized_by_columns_and_lines_plain_in_a_pipe(tmp_path: Path) -> None:
     db = tmp_path / "data.db"
     writer = SampleStore(db)

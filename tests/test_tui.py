@@ -598,6 +598,7 @@ async def test_maximising_the_charts_redraws_the_chart_to_the_new_size(tmp_path:
         await pilot.press("q")
 
 
+@pytest.mark.slow  # a whole app through Pilot, or a real process: about a second
 async def test_the_chart_title_keeps_the_windows_unit_at_80_columns(tmp_path: Path) -> None:
     settings = load_settings(demo=True, db=tmp_path / "z.db")
     app = LLMScopeApp(settings, monitor=_IdleMonitor(), store_every_s=600)  # type: ignore[arg-type]

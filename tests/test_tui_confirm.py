@@ -54,6 +54,7 @@ async def test_clicking_no_answers_no() -> None:
     assert await _answer("click:#no") == [False]
 
 
+@pytest.mark.slow  # nine whole dialogs through Pilot: seconds together
 @pytest.mark.parametrize(
     ("keys", "expected"),
     [

@@ -87,6 +87,7 @@ def an_incident(target: str = "demo-openai", ts: float = 1_700_000_000.0) -> dic
             "start_ts": ts, "opened_ts": ts, "text": f"{target}: latency +80 %", "ts": ts}
 
 
+@pytest.mark.slow  # a whole app through Pilot, or a real process: about a second
 async def test_enter_in_a_maximised_incidents_pane_restores_it_and_shows_the_chart(tmp_path: Path) -> None:
     from llmscope_tui.tui.widgets import ChartsPane, IncidentsTable
 
@@ -164,6 +165,7 @@ def three_targets(tmp_path: Path, prefix: str = "") -> Any:
     return load_settings(config, env={})
 
 
+@pytest.mark.slow  # a whole app through Pilot, or a real process: about a second
 @pytest.mark.parametrize("prefix", ["", "demo-"])  # "demo-": names that share a first character
 async def test_esc_anywhere_clears_the_filter_and_the_rows_keep_their_order(tmp_path: Path, prefix: str) -> None:
     from textual.widgets import Input
@@ -187,6 +189,7 @@ async def test_esc_anywhere_clears_the_filter_and_the_rows_keep_their_order(tmp_
         assert isinstance(app.focused, ChartsPane)  # the focus stays where it was
 
 
+@pytest.mark.slow  # a whole app through Pilot, or a real process: about a second
 async def test_a_modal_footer_shows_the_modal_keys_only(tmp_path: Path) -> None:
     from textual.widgets import Footer
     from textual.widgets._footer import FooterKey

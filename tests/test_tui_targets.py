@@ -73,6 +73,7 @@ async def settle(pilot: Any, app: LLMScopeApp) -> None:
     await pilot.pause()
 
 
+@pytest.mark.slow  # a whole app through Pilot, or a real process: about a second
 async def test_s_cycles_real_orders_and_the_header_shows_which(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(160, 30)) as pilot:
@@ -101,6 +102,7 @@ async def test_s_cycles_real_orders_and_the_header_shows_which(tmp_path: Path) -
         await pilot.press("q")
 
 
+@pytest.mark.slow  # a whole app through Pilot, or a real process: about a second
 async def test_the_highlighted_row_is_the_charted_target_and_stays_on_it(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(160, 30)) as pilot:
