@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 import stamina
 
+from llmscope_tui.loopback import is_loopback
+
 log = logging.getLogger("llmscope_tui.client")
 
 _WAIT_INITIAL_S = 0.5
@@ -39,11 +41,6 @@ class _OwnRetries(logging.Filter):
 
 
 logging.getLogger("stamina").addFilter(_OwnRetries())
-
-
-def _is_loopback_url(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 class Delivery:
@@ -92,7 +89,7 @@ class Delivery:
             headers["authorization"] = f"Bearer {self._api_key}"
         if self._http is None:
             self._http = httpx.Client(
-                timeout=httpx.Timeout(self._send_timeout_s), trust_env=not _is_loopback_url(self.endpoint)
+                timeout=httpx.Timeout(self._send_timeout_s), trust_env=not is_loopback(urlsplit(self.endpoint).hostname or "")
             )
         try:
             content = json.dumps(batch).encode()

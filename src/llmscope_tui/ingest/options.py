@@ -7,12 +7,12 @@ carry ``Authorization: Bearer <key>``. The key is never echoed, logged or shown 
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from llmscope_tui.ingest.records import IngestConfigError
+from llmscope_tui.loopback import is_loopback
 
 #: The environment variable holding the endpoint's shared secret.
 API_KEY_ENV = "LLMSCOPE_API_KEY"
@@ -20,20 +20,6 @@ API_KEY_ENV = "LLMSCOPE_API_KEY"
 DEFAULT_PORT = 8787
 EVENTS_PATH = "/v1/events"
 HEALTH_PATH = "/v1/health"
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 (also IPv4-mapped) and "localhost"."""
-    name = host.strip().strip("[]").lower()
-    if name in ("localhost", "localhost.", "ip6-localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(name.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
 
 
 def check_bind(host: str, api_key: str | None) -> None:
