@@ -75,6 +75,7 @@ async def test_config_text_in_a_notification_keeps_its_brackets(tmp_path: Path) 
         await pilot.pause()
         assert "[red]x[/red]" in str(app.query_one("#status").render())
         # a question that names a target
+        app.state.target("[b]odd[/b]")
         app.main.query_one("#charts").selected = "[b]odd[/b]"
         await pilot.press("b")
         await pilot.pause()

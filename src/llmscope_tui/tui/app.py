@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, Vertical
+from textual.containers import Container, Horizontal, Vertical
 from textual.widgets import Footer, Input, Static
 
 from llmscope_tui.config import Settings
@@ -32,6 +32,7 @@ from llmscope_tui.monitor import Monitor
 
 from .bindings import KeyActions
 from .bridge import Bridge
+from .layout import PaneLayout, plan_layout
 from .monitor_thread import MonitorThread
 from .state import ViewState
 from .store_reads import StoreReads
@@ -67,7 +68,6 @@ class LLMScopeApp(AppVariables, KeyActions):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
     CSS_PATH = "app.tcss"
     TITLE = "llmscope-tui"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual types it as a list)
 
     def __init__(
         self,
@@ -102,6 +102,7 @@ class LLMScopeApp(AppVariables, KeyActions):
         for target in settings.targets:
             self.state.target(target.name).configure(target.provider, target.model, target.disabled_reason)
         self.bridge = Bridge(self)
+        self.panes = PaneLayout()
         self.reads = StoreReads(self)
         self.monitor.subscribe(self.bridge.events.append)  # called on the monitor's thread: append only
         self.paused = False
@@ -122,10 +123,11 @@ class LLMScopeApp(AppVariables, KeyActions):
             with Pane(id="targets-pane", classes="pane"):
                 yield Input(placeholder="filter targets by name (Enter keeps, Esc clears)", id="filter")
                 yield TargetsTable(id="targets")
-            with Pane(id="charts-pane", classes="pane"):
-                yield ChartsPane(id="charts")
-            with Pane(id="incidents-pane", classes="pane"):
-                yield IncidentsTable(id="incidents")
+            with Horizontal(id="middle"):
+                with Pane(id="charts-pane", classes="pane"):
+                    yield ChartsPane(id="charts")
+                with Pane(id="incidents-pane", classes="pane"):
+                    yield IncidentsTable(id="incidents")
             with Pane(id="costs-pane", classes="pane"):
                 yield CostsPane(id="costs")
         yield Static(id="status", markup=False)  # paths and errors: never markup
@@ -139,6 +141,8 @@ class LLMScopeApp(AppVariables, KeyActions):
         for pane_id, title in zip(PANES, titles, strict=True):
             self.main.query_one(f"#{pane_id}").border_title = title
         self.main.query_one("#filter", Input).display = False
+        self.panes.screen = self.main
+        self.fit_layout()
         self.monitor_thread = MonitorThread(self.monitor, asyncio.get_running_loop(), self._monitor_ended)
         self.monitor_thread.start()
         self.set_interval(1.0 / self.fps, self.bridge.tick, name="refresh")
@@ -147,6 +151,18 @@ class LLMScopeApp(AppVariables, KeyActions):
         self.main.query_one(TargetsTable).focus()
         self._install_signals()
         self.bridge.tick()
+
+    def on_resize(self, event: object) -> None:
+        self.fit_layout()
+
+    def fit_layout(self) -> None:
+        """The arrangement for this size (layout.py): the panes fit, the screen never scrolls."""
+        if self.panes.screen is None:
+            return  # not mounted yet
+        plan = plan_layout(self.size.width, self.size.height, len(self.state.targets), self.settings.demo)
+        self.main.query_one(TargetsTable).fit_rows(plan.rows)
+        if self.panes.apply(plan):
+            self.bridge.invalidate()
 
     # -- themes -------------------------------------------------------------------------------
 

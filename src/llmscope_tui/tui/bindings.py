@@ -16,6 +16,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import DataTable, Input
 from textual.widgets.data_table import RowDoesNotExist
 
@@ -24,6 +25,7 @@ from llmscope_tui.config import Settings
 from llmscope_tui.monitor import Monitor
 
 from .chartrender import clock, fmt_value
+from .layout import VIEWS, PaneLayout
 from .screens import ConfirmScreen, FiringsScreen, HelpScreen
 from .state import METRIC_LABEL, METRICS, ViewState
 from .themes import DEFAULT_THEME, LoadedTheme
@@ -66,6 +68,7 @@ class KeyActions(App[int]):
     monitor_thread: MonitorThread
     state: ViewState
     bridge: Bridge
+    panes: PaneLayout
     reads: StoreReads
     themes: dict[str, LoadedTheme]
     paused: bool
@@ -104,8 +107,23 @@ class KeyActions(App[int]):
         self.notify("refreshing", timeout=1)
 
     def action_focus_pane(self, index: int) -> None:
-        widget = (TargetsTable, ChartsPane, IncidentsTable, CostsPane)[index]
-        self.main.query_one(widget).focus()
+        """1-4: that pane has the focus; in the stack (80x24), 2-4 also show it under Targets."""
+        widget = self.main.query_one((TargetsTable, ChartsPane, IncidentsTable, CostsPane)[index])
+        self.show_pane(widget, VIEWS[index - 1] if index else None)
+
+    def show_pane(self, widget: Widget, view: str | None) -> None:
+        """Focus ``widget``, first showing its view in the stack and restoring a maximised pane;
+        a hidden widget refuses the focus, so it takes it once it is laid out again."""
+        hidden = view is not None and self.panes.show(view)
+        if self.screen.maximized is not None and self.screen.maximized is not widget:
+            self.screen.minimize()
+            hidden = True
+        if hidden:
+            self.bridge.invalidate()
+            self.call_after_refresh(widget.focus)
+            self.call_after_refresh(self.bridge.tick)  # drawn at its new size
+        else:
+            widget.focus()
 
     def action_maximize(self) -> None:
         screen = self.screen
@@ -201,13 +219,7 @@ class KeyActions(App[int]):
             charts.metric = metrics[0].metric if metrics else charts.metric
             charts.zoom_to(self.state, incident.start_ts)
             self.bridge.invalidate()
-            if self.screen.maximized is not None:
-                # restored first; the chart takes the focus once it is laid out again (a hidden
-                # widget refuses it, and the focus would stay on the Incidents table)
-                self.screen.minimize()
-                self.call_after_refresh(charts.focus)
-            else:
-                charts.focus()
+            self.show_pane(charts, "charts")
             self.bridge.tick()
 
     def on_incidents_table_details(self, message: IncidentsTable.Details) -> None:

@@ -22,7 +22,7 @@ from textual.widgets import Static
 from llmscope_tui.demo.timeline import event_words
 
 from .state import METRIC_LABEL
-from .widgets import ChartsPane, IncidentsTable, TargetsTable
+from .widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
 
 if TYPE_CHECKING:
     from .app import LLMScopeApp
@@ -118,15 +118,17 @@ class Bridge:
         app, main, reads = self.app, self.app.main, self.app.reads
         targets = main.query_one(TargetsTable)
         charts = main.query_one(ChartsPane)
-        targets.fit_width(app.size.width)
+        app.fit_layout()  # a target may have come (ingest): the table's height follows
         targets.refresh_rows(self.state, reads.stats, reads.cost_today)
         if charts.selected is None:
             charts.selected = targets.selected_target()
         charts.render_state(self.state, app.monitor, force=force, order=targets.order)
         main.query_one(IncidentsTable).refresh_rows(self.state, now=app.monitor.wall_clock())
+        main.query_one(CostsPane).add_live(sum(view.cost_live for view in self.state.targets.values()))
         open_now = self.state.open_incidents
         self._set_title("#incidents-pane", f"3 Incidents · {open_now} open · {len(self.state.incidents)}")
         self._set_title("#charts-pane", f"2 Charts · {METRIC_LABEL[charts.metric]}")
+        app.panes.caption(open_now)
         reads.read_window_soon(charts)
         self.rendered = self.state.version
         self.render_status()

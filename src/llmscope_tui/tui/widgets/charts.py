@@ -16,6 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from ..chartrender import control_chart, fmt_value, spark_text
+from ..layout import CHART_PLOT_ROWS
 from ..state import METRIC_LABEL, METRICS, ViewState
 from ..themes import ChartColors
 
@@ -152,8 +153,24 @@ class ChartsPane(Widget, can_focus=True):
         chart when what it shows changed (or ``force``)."""
         self.names = [n for n in order if n in state.targets] if order else list(state.targets)
         self.names += [n for n in state.targets if n not in self.names]
-        if self.selected not in state.targets and self.names:
-            self.selected = self.names[0]
+        if self.selected not in state.targets:
+            self.selected = self.names[0] if self.names else None
+        if self._fit_sparks():
+            self._render_sparks(state, monitor)
+        self._render_chart(state, monitor, force)
+
+    def _fit_sparks(self) -> bool:
+        """The sparklines only where the control chart keeps its plot rows under them (at
+        80x24 the Targets table beside the cursor says what they would)."""
+        sparks = self.query_one("#sparks", Static)
+        show = self.size.height - 1 - (len(self.names) + 1) >= CHART_PLOT_ROWS + 1  # title; a blank under them
+        if sparks.display != show:
+            sparks.display = show
+            self._spark_lines = -1
+            self.call_after_refresh(self.post_message, self.Resized())  # the chart's new height
+        return show
+
+    def _render_sparks(self, state: ViewState, monitor: Any) -> None:
         metric = self.metric
         width = max(20, self.size.width)
         name_w = min(20, max((len(n) for n in self.names), default=6) + 3)
@@ -173,7 +190,6 @@ class ChartsPane(Widget, can_focus=True):
         # one line per target: the height changes only when the number of targets does
         self.query_one("#sparks", Static).update(sparks, layout=len(self.names) != self._spark_lines)
         self._spark_lines = len(self.names)
-        self._render_chart(state, monitor, force)
 
     def _render_chart(self, state: ViewState, monitor: Any, force: bool = False) -> None:
         title = self.query_one("#chart-title", Static)

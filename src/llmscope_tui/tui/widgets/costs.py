@@ -29,6 +29,9 @@ class CostData:
     unpriced_targets: list[str] = field(default_factory=list)
     recommendations: list[str] = field(default_factory=list)
     error: str | None = None
+    #: spend the live events brought since that read (the Targets pane adds it too: the card's
+    #: today is their sum, not a figure up to half a minute old)
+    live: float = 0.0
 
 
 def budget_bar(status: Any, width: int) -> Text:
@@ -52,8 +55,8 @@ def render_costs(data: CostData, width: int) -> Text:
         return text
     s = data.summary
     cards = [
-        ("today", format_usd(s.today)),
-        ("this month", format_usd(s.month)),
+        ("today", format_usd(s.today + data.live)),
+        ("this month", format_usd(s.month + data.live)),
         ("projected month-end", format_usd(s.projected_month_end)),
         ("probe overhead", "-" if data.overhead_day is None else f"{format_usd(data.overhead_day)}/day"),
     ]
@@ -100,6 +103,16 @@ class CostsPane(VerticalScroll, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield Static(id="costs-body")
+
+    def on_resize(self, event: Any) -> None:
+        """The cards and tips are laid out for the width: again at a new one."""
+        self.render_data()
+
+    def add_live(self, amount: float) -> None:
+        """The live events' spend since the last store read (redrawn only when it moved)."""
+        if amount != self.data.live:
+            self.data.live = amount
+            self.render_data()
 
     def render_data(self, data: CostData | None = None) -> None:
         if data is not None:

@@ -29,10 +29,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("incident", "Incident"),
     ("cost", "Cost today"),
 )
-#: Under this many columns the table goes compact (the one-line layout needs about 105 with
-#: short target names): two lines a row, the p50/p95 under the last value, short headers, so
-#: that every column fits 80 columns without scrolling sideways.
-COMPACT_BELOW = 112
+#: Narrower than the full row (about 105 columns with short names; layout.py chooses), the
+#: table goes compact, so that every column fits 80 columns without scrolling sideways: two
+#: lines a row (the p50/p95 under the last value) when the height allows, else one line with
+#: the last value only and the last error's short name in the Status column.
 COMPACT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "Status\nlast error"),
     ("target", "Target"),
@@ -41,6 +41,23 @@ COMPACT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tps", "tok/s\nErr"),
     ("cost", "Cost today\nIncident"),
 )
+ONE_LINE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("status", "Status"),
+    ("target", "Target"),
+    ("ttft", "TTFT ms"),
+    ("latency", "Lat. ms"),
+    ("tps", "tok/s"),
+    ("err", "Err"),
+    ("cost", "Cost today"),
+)
+LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {"full": COLUMNS, "two": COMPACT_COLUMNS, "one": ONE_LINE_COLUMNS}
+#: error kinds in ten columns at most, for the one-line Status cell (DESIGN 5 names in full
+#: everywhere else: the two-line rows, the log, the Incidents pane)
+SHORT_ERROR = {
+    "timeout_connect": "t/o conn.", "timeout_first_token": "t/o TTFT", "timeout_total": "t/o total",
+    "rate_limit": "rate limit", "server_error": "5xx", "client_error": "4xx",
+    "stream_error": "stream err", "empty_response": "empty",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,22 +114,24 @@ class TargetsTable(ColumnScroll):
         self.state_names: list[str] = []
         self._numbers: dict[str, dict[str, float]] = {}
         self._cells: dict[tuple[str, str], Any] = {}
-        self.compact = False
+        #: the row layout (layout.py's choice): "full" one-line rows with every column, "two"
+        #: compact two-line rows, "one" compact one-line rows
+        self.row_layout = "full"
         self._reselect: str | None = None
 
     def on_mount(self) -> None:
         self._add_columns()
 
     def _add_columns(self) -> None:
-        self.header_height = 2 if self.compact else 1
-        for key, label in COMPACT_COLUMNS if self.compact else COLUMNS:
+        self.header_height = 2 if self.row_layout == "two" else 1
+        for key, label in LAYOUTS[self.row_layout]:
             self.add_column(self._header(key, label), key=key)
 
     def _header(self, key: str, label: str) -> Text:
         """A column's header: right-aligned over figures, with the sort's arrow on its line."""
         sort = SORTS[self.sort_index]
         lines = label.split("\n")
-        column, line = COMPACT_ARROW[sort.column] if self.compact else (sort.column, 0)
+        column, line = COMPACT_ARROW[sort.column] if self.row_layout == "two" else (sort.column, 0)
         if key == column:
             lines[line] += f" {sort.arrow}"
         return Text("\n".join(lines), justify="right" if key in NUMERIC else "left")
@@ -135,21 +154,21 @@ class TargetsTable(ColumnScroll):
 
     def _relabel(self) -> None:
         """New headers after the sort changed: the arrow moves to the sorted column."""
-        for key, label in COMPACT_COLUMNS if self.compact else COLUMNS:
+        for key, label in LAYOUTS[self.row_layout]:
             column = self.columns[ColumnKey(key)]
             column.label = self._header(key, label)
             column.content_width = max(column.content_width, cell_width(column.label))
         self._require_update_dimensions = True  # Textual re-measures the widths when idle
         self._clear_caches()
         self.refresh()
-    def fit_width(self, width: int) -> None:
-        """Switch between the one-line and the compact two-line layout for this screen width;
-        rows come back on the next refresh, the cursor stays on its target."""
-        compact = width < COMPACT_BELOW
-        if compact == self.compact:
+
+    def fit_rows(self, layout: str) -> None:
+        """Switch the row layout (see :data:`LAYOUTS`); rows come back on the next refresh, the
+        cursor stays on its target."""
+        if layout == self.row_layout:
             return
         selected = self.selected_target()
-        self.compact = compact
+        self.row_layout = layout
         self.clear(columns=True)
         self._cells.clear()
         self._add_columns()
@@ -222,7 +241,7 @@ class TargetsTable(ColumnScroll):
         for name in (n for n in self.order if n in cost_cells):  # new rows come in order
             row = self._row(state, name, stats.get(name), cost_cells[name])
             if name not in present:
-                self.add_row(*row.values(), key=name, height=2 if self.compact else 1)
+                self.add_row(*row.values(), key=name, height=2 if self.row_layout == "two" else 1)
                 for column, value in row.items():
                     self._cells[(name, column)] = _plain(value)
                 continue
@@ -260,8 +279,14 @@ class TargetsTable(ColumnScroll):
             "incident": _incident(incident),
             "cost": right(cost),
         }
-        if not self.compact:
+        if self.row_layout == "full":
             return row
+        if self.row_layout == "one":  # the last error's short name stands in for the status word
+            if failed:
+                kind = str(view.last_error)
+                status_text = Text(f"{symbol} {SHORT_ERROR.get(kind, kind)[:10]}", style=STATUS_STYLE[status])
+            return {"status": status_text, "target": name, "ttft": right(ms(view.last.get("ttft_ms")) if not failed else "-"),
+                    "latency": row["latency"], "tps": row["tps"], "err": row["err"], "cost": row["cost"]}
         # two lines a cell: every column fits 80 columns
         error = Text(view.last_error or "", style="italic")
         return {
