@@ -214,22 +214,25 @@ async def test_a_modal_footer_shows_the_modal_keys_only(tmp_path: Path) -> None:
             await pilot.pause()
 
 
-async def test_no_toasts_while_paused_then_one_summary(tmp_path: Path) -> None:
+async def test_no_alert_while_paused_then_one_summary_that_covers_nothing(tmp_path: Path) -> None:
+    """Incident alerts wait while paused, then come as one line in the Targets pane's bottom
+    border: no toast over the chart or the status counts."""
     from textual.widgets._toast import Toast
 
     app = demo_app(tmp_path)
-    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        pane = app.main.query_one("#targets-pane")
         await pilot.press("p")
         for target in ("a", "b", "c"):
             app.monitor.publish({"event": "alert", "kind": "incident", "severity": "warning", "target": target,
                                  "text": f"{target}: TTFT +80 %", "details": {"state": "open"}})
             app.bridge.tick()
             await pilot.pause()
-        assert not list(app._notifications) and not list(app.screen.query(Toast))
+        assert not str(pane.border_subtitle or "")
         await pilot.press("p")
-        await wait_for(pilot, lambda: bool(list(app.screen.query(Toast))), what="the summary toast")
-        (toast,) = app.screen.query(Toast)
-        assert "3 incident changes: a, b, c" in str(toast.render())
+        await wait_for(pilot, lambda: "incident" in str(pane.border_subtitle or ""), what="the summary line")
+        assert "3 incident changes: a, b, c" in str(pane.border_subtitle)
+        assert not list(app.screen.query(Toast))
 
 
 async def test_l_scrolls_a_table_a_column_at_a_time(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.widgets import Static
@@ -28,9 +29,12 @@ if TYPE_CHECKING:
     from .app import LLMScopeApp
 
 TOAST_EVERY_S = 3.0
+#: How long the latest alert stays in the Targets pane's border.
+FLASH_S = 30.0
 SLOW_PANES_EVERY_S = 1.0
 #: An alert's severity -> the toast's.
 TOAST_SEVERITY: dict[str, SeverityLevel] = {"critical": "error", "warning": "warning", "info": "information"}
+FLASH_STYLE: dict[SeverityLevel, str] = {"error": "bold reverse red", "warning": "bold reverse yellow", "information": "bold reverse"}
 
 
 class Bridge:
@@ -48,6 +52,9 @@ class Bridge:
         self._status_line = self._banner_line = ""
         self._pending_alerts: list[dict[str, Any]] = []
         self._last_toast = -1e9
+        #: the latest alert, shown in the Targets pane's bottom border until _flash_until
+        self.flash = Text()
+        self._flash_until = 0.0
 
     def invalidate(self) -> None:
         """The view changed (a key, a resize, new data from the file): the next tick redraws
@@ -69,6 +76,9 @@ class Bridge:
                 alerts.append(event)
         self._pending_alerts.extend(alerts)
         now = time.monotonic()
+        if self.flash and now >= self._flash_until:
+            self.flash = Text()
+            self._set_flash("")
         if self._pending_alerts and not self.app.paused and now - self._last_toast >= TOAST_EVERY_S:
             self._last_toast = now
             self._announce(self._pending_alerts)
@@ -83,28 +93,41 @@ class Bridge:
 
     def _announce(self, alerts: list[dict[str, Any]]) -> None:
         """Incidents and budget thresholds (the alerts: never single rule firings), at most one
-        toast every few seconds and one on screen; held while the display is paused."""
-        app = self.app
-        app.clear_notifications()
+        message every few seconds, held while the display is paused. Written in the Targets
+        pane's bottom border, not a toast: a toast covered the chart and the status counts at
+        80x24, and the border moves nothing on the screen."""
         incidents = [a for a in alerts if a.get("kind") == "incident"]
         others = [a for a in alerts if a.get("kind") != "incident"]
         if len(incidents) == 1:
             a = incidents[0]
-            severity = TOAST_SEVERITY.get(a["severity"], "warning")
-            app.notify(a["text"], title="incident", severity=severity, timeout=6)
+            self._flash(f"incident: {a['text']}", TOAST_SEVERITY.get(a["severity"], "warning"))
         elif incidents:
             names = sorted({str(a["target"]) for a in incidents})
             more = f" and {len(names) - 3} more" if len(names) > 3 else ""
             worst: SeverityLevel = "error" if any(a["severity"] == "critical" for a in incidents) else "warning"
-            app.notify(
-                f"{len(incidents)} incident changes: {', '.join(names[:3])}{more} (pane 3)",
-                title="incidents", severity=worst, timeout=6,
-            )
-        for a in others[-2:]:
-            app.notify(str(a.get("text") or "budget threshold crossed"), title="budget", severity="warning")
+            self._flash(f"{len(incidents)} incident changes: {', '.join(names[:3])}{more} (3 lists them)", worst)
+        if others:
+            texts = [str(a.get("text") or "budget threshold crossed") for a in others[-2:]]
+            self._flash(f"budget: {'; '.join(texts)}", "warning", keep=bool(incidents))
         opened = any((a.get("details") or {}).get("state") != "closed" for a in incidents)
         if self.settings.alerts.bell and (opened or others):
-            app.bell()
+            self.app.bell()
+
+    def _flash(self, text: str, severity: SeverityLevel, keep: bool = False) -> None:
+        """The latest alert in the Targets pane's bottom border, stamped, for FLASH_S; with
+        ``keep``, added after the one set in this same pass."""
+        stamp = time.strftime("%H:%M:%S")
+        line = f"{self.flash.plain} · {text}" if keep and self.flash else f" {stamp} {text} "
+        self.flash = Text(line, style=FLASH_STYLE[severity], no_wrap=True, overflow="ellipsis")
+        self._flash_until = time.monotonic() + FLASH_S
+        self._set_flash(self.flash)
+
+    def _set_flash(self, text: Text | str) -> None:
+        try:
+            pane = self.app.main.query_one("#targets-pane")
+        except NoMatches:
+            return
+        pane.border_subtitle = text
 
     def _render_panes(self) -> None:
         """Everything that changed, in one pass at most once a second (or every frame when
