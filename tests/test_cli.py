@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import samples_in_the_file_alone
+from conftest import free_port, samples_in_the_file_alone
 from llmscope_tui.cli import main
 from llmscope_tui.model import SAMPLE_FIELDS
 
@@ -318,3 +318,50 @@ def test_text_lines_run_forward_in_time_when_probes_end_out_of_order() -> None:
     writer({**base, "ts": 999.5, "target": "slow"})  # started 999.5, ended 1001.2
     stamps = [line.split()[0] for line in out.getvalue().splitlines()]
     assert stamps == sorted(stamps) and len(set(stamps)) == 2, stamps
+
+
+def test_a_config_file_with_no_targets_is_an_error_not_the_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to run the demo silently (exit 0): the user meant their own file."""
+    path = tmp_path / "config.toml"
+    path.write_text("[monitor]\ninterval = '5s'\n")
+    assert main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}: no [[targets]] to probe" in err and "--demo" in err
+    assert main(["--headless", "--count", "1", "--config", str(path), "--db", str(tmp_path / "x.db")]) == 2
+    assert "--ingest-port" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_an_empty_config_path_is_an_error_not_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--headless", "--count", "1", "--config", ""]) == 2
+    err = capsys.readouterr().err
+    assert err == "llmscope-tui: --config: empty path; name a config file, or use --demo for the simulated provider\n"
+
+
+def test_a_base_url_from_the_environment_is_checked_and_named(capsys: pytest.CaptureFixture[str]) -> None:
+    from llmscope_tui.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=r"^OPENAI_BASE_URL: not a valid URL \(Invalid IPv6 URL\)"):
+        load_settings(None, env={"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://[::1"})
+
+
+def test_a_duration_flag_past_ten_years_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--headless", "--demo", "--duration", "99999999999999999999d"])
+    assert info.value.code == 2
+    assert "at most 3650d" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a real process or real-time stream: seconds
+def test_no_targets_with_an_ingest_port_runs_ingest_only(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("# ingest only\n")
+    port = free_port()
+    result = run_cli("--headless", "--config", str(path), "--ingest-port", str(port), "--duration", "1s", "--db", str(tmp_path / "i.db"))
+    assert result.returncode == 0, result.stderr
+    assert f"ingest only, on port {port}" in result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["event"] == "start" and events[0]["targets"] == []
+    assert events[-1]["event"] == "stop" and events[-1]["reason"] == "duration reached"

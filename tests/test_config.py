@@ -148,7 +148,7 @@ def test_missing_explicit_file(tmp_path: Path) -> None:
         ("[monitor]\ninterval = 'fast'\n", ":2: monitor.interval: expected a duration"),
         ("[monitor]\nconcurency = 3\n", ":2: monitor.concurency: unknown key"),
         ("[monitor]\nconcurrency = 'many'\n", ":2: monitor.concurrency: expected a whole number"),
-        ("[monitor]\nconcurrency = 0\n", ":2: monitor.concurrency: must be at least 1"),
+        ("[monitor]\nconcurrency = 0\n", ":2: monitor.concurrency: expected 1 to 1,000"),
         ("[monitr]\n", ":1: monitr: unknown key"),
         (
             GOOD + "\n[[targets]]\nname = 'x'\nprovider = 'openia'\nmodel = 'm'\n",
@@ -160,7 +160,7 @@ def test_missing_explicit_file(tmp_path: Path) -> None:
         ),
         (GOOD + "\n[[targets]]\nname = 'x'\nprovider = 'ollama'\n", ":17: targets[2]: missing required key 'model'"),
         (GOOD.replace('interval = "30s"', 'interval = "30 parsecs"'), ":10: targets[0].interval: expected a duration"),
-        (GOOD.replace('interval = "30s"', "max_tokens = -4"), ":10: targets[0].max_tokens: must be at least 1"),
+        (GOOD.replace('interval = "30s"', "max_tokens = -4"), ":10: targets[0].max_tokens: expected 1 to 100,000"),
         (GOOD.replace('interval = "30s"', "temperature = 0"), ":10: targets[0].temperature: unknown key"),
         ("[[targets]]\nname='a'\nprovider='azure'\nmodel='d'\n", ":1: targets[0]: provider 'azure' needs base_url"),
         ("[[targets]]\nname='a'\nprovider='ollama'\nmodel='d'\napi_key_env=''\n", ":5: targets[0].api_key_env"),

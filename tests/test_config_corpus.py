@@ -96,7 +96,7 @@ CORPUS = [
     (
         "inline-table-top",
         "monitor = { interval = '5s', concurrency = 0 }\n",
-        "1: monitor.concurrency: must be at least 1, got 0",
+        "1: monitor.concurrency: expected 1 to 1,000, got 0",
     ),
     (
         "inline-budgets-not-array",
@@ -156,7 +156,7 @@ CORPUS = [
     (
         "max-tokens-zero",
         T + "max_tokens = 0\n",
-        "5: targets[0].max_tokens: must be at least 1, got 0",
+        "5: targets[0].max_tokens: expected 1 to 100,000, got 0",
     ),
     (
         "max-tokens-string",
@@ -194,7 +194,7 @@ CORPUS = [
     (
         "retention-zero",
         "[monitor]\nretention_days = 0\n",
-        "2: monitor.retention_days: must be a positive number of days, got 0",
+        "2: monitor.retention_days: expected a number of days above 0 and at most 3650, got 0",
     ),
     (
         "retention-string",
@@ -304,13 +304,13 @@ CORPUS = [
     (
         "multiline-string-before",
         T + 'prompt = """\nsay\n[not a header]\nOK"""\nmax_tokens = 0\n',
-        "9: targets[0].max_tokens: must be at least 1, got 0",
+        "9: targets[0].max_tokens: expected 1 to 100,000, got 0",
     ),
     (
         "comment-and-string-tricks",
         T
         + 'prompt = \'a # not a comment\'  # comment [x]\napi_version = "v\\"1"\nmax_tokens = -2\n',
-        "7: targets[0].max_tokens: must be at least 1, got -2",
+        "7: targets[0].max_tokens: expected 1 to 100,000, got -2",
     ),
     (
         "subtable-of-target",
@@ -336,8 +336,57 @@ CORPUS = [
     (
         "retention-nan",
         "[monitor]\nretention_days = nan\n",
-        "2: monitor.retention_days: must be a positive number of days, got nan",
+        "2: monitor.retention_days: expected a number of days above 0 and at most 3650, got nan",
     ),
+    # values a run cannot use (issue 13): malformed URLs and ports, past sane bounds, blank names
+    (
+        "base-url-port-out-of-range",
+        T + 'base_url = "http://127.0.0.1:99999/v1"\n',
+        "5: targets[0].base_url: not a valid URL (Port out of range 0-65535), got 'http://127.0.0.1:99999/v1'",
+    ),
+    (
+        "base-url-open-bracket",
+        T + 'base_url = "http://[::1/v1"\n',
+        "5: targets[0].base_url: not a valid URL (Invalid IPv6 URL), got 'http://[::1/v1'",
+    ),
+    (
+        "base-url-space",
+        T + 'base_url = "http://exa mple.com/v1"\n',
+        "5: targets[0].base_url: a URL has no spaces, got 'http://exa mple.com/v1'",
+    ),
+    (
+        "base-url-no-host",
+        T + 'base_url = "http:///v1"\n',
+        "5: targets[0].base_url: expected a host in the URL, got 'http:///v1'",
+    ),
+    ("interval-1e300", "[monitor]\ninterval = 1e300\n", "2: monitor.interval: at most 1d, got 1e+300"),
+    (
+        "interval-huge-days",
+        "[monitor]\ninterval = '99999999999999d'\n",
+        "2: monitor.interval: at most 1d, got '99999999999999d'",
+    ),
+    ("timeout-a-week", "[monitor]\ntimeout = '7d'\n", "2: monitor.timeout: at most 1h, got '7d'"),
+    (
+        "concurrency-1e20",
+        "[monitor]\nconcurrency = 100000000000000000000\n",
+        "2: monitor.concurrency: expected 1 to 1,000, got 100000000000000000000",
+    ),
+    (
+        "retention-1e308",
+        "[monitor]\nretention_days = 1e308\n",
+        "2: monitor.retention_days: expected a number of days above 0 and at most 3650, got 1e+308",
+    ),
+    (
+        "max-tokens-1e23",
+        T + "max_tokens = 100000000000000000000000\n",
+        "5: targets[0].max_tokens: expected 1 to 100,000, got 100000000000000000000000",
+    ),
+    (
+        "target-interval-past-a-day",
+        T + "interval = '2d'\n",
+        "5: targets[0].interval: at most 1d, got '2d'",
+    ),
+    ("blank-name", T.replace('name = "a"', 'name = "   "'), "1: targets[0]: missing required key 'name'"),
     ("toml-syntax", "[monitor]\ninterval = \n", "2: invalid TOML: Invalid value (column 12)"),
     (
         "toml-unclosed-header",
@@ -370,6 +419,8 @@ def test_the_corpus_is_large_and_every_line_is_ours() -> None:
         "array-of-inline-targets",
         "missing-model",
         "toml-syntax",
+        "base-url-port-out-of-range",
+        "concurrency-1e20",
     ],
 )
 def test_check_config_exits_2_with_the_same_line(

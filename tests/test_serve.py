@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from llmscope_tui import cli
 
 aiohttp = pytest.importorskip("aiohttp")  # installed with textual-serve (the [serve] and [test] extras)
 
 
 pytestmark = pytest.mark.slow  # a real process in a pseudo-terminal or behind a web server: seconds each
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 async def first_screen(port: int, timeout: float) -> str:
     """Open the page, then its websocket as the browser does, and collect what the app draws."""

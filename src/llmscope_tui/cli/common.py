@@ -29,7 +29,15 @@ def fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def check_runnable(settings: Settings) -> None:
+def check_runnable(settings: Settings, ingest: bool = False) -> None:
+    """A run needs a target it can probe, or (``ingest``) the ingest endpoint to serve alone."""
+    if not settings.demo and not settings.targets:
+        if ingest:
+            return
+        raise ConfigError(
+            f"{settings.config_file}: no [[targets]] to probe; add one (docs/configuration.md), "
+            "use --ingest-port to only record application usage, or --demo for the simulated provider"
+        )
     if settings.targets and not settings.enabled_targets:
         reasons = "; ".join(f"{t.name}: {t.disabled_reason}" for t in settings.targets)
         raise ConfigError(f"no target can run ({reasons})")

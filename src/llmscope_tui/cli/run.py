@@ -39,7 +39,9 @@ def run_log(args: argparse.Namespace) -> int:
     from llmscope_tui.store import StoreError
 
     settings = settings_for(args)
-    check_runnable(settings)
+    check_runnable(settings, ingest=args.ingest_port is not None)
+    if not settings.demo and not settings.targets:
+        print(f"{PROG}: {settings.config_file} has no [[targets]]: ingest only, on port {args.ingest_port}", file=sys.stderr)
     options = HeadlessOptions(
         log_file=args.log_file,
         duration_s=args.duration,

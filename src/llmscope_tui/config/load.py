@@ -21,8 +21,15 @@ from llmscope_tui.config.providers import (
     AZURE_DEFAULT_API_VERSION,
     PRESETS,
     normalize_base_url,
+    url_problem,
 )
-from llmscope_tui.config.settings import DEFAULT_PROMPT, ConfigError, Settings
+from llmscope_tui.config.settings import (
+    DEFAULT_PROMPT,
+    MAX_INTERVAL_S,
+    MAX_RETENTION_DAYS,
+    ConfigError,
+    Settings,
+)
 from llmscope_tui.durations import parse_duration
 from llmscope_tui.model import Target
 
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
 def find_config_file(explicit: str | Path | None, env: Mapping[str, str]) -> Path | None:
     """The config file to read, or None for "no config" (then: keys from the environment, or
     the demo)."""
+    if explicit is not None and not str(explicit).strip():
+        raise ConfigError("--config: empty path; name a config file, or use --demo for the simulated provider")
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
@@ -74,8 +83,8 @@ def load_settings(
         ]
     elif not demo:
         settings.targets = _auto_targets(settings, env)
-    if not settings.targets:
-        settings.demo = True
+    if not settings.targets and source is None:
+        settings.demo = True  # no config file and no key: the demo (a file with no targets is not)
     return settings
 
 
@@ -173,14 +182,17 @@ def _target(
     where: Loc = ("targets", index)
     preset = PRESETS[item.provider]
     base_url = item.base_url
+    from_env = None
     if base_url is None:
-        base_url = (
-            next((env[v] for v in preset.base_url_envs if env.get(v)), None) or preset.base_url
-        )
+        from_env = next((v for v in preset.base_url_envs if env.get(v)), None)
+        base_url = env[from_env] if from_env else preset.base_url
     if base_url is None:
         raise source.error(where, f"provider {item.provider!r} needs base_url")
-    if not normalize_base_url(base_url).startswith(("http://", "https://")):
-        raise source.error((*where, "base_url"), f"expected an http(s) URL, got {base_url!r}")
+    problem = url_problem(normalize_base_url(base_url))
+    if problem is not None and from_env:
+        raise ConfigError(f"{from_env} (the base URL of target {item.name!r}): {problem}")
+    if problem is not None:
+        raise source.error((*where, "base_url"), problem)
     if item.api_key_env is None and preset.key_required and not preset.key_envs:
         raise source.error(where, f"provider {item.provider!r} needs api_key_env")
     key_envs = (item.api_key_env,) if item.api_key_env else preset.key_envs
@@ -216,8 +228,12 @@ def _auto_targets(settings: Settings, env: Mapping[str, str]) -> list[Target]:
             continue
         providers_done.add(provider)
         preset = PRESETS[provider]
-        base = next((env[v] for v in preset.base_url_envs if env.get(v)), None) or preset.base_url
+        from_env = next((v for v in preset.base_url_envs if env.get(v)), None)
+        base = env[from_env] if from_env else preset.base_url
         assert base is not None
+        problem = url_problem(normalize_base_url(base))
+        if problem is not None:
+            raise ConfigError(f"{from_env}: {problem}")
         targets.append(
             Target(
                 name=f"{provider}/{model}",
@@ -236,7 +252,7 @@ def _apply_env(env: Mapping[str, str], settings: Settings) -> None:
     var = next((n for n in ("LLMSCOPE_INTERVAL", "MONITORING_INTERVAL") if env.get(n)), None)
     if var:
         try:
-            settings.interval_s = parse_duration(env[var])
+            settings.interval_s = parse_duration(env[var], MAX_INTERVAL_S)
         except ValueError as exc:
             raise ConfigError(f"environment variable {var}: {exc}") from None
         settings.sources["interval"] = var
@@ -248,9 +264,9 @@ def _apply_env(env: Mapping[str, str], settings: Settings) -> None:
             raise ConfigError(
                 f"environment variable {var}: expected a number of days, got {env[var]!r}"
             ) from None
-        if not days > 0:
+        if not 0 < days <= MAX_RETENTION_DAYS:
             raise ConfigError(
-                f"environment variable {var}: must be a positive number of days, got {env[var]!r}"
+                f"environment variable {var}: expected days above 0 and at most {MAX_RETENTION_DAYS:g}, got {env[var]!r}"
             )
         settings.retention_days = days
         settings.sources["retention_days"] = var

@@ -62,6 +62,27 @@ PRESETS: dict[str, ProviderPreset] = {
 AZURE_DEFAULT_API_VERSION = "2024-10-21"
 
 
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as a base URL (in the words the user reads), or None: a run
+    would otherwise fail every probe with a traceback (``http://[::1/v1``, port 99999, a space)."""
+    from urllib.parse import urlsplit
+
+    if any(c.isspace() for c in url):
+        return f"a URL has no spaces, got {url!r}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # bad IPv6 brackets, a port out of range or not a number
+        return f"not a valid URL ({exc}), got {url!r}"
+    if parts.scheme not in ("http", "https"):
+        return f"expected an http(s) URL, got {url!r}"
+    if not parts.hostname:
+        return f"expected a host in the URL, got {url!r}"
+    if port == 0:
+        return f"port must be 1-65535, got {url!r}"
+    return None
+
+
 def normalize_base_url(url: str) -> str:
     """Accept what people put in OLLAMA_HOST and friends: no scheme, a bind-all address, a slash."""
     url = url.strip()

@@ -21,9 +21,16 @@ from pydantic import (
 )
 
 from llmscope_tui.config.providers import PRESETS
-from llmscope_tui.config.settings import FPS_RANGE
+from llmscope_tui.config.settings import (
+    FPS_RANGE,
+    MAX_CONCURRENCY,
+    MAX_INTERVAL_S,
+    MAX_RETENTION_DAYS,
+    MAX_TIMEOUT_S,
+    MAX_TOKENS,
+)
 from llmscope_tui.costs import Budget, CostConfigError, PriceOverride, parse_budgets, parse_price
-from llmscope_tui.durations import parse_duration
+from llmscope_tui.durations import MAX_DURATION_S, parse_duration
 from llmscope_tui.model import Metric
 
 Loc = tuple[str | int, ...]
@@ -45,11 +52,15 @@ class Problem(ValueError):
 # --------------------------------------------------------------------------- value checks
 
 
-def _duration(value: Any) -> float:
+def _duration(value: Any, max_s: float = MAX_DURATION_S) -> float:
     try:
-        return parse_duration(value)
+        return parse_duration(value, max_s)
     except ValueError as exc:
         raise Problem(str(exc)) from None
+
+
+def _at_most(max_s: float) -> BeforeValidator:
+    return BeforeValidator(lambda value: _duration(value, max_s))
 
 
 def _accept_after(value: Any) -> float | None:
@@ -60,6 +71,15 @@ def _at_least_1(value: int) -> int:
     if value < 1:
         raise Problem(f"must be at least 1, got {value}")
     return value
+
+
+def _count_up_to(high: int) -> AfterValidator:
+    def check(value: int) -> int:
+        if not 1 <= value <= high:
+            raise Problem(f"expected 1 to {high:,}, got {value}")
+        return value
+
+    return AfterValidator(check)
 
 
 def _within(ok: Callable[[float], bool], expected: str) -> WrapValidator:
@@ -122,6 +142,8 @@ def _tables(name: str, value: Any) -> list[Any]:
 
 Duration = Annotated[float, BeforeValidator(_duration)]
 PositiveInt = Annotated[int, AfterValidator(_at_least_1)]
+Interval = Annotated[float, _at_most(MAX_INTERVAL_S)]
+Timeout = Annotated[float, _at_most(MAX_TIMEOUT_S)]
 
 
 # --------------------------------------------------------------------------- tables
@@ -131,15 +153,18 @@ class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-Days = Annotated[float, _within(lambda v: v > 0, "must be a positive number of days")]
+Days = Annotated[
+    float,
+    _within(lambda v: 0 < v <= MAX_RETENTION_DAYS, f"expected a number of days above 0 and at most {MAX_RETENTION_DAYS:g}"),
+]
 
 
 class MonitorTable(_Table):
-    interval: Duration | None = None
-    timeout: Duration | None = None
-    connect_timeout: Duration | None = None
-    first_token_timeout: Duration | None = None
-    concurrency: PositiveInt | None = None
+    interval: Interval | None = None
+    timeout: Timeout | None = None
+    connect_timeout: Timeout | None = None
+    first_token_timeout: Timeout | None = None
+    concurrency: Annotated[int, _count_up_to(MAX_CONCURRENCY)] | None = None
     retention_days: Days | None = None
     db: str | None = None
 
@@ -239,9 +264,9 @@ class TargetTable(_Table):
     model: Annotated[str, _required("model")]
     base_url: str | None = None
     api_key_env: Annotated[str, AfterValidator(_names_a_variable)] | None = None
-    max_tokens: PositiveInt | None = None
+    max_tokens: Annotated[int, _count_up_to(MAX_TOKENS)] | None = None
     prompt: str | None = None
-    interval: Duration | None = None
+    interval: Interval | None = None
     api_version: str | None = None
     headers: Annotated[dict[str, Any], AfterValidator(_string_values)] = {}
 

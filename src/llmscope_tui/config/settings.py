@@ -15,6 +15,13 @@ from llmscope_tui.model import Metric, Target
 DEFAULT_PROMPT = "Reply with the word OK."
 
 #: Screen updates per second the TUI accepts (0.2 = one every 5 s, for a very slow link).
+#: Sane bounds (a value past them is a typo, and would overflow timers or a provider's limit);
+#: docs/configuration.md lists them.
+MAX_INTERVAL_S = 86400.0
+MAX_TIMEOUT_S = 3600.0
+MAX_CONCURRENCY = 1000
+MAX_TOKENS = 100_000
+MAX_RETENTION_DAYS = 3650.0
 FPS_RANGE = (0.2, 30.0)
 
 

@@ -98,8 +98,10 @@ class ProbeScheduler:
         return self._stopping.is_set()
 
     async def run(self) -> None:
-        """Probe until stop() or until max_probes have started and finished."""
+        """Probe until stop() or until max_probes have started and finished. With no targets
+        (an ingest-only run) there is nothing to probe: it waits for stop()."""
         if not self.targets:
+            await self._stopping.wait()
             return
         own_client = self._client is None
         client = self._client or make_client(self.concurrency, self.timeouts, len(self.targets))
