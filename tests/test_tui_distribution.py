@@ -165,6 +165,11 @@ async def test_v_shows_the_cursors_target_with_numpys_percentiles_and_esc_closes
         await wait_for(pilot, lambda: screen.dist is not None and screen.dist.metric == "latency_ms", what="latency")
         await pilot.pause()
         assert _text(screen, "#dist-legend") == _shown(LATENCY)
+        await pilot.press("w")  # the day: the 60 s outlier of two hours ago is in, counted, not drawn
+        await wait_for(pilot, lambda: screen.dist is not None and screen.dist.window == "24h", what="24h")
+        await pilot.pause()
+        assert _text(screen, "#dist-legend") == _shown([*LATENCY, 60_000.0])
+        assert _text(screen, "#dist-note").startswith("1 above ") and "(max 60000 ms)" in _text(screen, "#dist-note")
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.main, what="closed")
 
