@@ -305,7 +305,7 @@ def test_view_state_status_words() -> None:
 
 def test_the_help_lists_every_bound_key() -> None:
     listed = " ".join(keys for keys, _ in KEY_HELP)
-    for key in ("?", "p", "r", "b", "e", "t", "m", "q", "/", "c", "s", "1", "Tab", "d", "Enter"):
+    for key in ("?", "p", "r", "b", "e", "t", "m", "q", "/", "c", "s", "1", "Tab", "d", "Enter", "v"):
         assert key in listed
 
 

@@ -25,6 +25,7 @@ from llmscope_tui.config import Settings
 from llmscope_tui.monitor import Monitor
 
 from .chartrender import clock, fmt_value
+from .distribution import DistributionScreen
 from .layout import VIEWS, PaneLayout
 from .screens import ConfirmScreen, FiringsScreen, HelpScreen
 from .state import METRIC_LABEL, METRICS, ViewState
@@ -54,6 +55,7 @@ class KeyActions(App[int]):
         Binding("e", "export", "Export"),
         Binding("t", "cycle_theme", "Theme", show=False),
         Binding("m", "maximize", "Max"),
+        Binding("v", "distribution", "Dist"),
         Binding("slash", "filter", "Filter"),
         Binding("1", "focus_pane(0)", "Targets", show=False),
         Binding("2", "focus_pane(1)", "Charts", show=False),
@@ -91,6 +93,15 @@ class KeyActions(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def action_distribution(self) -> None:
+        """The charted target's (the Targets cursor's) TTFT or latency histogram."""
+        charts = self.main.query_one(ChartsPane)
+        target = charts.selected or self.main.query_one(TargetsTable).selected_target()
+        if target is None:
+            self.notify("no target selected", severity="warning")
+            return
+        self.push_screen(DistributionScreen(self.settings.db_path, target, charts.metric, charts.chart_colors))
 
     def action_pause(self) -> None:
         self.paused = not self.paused
