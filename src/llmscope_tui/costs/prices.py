@@ -6,19 +6,20 @@ genai-prices only goes to the network when someone starts its ``UpdatePrices`` b
 (or runs its CLI with an update flag); nothing here does, and importing this module does not
 even import genai-prices (it is loaded on the first price lookup, ~0.2 s).
 
-    cost = (tokens_in - tokens_cached) x input price
-           + tokens_cached x cache-read price
+    cost = (tokens_in - tokens_cached - tokens_cache_write) x input price
+           + tokens_cached x cache-read price + tokens_cache_write x cache-write price
            + tokens_out x output price                     (prices per million tokens)
 
-computed by genai-prices itself: we pass ``input_tokens`` = all input (cached included, as
-DESIGN 4 defines tokens_in) and ``cache_read_tokens`` = the cached part, which is exactly its
-``Usage`` semantics (the cache-read unit is a descendant of the input unit, so the input price
-applies to ``input_tokens - cache_read_tokens``). Consequences worth knowing:
+computed by genai-prices itself: we pass ``input_tokens`` = all input (cached and cache writes
+included, as DESIGN 4 defines tokens_in), ``cache_read_tokens`` and ``cache_write_tokens``,
+which is exactly its ``Usage`` semantics (both cache units descend from the input unit, so the
+input price applies to the rest). Consequences worth knowing:
 
 * Tiers are genai-prices' "cliff" tiers, chosen by the request's total input tokens: a Gemini
   2.5 Pro prompt of 200 000 tokens pays the base prices, one of 200 001 tokens pays the tier
   prices on *every* token (input, cached and output).
-* A model whose price list has no cache-read price bills cached tokens at the input price.
+* A model whose price list has no cache-read (cache-write) price bills those tokens at the
+  input price; so do ``[[prices]]`` overrides for cache writes (they have no such price).
 * Time-dependent prices (DeepSeek's off-peak hours, announced price changes) are resolved at
   the ``when`` given (default: now).
 * Per-request fees, where a model has one, are included as genai-prices includes them.
@@ -192,7 +193,7 @@ class PriceBook:
                 self._scoped[(ov.provider.strip().lower(), ov.model)] = ov
         self._snapshot = snapshot
         self._entries: dict[tuple[str, str], _Entry] = {}
-        self._memo: dict[tuple[int, int, int, int], float] = {}
+        self._memo: dict[tuple[int, int, int, int, int], float] = {}
         self._memo_size = max(int(memo_size), 16)
         self._catalogues: dict[str, list[Any]] = {}
 
@@ -316,12 +317,15 @@ class PriceBook:
         tokens_out: int | None,
         tokens_cached: int | None = None,
         when: datetime | None = None,
+        *,
+        tokens_cache_write: int | None = None,
     ) -> float | None:
         """USD for one call (DESIGN 7), or None when unpriced or when no usage is known at all.
 
-        ``tokens_in`` includes the cached tokens (DESIGN 4); a missing count is taken as 0 when
-        the other one is known; negative counts are taken as 0 and a cached count above
-        ``tokens_in`` as ``tokens_in``. ``when`` selects time-dependent prices (default now).
+        ``tokens_in`` includes the cached tokens and the cache writes (DESIGN 4); a missing count
+        is taken as 0 when the other one is known; negative counts are taken as 0, and cache
+        reads plus writes above ``tokens_in`` are cut to it (reads first), as genai-prices
+        refuses such usage. ``when`` selects time-dependent prices (default now).
         """
         if tokens_in is None and tokens_out is None:
             return None
@@ -329,22 +333,24 @@ class PriceBook:
         tin = _count(tokens_in)
         tout = _count(tokens_out)
         cached = min(_count(tokens_cached), tin)
+        written = min(_count(tokens_cache_write), tin - cached)
         ov = entry.override
         if ov is not None:
             cache_price = ov.input_per_mtok if ov.cache_read_per_mtok is None else ov.cache_read_per_mtok
-            return ((tin - cached) * ov.input_per_mtok + cached * cache_price + tout * ov.output_per_mtok) / _MTOK
+            fresh = tin - cached  # cache writes included: an override has no cache-write price
+            return (fresh * ov.input_per_mtok + cached * cache_price + tout * ov.output_per_mtok) / _MTOK
         if entry.info is None:
             return None
         price = self._model_price(entry, when)
         if price is None:
             return None
-        key = (id(price), tin, tout, cached)  # ModelPrice objects live as long as the snapshot
+        key = (id(price), tin, tout, cached, written)  # ModelPrice objects live as long as the snapshot
         hit = self._memo.get(key)
         if hit is not None:
             return hit
         from genai_prices import Usage
 
-        usage = Usage(input_tokens=tin, output_tokens=tout, cache_read_tokens=cached)
+        usage = Usage(input_tokens=tin, output_tokens=tout, cache_read_tokens=cached, cache_write_tokens=written)
         try:
             value = float(price.calc_price(usage)["total_price"])
         except (ValueError, ArithmeticError):  # a price-data problem: say unpriced, not wrong
@@ -365,6 +371,7 @@ class PriceBook:
             sample.tokens_out,
             getattr(sample, "tokens_cached", None),
             when,
+            tokens_cache_write=getattr(sample, "tokens_cache_write", None),
         )
 
     def catalogue(self, provider: str, when: datetime | None = None) -> list[CatalogueModel]:
