@@ -14,7 +14,7 @@ import genai_prices
 import pytest
 
 from fake_provider import FakeProvider, Script, Usage
-from llmscope_tui.costs import PriceBook, PriceOverride
+from llmscope_tui.costs import ModelUsage, PriceBook, PriceOverride, recommend
 from llmscope_tui.export import write_csv
 from llmscope_tui.ingest import RecordError, parse_record
 from llmscope_tui.model import SAMPLE_FIELDS, Sample
@@ -70,6 +70,20 @@ def test_a_cache_write_costs_what_genai_prices_says_and_more_than_input() -> Non
     # an override has no cache-write price: the writes pay the input price
     own = PriceBook([PriceOverride(model="mine", input_per_mtok=2.0, output_per_mtok=0.0, cache_read_per_mtok=1.0)])
     assert own.cost("x", "mine", 1000, 0, 100, tokens_cache_write=400) == pytest.approx((900 * 2.0 + 100 * 1.0) / 1e6)
+
+
+def test_monthly_totals_price_cache_writes_like_a_call() -> None:
+    """Recommendations price a month's token mix with base-tier unit prices: the same formula."""
+    book = PriceBook()
+    unit = book.unit_prices("anthropic", HAIKU, WHEN)
+    assert unit is not None and unit.cache_write_per_mtok == pytest.approx(1.0)
+    assert unit.cost(1000, 10, 100, 400) == pytest.approx(book.cost("anthropic", HAIKU, 1000, 10, 100, WHEN,
+                                                                     tokens_cache_write=400))  # fmt: skip
+    mix = [ModelUsage("anthropic", HAIKU, 1e9, 1e6, 1e8, 4e8)]
+    monitored = [("anthropic", HAIKU), ("anthropic", "claude-3-haiku")]
+    (rec,) = recommend(mix, book, monitored, catalogue=False, when=WHEN)
+    assert rec.current_monthly == pytest.approx(unit.cost(1e9, 1e6, 1e8, 4e8))
+    assert rec.current_monthly > unit.cost(1e9, 1e6, 1e8)  # the writes cost more than input
 
 
 def _old_data_file(path: Path) -> None:

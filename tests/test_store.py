@@ -676,7 +676,7 @@ def test_spend_usage_and_columns(store: SampleStore) -> None:
     with pytest.raises(ValueError):
         store.spend_by("cost_usd; DROP TABLE samples")
     usage = store.usage_by_model()
-    assert usage == [("anthropic", "m2", 31, 16, 0), ("openai", "m", 0, 0, 0), ("openai", "m1", 62, 32, 16)]
+    assert usage == [("anthropic", "m2", 31, 16, 0, 5), ("openai", "m", 0, 0, 0, 0), ("openai", "m1", 62, 32, 16, 10)]
     cols = store.columns(["target", "ok", "ttft_ms", "tokens_cached"])
     assert cols["target"].dtype == object and cols["target"].tolist() == ["a", "a", "b", "b"]
     assert cols["ok"].dtype == np.int64 and cols["ok"].tolist() == [1, 1, 1, 0]

@@ -46,7 +46,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
+
+from llmscope_tui.costs.units import MTOK, CatalogueModel, PriceOverride, UnitPrices
 
 #: Our provider name (config preset) -> genai-prices provider id; None = unpriced by default.
 PROVIDER_IDS: dict[str, str | None] = {
@@ -67,64 +69,6 @@ PROVIDER_IDS: dict[str, str | None] = {
     "lmstudio": None,
     "openai-compatible": None,
 }
-
-_MTOK = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class PriceOverride:
-    """A ``[[prices]]`` entry: USD per million tokens for an exact model id.
-
-    ``provider`` None applies to that model id on every provider; a provider-scoped override
-    beats an unscoped one, and both beat genai-prices. Cached tokens cost
-    ``cache_read_per_mtok``, or the input price when it is None. No tiers.
-    """
-
-    model: str
-    provider: str | None = None
-    input_per_mtok: float = 0.0
-    output_per_mtok: float = 0.0
-    cache_read_per_mtok: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UnitPrices:
-    """Prices per million tokens at the base tier, for display and recommendations.
-
-    ``cache_read_per_mtok`` None: cached tokens are billed at the input price. ``tiered``: larger
-    prompts pay more (see genai-prices). ``source`` is "override" or "genai-prices";
-    ``provider_id`` / ``model_id`` say what genai-prices matched (the override's model id and
-    our provider name for an override).
-    """
-
-    input_per_mtok: float
-    output_per_mtok: float
-    cache_read_per_mtok: float | None
-    tiered: bool = False
-    source: Literal["override", "genai-prices"] = "genai-prices"
-    provider_id: str | None = None
-    model_id: str = ""
-    context_window: int | None = None
-
-    def cost(self, tokens_in: float, tokens_out: float, tokens_cached: float = 0.0) -> float:
-        """Base-tier price of these token counts (also used for monthly totals, which have no tier)."""
-        tin = max(float(tokens_in), 0.0)
-        cached = min(max(float(tokens_cached), 0.0), tin)
-        cache_price = self.input_per_mtok if self.cache_read_per_mtok is None else self.cache_read_per_mtok
-        return (
-            (tin - cached) * self.input_per_mtok
-            + cached * cache_price
-            + max(float(tokens_out), 0.0) * self.output_per_mtok
-        ) / _MTOK
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogueModel:
-    """One model of a provider's genai-prices price list (for recommendations)."""
-
-    model: str
-    prices: UnitPrices
-    deprecated: bool
 
 
 @dataclass(slots=True)
@@ -338,7 +282,7 @@ class PriceBook:
         if ov is not None:
             cache_price = ov.input_per_mtok if ov.cache_read_per_mtok is None else ov.cache_read_per_mtok
             fresh = tin - cached  # cache writes included: an override has no cache-write price
-            return (fresh * ov.input_per_mtok + cached * cache_price + tout * ov.output_per_mtok) / _MTOK
+            return (fresh * ov.input_per_mtok + cached * cache_price + tout * ov.output_per_mtok) / MTOK
         if entry.info is None:
             return None
         price = self._model_price(entry, when)
@@ -395,7 +339,9 @@ class PriceBook:
 
 
 def _unit_prices_of(price: Any, provider_id: str | None, info: Any) -> UnitPrices:
-    raw = tuple(getattr(price, key, None) for key in ("input_mtok", "output_mtok", "cache_read_mtok"))
+    raw = tuple(
+        getattr(price, key, None) for key in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+    )
     return UnitPrices(
         _base(raw[0]) or 0.0,
         _base(raw[1]) or 0.0,
@@ -405,4 +351,5 @@ def _unit_prices_of(price: Any, provider_id: str | None, info: Any) -> UnitPrice
         provider_id=provider_id,
         model_id=info.id,
         context_window=info.context_window,
+        cache_write_per_mtok=_base(raw[3]),
     )
