@@ -47,7 +47,7 @@ def build(path: Path, targets: int, interval: float, days: float, now: float) ->
                 float(ts[i]), f"target-{t}", "openai", "gpt-4o-mini", int(good), None if good else "rate_limit",
                 200 if good else 429, 0.0, float(ttft[i]) if good else None,
                 float(ttft[i] * 1.5) if good else None, 15.0 if good else None, 60.0 if good else None,
-                20, 12 if good else None, 0, None, 0, 1e-5 if good else None, None, "probe", None, None,
+                20, 12 if good else None, 0, 0, None, 0, 1e-5 if good else None, None, "probe", None, None,
             ))
         conn.executemany(sql, rows)
         conn.commit()

@@ -90,13 +90,13 @@ def synthetic_rows(start: int, count: int, n_targets: int, t0: float, rng: np.ra
         provider, model = PROVIDERS[g % len(PROVIDERS)]
         if k:
             rows.append(
-                (t, names[g], provider, model, 1, None, 200, 0.0, a, b, c, d, e, f, 0, None, 0, h,
+                (t, names[g], provider, model, 1, None, 200, 0.0, a, b, c, d, e, f, 0, 0, None, 0, h,
                  f"req_{start + i:016x}", "probe", None, None)
             )
         else:
             rows.append(
                 (t, names[g], provider, model, 0, "rate_limit", 429, 0.0, None, None, None, None, None, None,
-                 None, None, 0, None, f"req_{start + i:016x}", "probe", 2.0, "429 Too Many Requests")
+                 None, 0, None, 0, None, f"req_{start + i:016x}", "probe", 2.0, "429 Too Many Requests")
             )
     return rows
 

@@ -254,6 +254,7 @@ def _check_json_records(ep: Endpoint) -> None:
     assert anthropic.provider == "anthropic"
     # DESIGN 4: Anthropic tokens_in = input + cache read + cache creation; cached = cache read.
     assert (anthropic.tokens_in, anthropic.tokens_out, anthropic.tokens_cached) == (240, 25, 200)
+    assert (anthropic.tokens_cache_write, openai.tokens_cache_write) == (30, 0)  # cache creation
     gemini = got["gemini-2.0-flash"]  # from the URL: the body names no model
     assert gemini.provider == "gemini"
     # DESIGN 4: Gemini thoughts go inside tokens_out.

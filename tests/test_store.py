@@ -47,6 +47,7 @@ def full_sample(i: int = 0, **over: Any) -> Sample:
         "tokens_in": 31,
         "tokens_out": 16,
         "tokens_cached": 8,
+        "tokens_cache_write": 5,
         "tokens_reasoning": 3,
         "tokens_estimated": 1,
         "cost_usd": 1.23456789e-05,
@@ -107,9 +108,11 @@ def test_new_file_has_the_schema_and_wal(store: SampleStore, db: Path) -> None:
         info = conn.execute("PRAGMA table_info(samples)").fetchall()
         names = [row[1] for row in info]
         types = {row[1]: row[2] for row in info}
-        assert names == ["id", *SAMPLE_FIELDS, *EXTRA_SAMPLE_FIELDS]
+        later = list(store_schema.LATER_SAMPLE_COLUMNS)  # added by migrations: at the end
+        assert names == ["id", *(f for f in SAMPLE_FIELDS if f not in later), *EXTRA_SAMPLE_FIELDS, *later]
         assert types["id"] == "INTEGER" and info[0][5] == 1  # the integer primary key
         assert types["ts"] == "REAL" and types["ok"] == "INTEGER" and types["tokens_in"] == "INTEGER"
+        assert types["tokens_cache_write"] == "INTEGER"
         assert types["ttft_ms"] == "REAL" and types["tps"] == "REAL" and types["cost_usd"] == "REAL"
         assert types["target"] == "TEXT" and types["request_id"] == "TEXT"
         index_cols = {
@@ -673,7 +676,7 @@ def test_spend_usage_and_columns(store: SampleStore) -> None:
     with pytest.raises(ValueError):
         store.spend_by("cost_usd; DROP TABLE samples")
     usage = store.usage_by_model()
-    assert usage == [("anthropic", "m2", 31, 16, 0), ("openai", "m", 0, 0, 0), ("openai", "m1", 62, 32, 16)]
+    assert usage == [("anthropic", "m2", 31, 16, 0, 5), ("openai", "m", 0, 0, 0, 0), ("openai", "m1", 62, 32, 16, 10)]
     cols = store.columns(["target", "ok", "ttft_ms", "tokens_cached"])
     assert cols["target"].dtype == object and cols["target"].tolist() == ["a", "a", "b", "b"]
     assert cols["ok"].dtype == np.int64 and cols["ok"].tolist() == [1, 1, 1, 0]

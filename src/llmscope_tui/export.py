@@ -36,7 +36,10 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 _TEXT_FIELDS = frozenset({"target", "provider", "model", "error_kind", "request_id", "source"})
 _INT_FIELDS = frozenset(
-    {"ok", "http_status", "tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning", "tokens_estimated"}
+    {
+        "ok", "http_status", "tokens_in", "tokens_out", "tokens_cached", "tokens_cache_write",
+        "tokens_reasoning", "tokens_estimated",
+    }
 )
 #: Durations and rates: milliseconds are measured to the microsecond at best.
 _FIXED3_FIELDS = frozenset({"connect_ms", "ttft_ms", "latency_ms", "itl_ms", "tps"})

@@ -56,6 +56,7 @@ SAMPLE_FIELDS: tuple[str, ...] = (
     "tokens_in",
     "tokens_out",
     "tokens_cached",
+    "tokens_cache_write",
     "tokens_reasoning",
     "tokens_estimated",
     "cost_usd",
@@ -86,6 +87,7 @@ class Sample:
     tokens_in: int | None = None
     tokens_out: int | None = None
     tokens_cached: int | None = None
+    tokens_cache_write: int = 0
     tokens_reasoning: int | None = None
     tokens_estimated: int = 0
     cost_usd: float | None = None

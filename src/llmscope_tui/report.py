@@ -82,10 +82,7 @@ def recommendations(
 ) -> list[Recommendation]:
     """Cheaper alternatives at the last 30 days' usage, with measured TTFT/error rate where we probe."""
     now_s = time.time() if now is None else now
-    usage = [
-        ModelUsage(provider, model, tin, tout, cached)
-        for provider, model, tin, tout, cached in store.usage_by_model(since=now_s - 30 * DAY)
-    ]
+    usage = [ModelUsage(*row) for row in store.usage_by_model(since=now_s - 30 * DAY)]
     by_name = {t.name: t for t in settings.targets}
     measured: dict[tuple[str, str], tuple[float | None, float | None]] = {}
     for rollup in measured_rollups:

@@ -257,6 +257,11 @@ def _tokens(state: StreamState) -> dict[str, int]:
         out["tokens_in"] = u.tokens_in
         if u.tokens_cached is not None and u.tokens_cached <= u.tokens_in:
             out["tokens_cached"] = u.tokens_cached
+        # only when some were written: the app's other calls never carry a field that an
+        # older ingest endpoint would refuse
+        written = u.tokens_cache_write
+        if written and written + out.get("tokens_cached", 0) <= u.tokens_in:
+            out["tokens_cache_write"] = written
     if u.tokens_out is not None:
         out["tokens_out"] = u.tokens_out
         if u.tokens_reasoning is not None and u.tokens_reasoning <= u.tokens_out:

@@ -9,8 +9,10 @@ Import everything from here (``from llmscope_tui.costs import PriceBook``); the 
 
 ``prices``
     :class:`PriceBook`: every price from genai-prices' bundled snapshot or a ``[[prices]]``
-    override (:class:`PriceOverride`); :class:`UnitPrices`, :class:`CatalogueModel`,
-    :data:`PROVIDER_IDS`. Its docstring says exactly how a call is priced.
+    override; :data:`PROVIDER_IDS`. Its docstring says exactly how a call is priced.
+``units``
+    The value types: :class:`PriceOverride`, :class:`UnitPrices` (base-tier prices and their
+    cost), :class:`CatalogueModel`.
 ``periods``
     :func:`period_bounds` (UTC day, calendar month) and :func:`projected_period_spend`.
 ``budgets``
@@ -67,13 +69,7 @@ from llmscope_tui.costs.overhead import (
 )
 from llmscope_tui.costs.parsing import parse_budget, parse_budgets, parse_price
 from llmscope_tui.costs.periods import PERIODS, period_bounds, projected_period_spend
-from llmscope_tui.costs.prices import (
-    PROVIDER_IDS,
-    CatalogueModel,
-    PriceBook,
-    PriceOverride,
-    UnitPrices,
-)
+from llmscope_tui.costs.prices import PROVIDER_IDS, PriceBook
 from llmscope_tui.costs.recommendations import (
     NON_CHAT_MARKERS,
     ModelUsage,
@@ -81,6 +77,7 @@ from llmscope_tui.costs.recommendations import (
     recommend,
 )
 from llmscope_tui.costs.tracker import BudgetTracker, SpendQuery, budget_event
+from llmscope_tui.costs.units import CatalogueModel, PriceOverride, UnitPrices
 
 __all__ = [
     "BUDGET_THRESHOLDS",

@@ -10,7 +10,7 @@ from typing import Any
 from llmscope_tui.costs.budgets import Budget, parse_scope
 from llmscope_tui.costs.errors import CostConfigError
 from llmscope_tui.costs.periods import PERIODS
-from llmscope_tui.costs.prices import PriceOverride
+from llmscope_tui.costs.units import PriceOverride
 
 _BUDGET_KEYS = ("name", "limit_usd", "period", "scope", "pause_probes_at")
 _PRICE_KEYS = ("model", "provider", "input_per_mtok", "output_per_mtok", "cache_read_per_mtok")

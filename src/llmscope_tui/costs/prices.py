@@ -6,19 +6,20 @@ genai-prices only goes to the network when someone starts its ``UpdatePrices`` b
 (or runs its CLI with an update flag); nothing here does, and importing this module does not
 even import genai-prices (it is loaded on the first price lookup, ~0.2 s).
 
-    cost = (tokens_in - tokens_cached) x input price
-           + tokens_cached x cache-read price
+    cost = (tokens_in - tokens_cached - tokens_cache_write) x input price
+           + tokens_cached x cache-read price + tokens_cache_write x cache-write price
            + tokens_out x output price                     (prices per million tokens)
 
-computed by genai-prices itself: we pass ``input_tokens`` = all input (cached included, as
-DESIGN 4 defines tokens_in) and ``cache_read_tokens`` = the cached part, which is exactly its
-``Usage`` semantics (the cache-read unit is a descendant of the input unit, so the input price
-applies to ``input_tokens - cache_read_tokens``). Consequences worth knowing:
+computed by genai-prices itself: we pass ``input_tokens`` = all input (cached and cache writes
+included, as DESIGN 4 defines tokens_in), ``cache_read_tokens`` and ``cache_write_tokens``,
+which is exactly its ``Usage`` semantics (both cache units descend from the input unit, so the
+input price applies to the rest). Consequences worth knowing:
 
 * Tiers are genai-prices' "cliff" tiers, chosen by the request's total input tokens: a Gemini
   2.5 Pro prompt of 200 000 tokens pays the base prices, one of 200 001 tokens pays the tier
   prices on *every* token (input, cached and output).
-* A model whose price list has no cache-read price bills cached tokens at the input price.
+* A model whose price list has no cache-read (cache-write) price bills those tokens at the
+  input price; so do ``[[prices]]`` overrides for cache writes (they have no such price).
 * Time-dependent prices (DeepSeek's off-peak hours, announced price changes) are resolved at
   the ``when`` given (default: now).
 * Per-request fees, where a model has one, are included as genai-prices includes them.
@@ -45,7 +46,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
+
+from llmscope_tui.costs.units import MTOK, CatalogueModel, PriceOverride, UnitPrices
 
 #: Our provider name (config preset) -> genai-prices provider id; None = unpriced by default.
 PROVIDER_IDS: dict[str, str | None] = {
@@ -66,64 +69,6 @@ PROVIDER_IDS: dict[str, str | None] = {
     "lmstudio": None,
     "openai-compatible": None,
 }
-
-_MTOK = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class PriceOverride:
-    """A ``[[prices]]`` entry: USD per million tokens for an exact model id.
-
-    ``provider`` None applies to that model id on every provider; a provider-scoped override
-    beats an unscoped one, and both beat genai-prices. Cached tokens cost
-    ``cache_read_per_mtok``, or the input price when it is None. No tiers.
-    """
-
-    model: str
-    provider: str | None = None
-    input_per_mtok: float = 0.0
-    output_per_mtok: float = 0.0
-    cache_read_per_mtok: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UnitPrices:
-    """Prices per million tokens at the base tier, for display and recommendations.
-
-    ``cache_read_per_mtok`` None: cached tokens are billed at the input price. ``tiered``: larger
-    prompts pay more (see genai-prices). ``source`` is "override" or "genai-prices";
-    ``provider_id`` / ``model_id`` say what genai-prices matched (the override's model id and
-    our provider name for an override).
-    """
-
-    input_per_mtok: float
-    output_per_mtok: float
-    cache_read_per_mtok: float | None
-    tiered: bool = False
-    source: Literal["override", "genai-prices"] = "genai-prices"
-    provider_id: str | None = None
-    model_id: str = ""
-    context_window: int | None = None
-
-    def cost(self, tokens_in: float, tokens_out: float, tokens_cached: float = 0.0) -> float:
-        """Base-tier price of these token counts (also used for monthly totals, which have no tier)."""
-        tin = max(float(tokens_in), 0.0)
-        cached = min(max(float(tokens_cached), 0.0), tin)
-        cache_price = self.input_per_mtok if self.cache_read_per_mtok is None else self.cache_read_per_mtok
-        return (
-            (tin - cached) * self.input_per_mtok
-            + cached * cache_price
-            + max(float(tokens_out), 0.0) * self.output_per_mtok
-        ) / _MTOK
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogueModel:
-    """One model of a provider's genai-prices price list (for recommendations)."""
-
-    model: str
-    prices: UnitPrices
-    deprecated: bool
 
 
 @dataclass(slots=True)
@@ -192,7 +137,7 @@ class PriceBook:
                 self._scoped[(ov.provider.strip().lower(), ov.model)] = ov
         self._snapshot = snapshot
         self._entries: dict[tuple[str, str], _Entry] = {}
-        self._memo: dict[tuple[int, int, int, int], float] = {}
+        self._memo: dict[tuple[int, int, int, int, int], float] = {}
         self._memo_size = max(int(memo_size), 16)
         self._catalogues: dict[str, list[Any]] = {}
 
@@ -316,12 +261,15 @@ class PriceBook:
         tokens_out: int | None,
         tokens_cached: int | None = None,
         when: datetime | None = None,
+        *,
+        tokens_cache_write: int | None = None,
     ) -> float | None:
         """USD for one call (DESIGN 7), or None when unpriced or when no usage is known at all.
 
-        ``tokens_in`` includes the cached tokens (DESIGN 4); a missing count is taken as 0 when
-        the other one is known; negative counts are taken as 0 and a cached count above
-        ``tokens_in`` as ``tokens_in``. ``when`` selects time-dependent prices (default now).
+        ``tokens_in`` includes the cached tokens and the cache writes (DESIGN 4); a missing count
+        is taken as 0 when the other one is known; negative counts are taken as 0, and cache
+        reads plus writes above ``tokens_in`` are cut to it (reads first), as genai-prices
+        refuses such usage. ``when`` selects time-dependent prices (default now).
         """
         if tokens_in is None and tokens_out is None:
             return None
@@ -329,22 +277,24 @@ class PriceBook:
         tin = _count(tokens_in)
         tout = _count(tokens_out)
         cached = min(_count(tokens_cached), tin)
+        written = min(_count(tokens_cache_write), tin - cached)
         ov = entry.override
         if ov is not None:
             cache_price = ov.input_per_mtok if ov.cache_read_per_mtok is None else ov.cache_read_per_mtok
-            return ((tin - cached) * ov.input_per_mtok + cached * cache_price + tout * ov.output_per_mtok) / _MTOK
+            fresh = tin - cached  # cache writes included: an override has no cache-write price
+            return (fresh * ov.input_per_mtok + cached * cache_price + tout * ov.output_per_mtok) / MTOK
         if entry.info is None:
             return None
         price = self._model_price(entry, when)
         if price is None:
             return None
-        key = (id(price), tin, tout, cached)  # ModelPrice objects live as long as the snapshot
+        key = (id(price), tin, tout, cached, written)  # ModelPrice objects live as long as the snapshot
         hit = self._memo.get(key)
         if hit is not None:
             return hit
         from genai_prices import Usage
 
-        usage = Usage(input_tokens=tin, output_tokens=tout, cache_read_tokens=cached)
+        usage = Usage(input_tokens=tin, output_tokens=tout, cache_read_tokens=cached, cache_write_tokens=written)
         try:
             value = float(price.calc_price(usage)["total_price"])
         except (ValueError, ArithmeticError):  # a price-data problem: say unpriced, not wrong
@@ -365,6 +315,7 @@ class PriceBook:
             sample.tokens_out,
             getattr(sample, "tokens_cached", None),
             when,
+            tokens_cache_write=getattr(sample, "tokens_cache_write", None),
         )
 
     def catalogue(self, provider: str, when: datetime | None = None) -> list[CatalogueModel]:
@@ -388,7 +339,9 @@ class PriceBook:
 
 
 def _unit_prices_of(price: Any, provider_id: str | None, info: Any) -> UnitPrices:
-    raw = tuple(getattr(price, key, None) for key in ("input_mtok", "output_mtok", "cache_read_mtok"))
+    raw = tuple(
+        getattr(price, key, None) for key in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+    )
     return UnitPrices(
         _base(raw[0]) or 0.0,
         _base(raw[1]) or 0.0,
@@ -398,4 +351,5 @@ def _unit_prices_of(price: Any, provider_id: str | None, info: Any) -> UnitPrice
         provider_id=provider_id,
         model_id=info.id,
         context_window=info.context_window,
+        cache_write_per_mtok=_base(raw[3]),
     )

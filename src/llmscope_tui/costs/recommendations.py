@@ -15,13 +15,14 @@ from llmscope_tui.costs.prices import PriceBook
 
 @dataclass(frozen=True, slots=True)
 class ModelUsage:
-    """Tokens one (provider, model) used in a month; tokens_in includes tokens_cached."""
+    """Tokens one (provider, model) used in a month; tokens_in includes the cache reads and writes."""
 
     provider: str
     model: str
     tokens_in: float
     tokens_out: float
     tokens_cached: float = 0.0
+    tokens_cache_write: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,22 +117,23 @@ def recommend(
     """
     totals: dict[tuple[str, str], list[float]] = {}
     for item in usage:
-        acc = totals.setdefault((item.provider, item.model), [0.0, 0.0, 0.0])
+        acc = totals.setdefault((item.provider, item.model), [0.0, 0.0, 0.0, 0.0])
         acc[0] += max(float(item.tokens_in), 0.0)
         acc[1] += max(float(item.tokens_out), 0.0)
         acc[2] += max(float(item.tokens_cached or 0.0), 0.0)
+        acc[3] += max(float(item.tokens_cache_write or 0.0), 0.0)
     watched = list(dict.fromkeys(monitored))
     watched_set = set(watched)
     measured = measured or {}
 
     out: list[Recommendation] = []
-    for (provider, model), (tin, tout, cached) in totals.items():
+    for (provider, model), mix in totals.items():
         if (provider, model) not in watched_set:
             continue
         current = price_book.unit_prices(provider, model, when)
         if current is None:
             continue
-        current_monthly = current.cost(tin, tout, cached)
+        current_monthly = current.cost(*mix)
         if current_monthly <= 0:
             continue
 
@@ -174,7 +176,7 @@ def recommend(
             if alt is None:
                 continue
             covered.add((alt.provider_id, alt.model_id))
-            alt_monthly = alt.cost(tin, tout, cached)
+            alt_monthly = alt.cost(*mix)
             if alt_monthly < current_monthly * (1 - min_saving):
                 found.append(make(alt_provider, alt_model, alt_monthly, "monitored"))
 
@@ -189,7 +191,7 @@ def recommend(
                     continue
                 if current.context_window and (prices.context_window or 0) < current.context_window:
                     continue
-                alt_monthly = prices.cost(tin, tout, cached)
+                alt_monthly = prices.cost(*mix)
                 ratio = alt_monthly / current_monthly
                 if catalogue_floor <= ratio < 1 - min_saving:
                     candidates.append(make(provider, entry.model, alt_monthly, "catalogue"))

@@ -175,6 +175,7 @@ class Record(BaseModel):
     tokens_in: int | None = None
     tokens_out: int | None = None
     tokens_cached: int | None = None
+    tokens_cache_write: int | None = None
     tokens_reasoning: int | None = Field(None, validate_default=True)
     latency_ms: float | None = None
     ttft_ms: float | None = None
@@ -196,7 +197,7 @@ class Record(BaseModel):
     def _name(cls, value: Any, info: ValidationInfo) -> str | None:
         return _string(value, str(info.field_name))
 
-    @field_validator("tokens_in", "tokens_out", "tokens_cached", mode="plain")
+    @field_validator("tokens_in", "tokens_out", "tokens_cached", "tokens_cache_write", mode="plain")
     @classmethod
     def _count(cls, value: Any, info: ValidationInfo) -> int | None:
         return _tokens(value, str(info.field_name))
@@ -205,15 +206,23 @@ class Record(BaseModel):
     @classmethod
     def _reasoning(cls, value: Any, info: ValidationInfo) -> int | None:
         reasoning = _tokens(value, "tokens_reasoning")
-        cached, tokens_in, tokens_out = (info.data.get(k) for k in ("tokens_cached", "tokens_in", "tokens_out"))
-        if cached is not None:
-            if tokens_in is None:
-                raise _refuse("tokens_cached", "given without tokens_in (tokens_in counts all input, cached included)")
-            if cached > tokens_in:
-                raise _refuse(
-                    "tokens_cached",
-                    f"{cached} is more than tokens_in {tokens_in} (tokens_in counts all input, cached included)",
-                )
+        cached, written, tokens_in, tokens_out = (
+            info.data.get(k) for k in ("tokens_cached", "tokens_cache_write", "tokens_in", "tokens_out")
+        )
+        for name, part in (("tokens_cached", cached), ("tokens_cache_write", written)):
+            if part is not None and tokens_in is None:
+                raise _refuse(name, "given without tokens_in (tokens_in counts all input, cached included)")
+        if cached is not None and tokens_in is not None and cached > tokens_in:
+            raise _refuse(
+                "tokens_cached",
+                f"{cached} is more than tokens_in {tokens_in} (tokens_in counts all input, cached included)",
+            )
+        if written is not None and tokens_in is not None and (cached or 0) + written > tokens_in:
+            raise _refuse(
+                "tokens_cache_write",
+                f"{written} plus tokens_cached {cached or 0} is more than tokens_in {tokens_in} "
+                "(tokens_in counts all input, cache reads and writes included)",
+            )
         if reasoning is not None and tokens_out is not None and reasoning > tokens_out:
             raise _refuse(
                 "tokens_reasoning",
@@ -281,7 +290,7 @@ class Record(BaseModel):
 #: Every field a record may carry, in the order docs/ingest.md and the "known fields" hint list
 #: them. Anything else is refused (typos are caught).
 RECORD_FIELDS: tuple[str, ...] = (
-    "provider", "model", "tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning", "latency_ms",
+    "provider", "model", "tokens_in", "tokens_out", "tokens_cached", "tokens_cache_write", "tokens_reasoning", "latency_ms",
     "ttft_ms", "ok", "error_kind", "ts", "project", "tag", "request_id", "http_status",
 )  # fmt: skip
 assert set(RECORD_FIELDS) == set(Record.model_fields)
@@ -335,6 +344,7 @@ def parse_record(obj: Any, *, now: float) -> Sample:
         tokens_in=record.tokens_in,
         tokens_out=record.tokens_out,
         tokens_cached=record.tokens_cached,
+        tokens_cache_write=record.tokens_cache_write or 0,
         tokens_reasoning=record.tokens_reasoning,
         tokens_estimated=0,
         cost_usd=None,

@@ -226,6 +226,7 @@ def _build_sample(
         usage.tokens_reasoning,
     )
     sample.tokens_out = usage.tokens_out
+    sample.tokens_cache_write = usage.tokens_cache_write or 0
     if out.first_ns is not None and out.last_ns is not None:
         sample.ttft_ms = _ms(t0, out.first_ns)
         sample.latency_ms = _ms(t0, out.last_ns)

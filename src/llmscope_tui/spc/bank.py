@@ -78,12 +78,23 @@ class ChartBank:
             transform = row.get("transform", "none")
             if metric not in self.settings.metrics or transform != self.settings.transform:
                 continue
-            since = row.get("window_end")
-            _, recent = self.store.metric_series(target, metric, since=since, limit=RESTORE_RECENT)
-            values = self._usable(recent.tolist())
+            values = self._usable(self._phase_ii(target, metric, row.get("window_end")))
             self.charts[(target, metric)] = self._frozen_chart(row["center"], row["sigma"], values)
             restored += 1
         return restored
+
+    def _phase_ii(self, target: str, metric: str, window_end: float | None) -> list[float]:
+        """The latest points tested against a stored baseline, oldest first.
+
+        Only samples after window_end (a live baseline's last point; a window's end): that last
+        baseline point replayed as a phase II point would lengthen every run by one and could
+        make a rule fire that the chart which never stopped did not fire.
+        """
+        assert self.store is not None
+        ts, values = self.store.metric_series(target, metric, since=window_end, limit=RESTORE_RECENT)
+        if window_end is None:
+            return list(values.tolist())
+        return [v for t, v in zip(ts.tolist(), values.tolist(), strict=True) if t > window_end]
 
     # -- live -------------------------------------------------------------------------------
 

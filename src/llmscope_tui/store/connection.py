@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from llmscope_tui.store.schema import (
+    LATER_SAMPLE_COLUMNS,
     SCHEMA_VERSION,
     StoreError,
     as_store_error,
@@ -89,6 +90,21 @@ class ReadConnections:
         self._readers: dict[int, sqlite3.Connection] = {}  # every open reader, to close them all
         self._readers_lock = threading.Lock()
         self._reads_closed = False
+        self._absent: dict[str, str] | None = None  # later sample columns this file lacks
+
+    def column_sql(self, name: str) -> str:
+        """A sample column as SQL: its name, or the value it reads as in a file older than it."""
+        if self._absent is None:
+            have = {row[1] for row in self._query("PRAGMA table_info(samples)")}
+            self._absent = {c: v for c, v in LATER_SAMPLE_COLUMNS.items() if c not in have}
+        value = self._absent.get(name)
+        return name if value is None else value
+
+    def sample_columns(self, names: Sequence[str]) -> str:
+        """A select list of sample columns that also reads a file not yet migrated (read-only)."""
+        return ", ".join(
+            name if (sql := self.column_sql(name)) == name else f"{sql} AS {name}" for name in names
+        )
 
     def _open_reader(self) -> sqlite3.Connection:
         return connect_reader(self.path, self._uri)

@@ -128,12 +128,14 @@ class RecordQueries(ReadConnections):
 
     def usage_by_model(
         self, since: float | None = None, until: float | None = None
-    ) -> list[tuple[str, str, int, int, int]]:
-        """(provider, model, tokens_in, tokens_out, tokens_cached) summed per model, sorted."""
+    ) -> list[tuple[str, str, int, int, int, int]]:
+        """(provider, model, tokens_in, tokens_out, tokens_cached, tokens_cache_write) summed per
+        model, sorted."""
         where_sql, params = where(None, since, until)
         rows = self._query(
-            "SELECT provider, model, total(tokens_in), total(tokens_out), total(tokens_cached) "
+            "SELECT provider, model, total(tokens_in), total(tokens_out), total(tokens_cached), "
+            f"total({self.column_sql('tokens_cache_write')}) "
             f"FROM samples{where_sql} GROUP BY provider, model ORDER BY provider, model",
             params,
         )
-        return [(p, m, int(tin), int(tout), int(cached)) for p, m, tin, tout, cached in rows]
+        return [(p, m, *(int(n) for n in counts)) for p, m, *counts in rows]

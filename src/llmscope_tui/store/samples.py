@@ -59,7 +59,7 @@ class SampleQueries(ReadConnections):
         limit = check_limit(limit)
         where_sql, params = where(target, since, until, source)
         rows = self._query_ordered(
-            ", ".join(ALL_SAMPLE_COLUMNS), "samples", where_sql, params, limit
+            self.sample_columns(ALL_SAMPLE_COLUMNS), "samples", where_sql, params, limit
         )
         return [to_sample(row) for row in rows]
 
@@ -72,7 +72,7 @@ class SampleQueries(ReadConnections):
         snapshot even while a writer adds more; close the generator early to release it.
         """
         where_sql, params = where(target, since, until)
-        sql = f"SELECT {', '.join(SAMPLE_FIELDS)} FROM samples{where_sql} ORDER BY ts, id"
+        sql = f"SELECT {self.sample_columns(SAMPLE_FIELDS)} FROM samples{where_sql} ORDER BY ts, id"
         conn = self._open_reader()
         try:
             cursor = conn.execute(sql, params)
@@ -232,7 +232,7 @@ class SampleQueries(ReadConnections):
             )
         where_sql, params = where(target, since, until, source)
         rows = self._query(
-            f"SELECT {', '.join(names)} FROM samples{where_sql} ORDER BY ts, id", params
+            f"SELECT {self.sample_columns(names)} FROM samples{where_sql} ORDER BY ts, id", params
         )
         cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         out: dict[str, np.ndarray] = {}

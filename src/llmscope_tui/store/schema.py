@@ -161,8 +161,19 @@ _MIGRATION_2: tuple[str, ...] = (
     "CREATE INDEX incidents_open ON incidents (target) WHERE closed_ts IS NULL",
 )
 
+# Migration 3: tokens_cache_write (DESIGN 4), input tokens written to the provider's cache.
+# ADD COLUMN with a constant default changes only the table's definition, so a data file of
+# millions of samples upgrades at once; the old rows read 0 (none reported then) and the column
+# sits last in the table (every query names its columns).
+_MIGRATION_3: tuple[str, ...] = ("ALTER TABLE samples ADD COLUMN tokens_cache_write INTEGER DEFAULT 0",)
+
+#: Sample columns later migrations added, with the value a file from before them reads as; a
+#: read-only open of such a file (export, report, the TUI's reads) never migrates it, so its
+#: queries read these values instead (ReadConnections.sample_columns).
+LATER_SAMPLE_COLUMNS: dict[str, str] = {"tokens_cache_write": "0"}
+
 #: Forward migrations, in order: MIGRATIONS[i] takes a file from user_version i to i + 1.
-MIGRATIONS: list[Migration] = [_MIGRATION_1, _MIGRATION_2]
+MIGRATIONS: list[Migration] = [_MIGRATION_1, _MIGRATION_2, _MIGRATION_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -73,7 +73,8 @@ class AnthropicProtocol(JSONReader):
 
 
 def read_usage(usage: Any, u: Usage) -> None:
-    """DESIGN 4: tokens_in is all input (fresh + cache read + cache write); cached = cache read."""
+    """DESIGN 4: tokens_in is all input (fresh + cache read + cache write); cached = cache read;
+    cache write = cache creation (priced apart, at the cache-write price)."""
     if not isinstance(usage, dict):
         return
     fresh = count(usage.get("input_tokens"))
@@ -85,6 +86,8 @@ def read_usage(usage: Any, u: Usage) -> None:
         u.tokens_in = max(u.tokens_in or 0, total)
         if read is not None:
             u.tokens_cached = read
+        if created is not None:
+            u.tokens_cache_write = created
     out = count(usage.get("output_tokens"))
     if out is not None:
         u.tokens_out = max(u.tokens_out or 0, out)

@@ -29,6 +29,7 @@ class Usage:
     tokens_in: int | None = None
     tokens_out: int | None = None
     tokens_cached: int | None = None
+    tokens_cache_write: int | None = None
     tokens_reasoning: int | None = None
 
 
