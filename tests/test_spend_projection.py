@@ -5,11 +5,14 @@ Every expected figure is worked out by hand in the comment beside it."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
+from conftest import fake_settings
 from llmscope_tui.config import load_settings
 from llmscope_tui.costs import (
     Budget,
@@ -21,6 +24,7 @@ from llmscope_tui.costs import (
     rate_window,
 )
 from llmscope_tui.model import Sample
+from llmscope_tui.monitor import Monitor
 from llmscope_tui.report import budget_statuses, cost_summary, recommendations, render_report
 from llmscope_tui.rollups import rollups
 from llmscope_tui.store import SampleStore
@@ -252,3 +256,31 @@ def test_a_recommendation_names_each_target_it_quotes(tmp_path: Path) -> None:
         assert "small's error rate" not in text
     finally:
         store.close()
+
+
+@pytest.mark.anyio
+async def test_a_restarted_monitor_projects_from_the_stored_last_hour(
+    tmp_path: Path, fake_provider: object
+) -> None:
+    """The monitor seeds its budgets with the data file's last hour and where the data begins:
+    right after a restart its projection is the stored rate, not its own first seconds'."""
+    noon = (time.time() // 86400) * 86400 + 12 * 3600  # today's noon: inside any retention
+    budget = "[[budgets]]\nname = 'daily'\nlimit_usd = 1000\nperiod = 'day'\n"
+    settings = fake_settings(tmp_path, fake_provider, extra=budget)
+    store = _fill(settings.db_path, [  # data since 10:00; $3.60 at 11:30, inside the last hour
+        Sample(ts=noon - 7200, target="fake", provider="openai-compatible", model="fake-model", cost_usd=0.0),
+        Sample(ts=noon - 1800, target="fake", provider="openai-compatible", model="fake-model", cost_usd=3.6),
+    ])  # fmt: skip
+    store.close()
+    monitor = Monitor(settings, wall_clock=lambda: noon)
+    at_start: list[float] = []
+
+    def on_start(event: dict[str, object]) -> None:
+        if event["event"] == "start":
+            at_start.append(monitor.budgets.statuses()[0].projected)
+
+    monitor.subscribe(on_start)
+    with anyio.fail_after(30):
+        await monitor.run(count=1)
+    # $3.60 in the last hour, 12 h left: 3.6 + 3.6 x 12 = $46.80 (a one-hour floor gave $7.20)
+    assert at_start == [pytest.approx(46.8, rel=1e-6)]

@@ -120,7 +120,10 @@ class BackgroundWriter:
         with self._cond:
             unwritten = 0 if self.broken else len(self._lines) + self._in_flight
         if unwritten:
-            self._warn(f"{unwritten} {self.name} lines not written: the output did not take them within {timeout:g} s")
+            self._warn(
+                f"{unwritten} {self.name} lines not written: "
+                f"the output did not take them within {timeout:g} s"
+            )
         if self.dropped:
             self._warn(f"{self.dropped} {self.name} lines were dropped while the output was not being read")
         return not unwritten and not self.dropped and not self.broken
