@@ -76,7 +76,10 @@ class BackgroundWriter:
         self._fd = _fileno(stream)
         self._encoding = getattr(stream, "encoding", None) or "utf-8"
         if self._fd is not None:
-            stream.flush()  # whatever was written through the stream object goes first
+            try:
+                stream.flush()  # whatever was written through the stream object goes first
+            except (OSError, ValueError):  # already gone: the thread finds out on its first write
+                pass
         self._thread = threading.Thread(target=self._drain, name=f"llmscope-{name}", daemon=True)
         self._thread.start()
 
