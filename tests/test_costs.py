@@ -19,6 +19,7 @@ from llmscope_tui.costs import (
     BudgetAlerter,
     BudgetTracker,
     CostConfigError,
+    Measured,
     ModelUsage,
     PriceBook,
     PriceOverride,
@@ -32,7 +33,6 @@ from llmscope_tui.costs import (
     parse_price,
     period_bounds,
     probe_overhead,
-    projected_period_spend,
     recommend,
 )
 from llmscope_tui.model import Sample, Target
@@ -304,23 +304,6 @@ def test_period_bounds() -> None:
         period_bounds("week", WHEN)
 
 
-def test_projection() -> None:
-    start, end = period_bounds("month", WHEN)  # June: 30 days
-    assert projected_period_spend(10.0, start, end, start + timedelta(days=10)) == pytest.approx(30.0)
-    assert projected_period_spend(0.0, start, end, start + timedelta(days=10)) == 0.0
-    assert projected_period_spend(12.0, start, end, end + timedelta(hours=1)) == 12.0
-    # two minutes in: elapsed counts as one day (1/30 of the month), not two minutes
-    early = projected_period_spend(0.05, start, end, start + timedelta(minutes=2))
-    assert early == pytest.approx(0.05 + 0.05 * (30 * 86400 - 120) / 86400)
-    assert early < 0.05 * 31
-    day_start, day_end = period_bounds("day", WHEN)
-    assert projected_period_spend(1.0, day_start, day_end, day_start + timedelta(hours=6)) == pytest.approx(4.0)
-    # a day's floor is one hour
-    assert projected_period_spend(1.0, day_start, day_end, day_start + timedelta(minutes=1)) == pytest.approx(
-        1.0 + (86400 - 60) / 3600
-    )
-
-
 @pytest.mark.parametrize(
     ("spent", "state"),
     [(0.0, "ok"), (39.5, "ok"), (40.0, "warning"), (49.99, "warning"), (50.0, "critical"), (80.0, "critical")],
@@ -433,7 +416,8 @@ def test_tracker_counts_priced_samples_in_scope_and_announces_thresholds() -> No
     assert tracker.observe(_priced(None)) == [] and tracker.observe(_priced(0.0)) == []
     events = tracker.observe(_priced(2.5))
     assert [e.threshold for e in events] == [0.8]
-    assert events[0].message.startswith('budget "openai" reached 80 %: $8.50 of $10.00 this month, $')
+    # no time has passed since the start: no rate yet, so no projection is named
+    assert events[0].message == 'budget "openai" reached 80 %: $8.50 of $10.00 this month'
     assert budget_event(events[0], 1.0)["spent_usd"] == 8.5
     assert [s.spent for s in tracker.statuses()] == [8.5]
 
@@ -513,18 +497,18 @@ def test_recommendations_on_a_fixture(fixture_book: PriceBook) -> None:
         ModelUsage("ollama", "llama3", 1e6, 1e6),
     ]
     monitored = [("vllm", "big"), ("vllm", "small"), ("lmstudio", "mid"), ("lmstudio", "pricier"), ("ollama", "llama3")]
-    measured = {("vllm", "small"): (420.0, 0.003)}
+    measured = {("vllm", "small"): [Measured("small-eu", 420.0, 0.003)]}
     recs = recommend(usage, fixture_book, monitored, measured)
     assert [(r.alt_provider, r.alt_model) for r in recs] == [("vllm", "small"), ("lmstudio", "mid")]
     small, mid = recs
     assert small.current_monthly == pytest.approx(13.0) and small.alt_monthly == pytest.approx(1.3)
     assert small.saving_monthly == pytest.approx(11.7) and small.price_ratio == pytest.approx(0.1)
-    assert small.source == "monitored" and (small.alt_p50_ttft_ms, small.alt_error_rate) == (420.0, 0.003)
+    assert small.source == "monitored" and small.alt_measured == (Measured("small-eu", 420.0, 0.003),)
     assert small.text == (
-        "switching vllm/big to vllm/small: $13.00 -> $1.30 per month at your usage (-90 %); "
-        "vllm/small's p50 TTFT is 420 ms, error rate 0.3 %"
+        "switching vllm/big to vllm/small: $13.00 -> $1.30 per month at the current rate (-90 %); "
+        "on target small-eu: p50 TTFT 420 ms, error rate 0.3 %"
     )
-    assert mid.text == "switching vllm/big to lmstudio/mid: $13.00 -> $6.00 per month at your usage (-54 %)"
+    assert mid.text == "switching vllm/big to lmstudio/mid: $13.00 -> $6.00 per month at the current rate (-54 %)"
 
 
 def test_recommendations_count_cached_tokens() -> None:

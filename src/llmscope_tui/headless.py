@@ -4,7 +4,9 @@ This face composes the monitor with the HTTP listeners it asked for (llmscope_tu
 bound before the run, served once the monitor has started.
 
 Never imports textual. SIGINT/SIGTERM/SIGHUP stop the run cleanly (a second signal stops
-at once); every sample taken is on disk before the process exits.
+at once); every sample taken is on disk before the process exits. The log is written by a thread
+of its own (:class:`~llmscope_tui.background_writer.BackgroundWriter`): an output nobody reads
+never holds up probing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import IO, Any
 
 import anyio
 
+from llmscope_tui.background_writer import BackgroundWriter, TextOutput
 from llmscope_tui.config import Settings
 from llmscope_tui.costs import format_usd
 from llmscope_tui.ingest import IngestOptions
@@ -48,9 +51,12 @@ class HeadlessError(Exception):
 
 
 class JsonLinesWriter:
-    """Writes each event as one JSON object per line, flushed, so `tail -f` and jq see it live."""
+    """Writes each event as one JSON object per line, flushed, so `tail -f` and jq see it live.
 
-    def __init__(self, stream: IO[str]) -> None:
+    The line is made here, on the monitor's loop (the event as it is now); the run gives it a
+    :class:`BackgroundWriter` as ``stream``, so the write itself never waits for the output."""
+
+    def __init__(self, stream: TextOutput) -> None:
         self.stream = stream
         self.broken = False
 
@@ -71,7 +77,7 @@ class TextWriter(JsonLinesWriter):
     (a probe's start): probes end in another order than they start, and a log read top to
     bottom must run forward in time. The JSON log keeps ``ts`` as DESIGN 4 defines it."""
 
-    def __init__(self, stream: IO[str], clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, stream: TextOutput, clock: Callable[[], float] = time.time) -> None:
         super().__init__(stream)
         self.clock = clock
 
@@ -180,7 +186,8 @@ def exit_code(summary: RunSummary, fail_on: tuple[str, ...], stderr: IO[str] | N
 def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     """Run until stopped or bounded by duration/count; returns the process exit code."""
     stream = _open_log(options.log_file)
-    writer = TextWriter(stream) if options.format == "text" else JsonLinesWriter(stream)
+    out = BackgroundWriter(stream, name="log")
+    writer = TextWriter(out) if options.format == "text" else JsonLinesWriter(out)
     exporter = MetricsExporter() if options.metrics_port is not None else None
     endpoints: Endpoints | None = None
     try:
@@ -209,6 +216,7 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     finally:
         if endpoints is not None:
             endpoints.close()
+        out.close()  # every queued line written, waiting a bounded time for a slow reader
         if stream is not sys.stdout:
             stream.close()
 

@@ -20,7 +20,6 @@ from llmscope_tui import __version__
 from llmscope_tui.alerts import AlertRouter, budget_event_alert, incident_alert
 from llmscope_tui.config import Settings
 from llmscope_tui.costs import Budget, BudgetTracker, PriceBook, budget_event
-from llmscope_tui.costs.budgets import parse_scope
 from llmscope_tui.incidents import IncidentChange, IncidentEngine, PolicySettings
 from llmscope_tui.model import ErrorKind, Sample
 from llmscope_tui.probe.scheduler import ProbeScheduler
@@ -239,7 +238,7 @@ class Monitor:
             self.prices.is_priced(target.provider, target.model)
         self.charts.restore()
         self._restore_incidents()
-        self.budgets.seed(self._spend_since)
+        self.budgets.seed(self._spend_since, self.store.first_sample_ts())
 
     def _restore_incidents(self) -> None:
         """Take up the incidents a previous run left open, with each target's detectors replayed
@@ -259,14 +258,7 @@ class Monitor:
         self.incidents.restore(store.incidents(open_only=True), history)
 
     def _spend_since(self, budget: Budget, since: float) -> float:
-        kind, value = parse_scope(budget.scope)  # the budget's own reading of its scope
-        if kind == "target":
-            return self.store.spend(since=since, target=value)
-        if kind == "provider":
-            return self.store.spend(since=since, provider=value)
-        if kind == "source":
-            return self.store.spend(since=since, source=value)
-        return self.store.spend(since=since)
+        return float(self.store.spend(since=since, **budget.store_filter()))
 
     def _on_sample(self, sample: Sample) -> None:
         """A probe finished: count it, then the shared path, then SPC and incidents."""

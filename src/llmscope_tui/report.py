@@ -14,17 +14,21 @@ from typing import Any
 
 from llmscope_tui.config import Settings
 from llmscope_tui.costs import (
+    SECONDS_PER_MONTH,
     BudgetStatus,
+    Measured,
     ModelUsage,
     OverheadLine,
     PriceBook,
     Recommendation,
+    SpendRate,
     budget_status,
     format_usd,
     overhead_totals,
     period_bounds,
     probe_overhead,
     projected_period_spend,
+    rate_window,
     recommend,
 )
 from llmscope_tui.durations import format_duration
@@ -47,6 +51,13 @@ class CostSummary:
     unpriced: list[str] = field(default_factory=list)  # "provider/model" seen this month without a price
 
 
+def spend_rate(store: Any, now: float, started: float | None = None, **scope: Any) -> SpendRate:
+    """Spend in ``scope`` (store filters, e.g. provider="openai") over the last hour, or since
+    ``started`` (the data file's first sample) when shorter: the rate projections use."""
+    since, until = rate_window(now, started)
+    return SpendRate(store.spend(since=since, until=until, **scope) if since < until else 0.0, since, until)
+
+
 def cost_summary(store: Any, prices: PriceBook, now: float | None = None) -> CostSummary:
     now_s = time.time() if now is None else now
     when = datetime.fromtimestamp(now_s, UTC)
@@ -54,11 +65,12 @@ def cost_summary(store: Any, prices: PriceBook, now: float | None = None) -> Cos
     month_start, month_end = period_bounds("month", when)
     month = store.spend(since=month_start.timestamp())
     models = store.usage_by_model(since=month_start.timestamp())
+    rate = spend_rate(store, now_s, store.first_sample_ts())
     return CostSummary(
         today=store.spend(since=day_start),
         month=month,
         last_30d=store.spend(since=now_s - 30 * DAY),
-        projected_month_end=projected_period_spend(month, month_start, month_end, when),
+        projected_month_end=projected_period_spend(month, month_end, when, rate),
         by_target=store.spend_by("target", since=month_start.timestamp()),
         by_provider=store.spend_by("provider", since=month_start.timestamp()),
         by_source=store.spend_by("source", since=month_start.timestamp()),
@@ -67,29 +79,41 @@ def cost_summary(store: Any, prices: PriceBook, now: float | None = None) -> Cos
 
 
 def budget_statuses(store: Any, settings: Settings, now: float | None = None) -> list[BudgetStatus]:
-    when = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    now_s = time.time() if now is None else now
+    when = datetime.fromtimestamp(now_s, UTC)
+    started = store.first_sample_ts() if settings.budgets else None
     statuses = []
     for budget in settings.budgets:
         start = period_bounds(budget.period, when)[0].timestamp()
-        kind, _, value = budget.scope.partition(":")
-        spent = store.spend(since=start, **({kind: value} if kind != "all" else {}))
-        statuses.append(budget_status(budget, spent, when))
+        scope = budget.store_filter()
+        spent = store.spend(since=start, **scope)
+        statuses.append(budget_status(budget, spent, when, spend_rate(store, now_s, started, **scope)))
     return statuses
 
 
 def recommendations(
     store: Any, settings: Settings, prices: PriceBook, measured_rollups: list[Rollup], now: float | None = None
 ) -> list[Recommendation]:
-    """Cheaper alternatives at the last 30 days' usage, with measured TTFT/error rate where we probe."""
+    """Cheaper alternatives, saving per month at the current rate of use (the last hour's, or
+    since the data begins when shorter), with what each alternative's targets measured, named:
+    two targets of one model can differ (a broken gateway must not be read as the model)."""
     now_s = time.time() if now is None else now
-    usage = [ModelUsage(*row) for row in store.usage_by_model(since=now_s - 30 * DAY)]
+    since, until = rate_window(now_s, store.first_sample_ts())
+    if until <= since:
+        return []
+    per_month = SECONDS_PER_MONTH / (until - since)
+    usage = [
+        ModelUsage(provider, model, *(count * per_month for count in counts))
+        for provider, model, *counts in store.usage_by_model(since=since, until=until)
+    ]
     by_name = {t.name: t for t in settings.targets}
-    measured: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+    measured: dict[tuple[str, str], list[Measured]] = {}
     for rollup in measured_rollups:
         target = by_name.get(rollup.key)
         if target is not None:
             ttft = rollup.metrics.get("ttft_ms")
-            measured[(target.provider, target.model)] = (ttft.p50 if ttft else None, rollup.error_rate)
+            figures = Measured(target.name, ttft.p50 if ttft else None, rollup.error_rate)
+            measured.setdefault((target.provider, target.model), []).append(figures)
     monitored = [(t.provider, t.model) for t in settings.targets]
     return recommend(usage, prices, monitored, measured)
 
@@ -109,11 +133,14 @@ def _ms(stats: Any) -> str:
     return "-" if stats is None else f"{stats.p50:,.0f}/{stats.p95:,.0f}/{stats.p99:,.0f}"
 
 
-def render_report(store: Any, settings: Settings, window: str = "24h", group_by: str = "target") -> str:
-    """The text of `llmscope-tui report`."""
+def render_report(
+    store: Any, settings: Settings, window: str = "24h", group_by: str = "target", now: float | None = None
+) -> str:
+    """The text of `llmscope-tui report` (as of ``now``, default the clock, for spend and budgets)."""
+    now_s = time.time() if now is None else now
     prices = PriceBook(settings.prices)
     lines: list[str] = []
-    ups = rollups(store, window, group_by)
+    ups = rollups(store, window, group_by, now_s)
     lines.append(f"Probes over the last {window}, by {group_by} (ms: p50/p95/p99)")
     if not ups:
         lines.append("  no probe samples in this window")
@@ -127,8 +154,8 @@ def render_report(store: Any, settings: Settings, window: str = "24h", group_by:
             f"  {r.key:<24} {r.count:>7} {_pct(r.availability):>7}  {_ms(r.metrics.get('ttft_ms')):>17}  "
             f"{_ms(r.metrics.get('latency_ms')):>17}  {('-' if tps is None else f'{tps.p50:.1f}'):>9}  {errors}"
         )
-    lines += ["", *incident_lines(store, window)]
-    summary = cost_summary(store, prices)
+    lines += ["", *incident_lines(store, window, now_s)]
+    summary = cost_summary(store, prices, now_s)
     lines += [
         "",
         "Spend (priced models)",
@@ -143,7 +170,7 @@ def render_report(store: Any, settings: Settings, window: str = "24h", group_by:
             lines.append(f"  this month by {title}: " + ", ".join(f"{k} {format_usd(v)}" for k, v in sorted(table.items())))
     if summary.unpriced:
         lines.append(f"  unpriced (no cost recorded): {', '.join(summary.unpriced)}")
-    statuses = budget_statuses(store, settings)
+    statuses = budget_statuses(store, settings, now_s)
     if statuses:
         lines += ["", "Budgets"]
         for s in statuses:
@@ -158,7 +185,7 @@ def render_report(store: Any, settings: Settings, window: str = "24h", group_by:
             f"Probe overhead at the configured intervals: {format_usd(per_day)}/day, "
             f"{format_usd(per_month)}/month" + (f" (unpriced: {', '.join(unpriced)})" if unpriced else ""),
         ]
-    recs = recommendations(store, settings, prices, rollups(store, "24h", "target"))
+    recs = recommendations(store, settings, prices, rollups(store, "24h", "target", now_s), now_s)
     if recs:
         lines += ["", "Recommendations"]
         lines += [f"  {r.text}" for r in recs[:10]]

@@ -14,7 +14,11 @@ Import everything from here (``from llmscope_tui.costs import PriceBook``); the 
     The value types: :class:`PriceOverride`, :class:`UnitPrices` (base-tier prices and their
     cost), :class:`CatalogueModel`.
 ``periods``
-    :func:`period_bounds` (UTC day, calendar month) and :func:`projected_period_spend`.
+    :func:`period_bounds` (UTC day, calendar month); a month is :data:`DAYS_PER_MONTH` days.
+``projection``
+    :func:`projected_period_spend`: period-end spend at the actual rate, the spend over the last
+    hour or since start when shorter (:func:`rate_window`, :class:`SpendRate`; live:
+    :class:`RecentSpend`).
 ``budgets``
     :class:`Budget`, :class:`BudgetStatus`, :func:`budget_status`: warning at 80 %, critical
     at 100 %; the alert thresholds (50, 80, 100 %) and the words of a budget alert
@@ -37,10 +41,10 @@ Import everything from here (``from llmscope_tui.costs import PriceBook``); the 
 ``formatting``
     :func:`format_usd`, :func:`usd_column`.
 
-Dependencies, with no cycle: formatting, errors, periods and prices import nothing from the
-package; budgets uses errors, formatting and periods; alerter uses budgets; tracker uses
-alerter, budgets and periods; overhead uses prices; recommendations uses prices and formatting;
-parsing uses errors, periods, prices and budgets.
+Dependencies, with no cycle: formatting, errors, periods, projection and prices import nothing
+from the package; budgets uses errors, formatting, periods and projection; alerter uses budgets;
+tracker uses alerter, budgets, periods and projection; overhead uses periods and prices;
+recommendations uses prices and formatting; parsing uses errors, periods, prices and budgets.
 """
 
 from __future__ import annotations
@@ -60,7 +64,6 @@ from llmscope_tui.costs.budgets import (
 from llmscope_tui.costs.errors import CostConfigError
 from llmscope_tui.costs.formatting import format_usd, usd_column
 from llmscope_tui.costs.overhead import (
-    DAYS_PER_MONTH,
     PROMPT_OVERHEAD_TOKENS,
     OverheadLine,
     estimate_prompt_tokens,
@@ -68,10 +71,18 @@ from llmscope_tui.costs.overhead import (
     probe_overhead,
 )
 from llmscope_tui.costs.parsing import parse_budget, parse_budgets, parse_price
-from llmscope_tui.costs.periods import PERIODS, period_bounds, projected_period_spend
+from llmscope_tui.costs.periods import DAYS_PER_MONTH, PERIODS, SECONDS_PER_MONTH, period_bounds
 from llmscope_tui.costs.prices import PROVIDER_IDS, PriceBook
+from llmscope_tui.costs.projection import (
+    RATE_WINDOW_S,
+    RecentSpend,
+    SpendRate,
+    projected_period_spend,
+    rate_window,
+)
 from llmscope_tui.costs.recommendations import (
     NON_CHAT_MARKERS,
+    Measured,
     ModelUsage,
     Recommendation,
     recommend,
@@ -87,6 +98,8 @@ __all__ = [
     "PERIODS",
     "PROMPT_OVERHEAD_TOKENS",
     "PROVIDER_IDS",
+    "RATE_WINDOW_S",
+    "SECONDS_PER_MONTH",
     "WARNING_AT",
     "Budget",
     "BudgetAlerter",
@@ -96,12 +109,15 @@ __all__ = [
     "BudgetTracker",
     "CatalogueModel",
     "CostConfigError",
+    "Measured",
     "ModelUsage",
     "OverheadLine",
     "PriceBook",
     "PriceOverride",
+    "RecentSpend",
     "Recommendation",
     "SpendQuery",
+    "SpendRate",
     "UnitPrices",
     "budget_event",
     "budget_state",
@@ -115,6 +131,7 @@ __all__ = [
     "period_bounds",
     "probe_overhead",
     "projected_period_spend",
+    "rate_window",
     "recommend",
     "threshold_text",
     "usd_column",

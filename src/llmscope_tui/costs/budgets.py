@@ -14,11 +14,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, cast
 
 from llmscope_tui.costs.errors import CostConfigError
 from llmscope_tui.costs.formatting import format_usd
-from llmscope_tui.costs.periods import PERIODS, period_bounds, projected_period_spend
+from llmscope_tui.costs.periods import PERIODS, period_bounds
+from llmscope_tui.costs.projection import SpendRate, projected_period_spend
 from llmscope_tui.model import Target
 
 #: Budget bar states: warning from this fraction, critical from 1.0.
@@ -76,6 +77,14 @@ def threshold_text(
     if projected is not None and projected > spent:
         text += f", {format_usd(projected)} projected"
     return text
+
+
+class StoreScope(TypedDict, total=False):
+    """A budget's scope as the store's spend filters (keyword arguments of ``store.spend``)."""
+
+    target: str
+    provider: str
+    source: str
 
 
 def parse_scope(scope: Any) -> tuple[str, str | None]:
@@ -142,6 +151,11 @@ class Budget:
     def bounds(self, now: datetime) -> tuple[datetime, datetime]:
         return period_bounds(self.period, now)
 
+    def store_filter(self) -> StoreScope:
+        """The scope as the store's spend filters: {} for "all", else e.g. {"provider": "openai"}."""
+        kind, value = self._scope
+        return StoreScope() if kind == "all" or value is None else cast(StoreScope, {kind: value})
+
 
 @dataclass(frozen=True, slots=True)
 class BudgetStatus:
@@ -159,8 +173,12 @@ class BudgetStatus:
     pause_probes: bool = False
 
 
-def budget_status(budget: Budget, spent: float, now: datetime) -> BudgetStatus:
-    """The status of ``budget`` given ``spent`` USD so far in the period containing ``now``."""
+def budget_status(
+    budget: Budget, spent: float, now: datetime, rate: SpendRate | None = None
+) -> BudgetStatus:
+    """The status of ``budget`` given ``spent`` USD so far in the period containing ``now``;
+    ``projected`` is at ``rate`` (the spend in scope over the last hour, or since start), or
+    just ``spent`` when no rate is given."""
     start, end = budget.bounds(now)
     spent = max(float(spent), 0.0)
     limit = float(budget.limit_usd)
@@ -174,7 +192,7 @@ def budget_status(budget: Budget, spent: float, now: datetime) -> BudgetStatus:
         spent=spent,
         limit=limit,
         fraction=fraction,
-        projected=projected_period_spend(spent, start, end, now),
+        projected=projected_period_spend(spent, end, now, rate),
         state=budget_state(fraction),
         period_start=start,
         period_end=end,

@@ -7,11 +7,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from llmscope_tui.costs.periods import DAYS_PER_MONTH
 from llmscope_tui.costs.prices import PriceBook
 from llmscope_tui.model import Target
 
-#: "Per month" in probe overhead means 30 days.
-DAYS_PER_MONTH = 30
 #: Tokens a chat request adds around the prompt text (role markers, template), for estimates.
 PROMPT_OVERHEAD_TOKENS = 8
 

@@ -1,10 +1,10 @@
-"""Recommendations: cheaper alternatives to the models in use ("switch X to Y"), priced at the
-current usage mix."""
+"""Recommendations: cheaper alternatives to the models in use ("switch X to Y"), priced per month
+at the current rate of use, with what the alternative's targets measured, each target named."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -15,7 +15,8 @@ from llmscope_tui.costs.prices import PriceBook
 
 @dataclass(frozen=True, slots=True)
 class ModelUsage:
-    """Tokens one (provider, model) used in a month; tokens_in includes the cache reads and writes."""
+    """Tokens one (provider, model) uses per month (at the current rate: the reader scales the
+    last hour's use, DESIGN 7); tokens_in includes the cache reads and writes."""
 
     provider: str
     model: str
@@ -26,11 +27,23 @@ class ModelUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class Measured:
+    """What probing one target measured: p50 TTFT in ms and error rate as a fraction.
+
+    Figures belong to a target, not a model: two targets of one model (two gateways, two
+    regions) can differ completely, so a recommendation quotes each by name."""
+
+    target: str
+    p50_ttft_ms: float | None = None
+    error_rate: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Recommendation:
-    """A cheaper alternative for a model in use, priced at the current usage mix.
+    """A cheaper alternative for a model in use, priced per month at the current usage.
 
     ``price_ratio`` = alt_monthly / current_monthly (< 1). ``source``: "monitored" (one of our
-    targets: measured p50 TTFT in ms and error rate as a fraction, when known) or "catalogue"
+    targets; ``alt_measured``: what each target of that model measured) or "catalogue"
     (genai-prices' price list for the same provider; see :func:`recommend`).
     """
 
@@ -43,8 +56,7 @@ class Recommendation:
     saving_monthly: float
     price_ratio: float
     source: Literal["monitored", "catalogue"]
-    alt_p50_ttft_ms: float | None
-    alt_error_rate: float | None
+    alt_measured: tuple[Measured, ...]
     text: str
 
     @property
@@ -81,7 +93,7 @@ def recommend(
     usage: Iterable[ModelUsage],
     price_book: PriceBook,
     monitored: Iterable[tuple[str, str]],
-    measured: Mapping[tuple[str, str], tuple[float | None, float | None] | None] | None = None,
+    measured: Mapping[tuple[str, str], Sequence[Measured]] | None = None,
     catalogue: bool = True,
     *,
     catalogue_floor: float = 0.25,
@@ -91,14 +103,15 @@ def recommend(
 ) -> list[Recommendation]:
     """Cheaper alternatives for each monitored model that has usage, biggest saving first.
 
-    Monthly costs are ``usage x unit prices at the base tier`` for both sides (monthly totals
+    ``usage`` is per month (scale the current rate to a month before calling). Monthly costs
+    are ``usage x unit prices at the base tier`` for both sides (monthly totals
     carry no per-request tier information), so the two numbers are comparable. An alternative
     must save at least ``min_saving`` (1 %).
 
     Alternatives:
 
-    * **monitored**: every other priced monitored (provider, model), any provider; we show its
-      measured p50 TTFT and error rate (``measured[(provider, model)]``, error rate a fraction).
+    * **monitored**: every other priced monitored (provider, model), any provider; we show what
+      each of its targets measured, naming the target (``measured[(provider, model)]``).
     * **catalogue** (``catalogue=True``): models from genai-prices' price list for the *same
       provider* (and, on aggregators like OpenRouter or Together, the same vendor prefix, e.g.
       "meta-llama/") that are of a **comparable class**, which here means, and only means:
@@ -147,8 +160,8 @@ def recommend(
             current_monthly: float = current_monthly,
         ) -> Recommendation:
             """One recommendation against this (provider, model): bound now, called in this turn."""
-            stats = measured.get((alt_provider, alt_model)) if source == "monitored" else None
-            p50, err = stats if stats is not None else (None, None)
+            found = measured.get((alt_provider, alt_model), ()) if source == "monitored" else ()
+            figures = tuple(sorted(found, key=lambda m: m.target))
             ratio = alt_monthly / current_monthly
             return Recommendation(
                 provider=provider,
@@ -160,10 +173,9 @@ def recommend(
                 saving_monthly=current_monthly - alt_monthly,
                 price_ratio=ratio,
                 source=source,  # type: ignore[arg-type]
-                alt_p50_ttft_ms=p50,
-                alt_error_rate=err,
+                alt_measured=figures,
                 text=_recommendation_text(
-                    provider, model, alt_provider, alt_model, current_monthly, alt_monthly, p50, err
+                    provider, model, alt_provider, alt_model, current_monthly, alt_monthly, figures
                 ),
             )
 
@@ -209,18 +221,19 @@ def _recommendation_text(
     alt_model: str,
     current: float,
     alt: float,
-    p50: float | None,
-    err: float | None,
+    figures: Sequence[Measured],
 ) -> str:
     x, y = f"{provider}/{model}", f"{alt_provider}/{alt_model}"
     text = (
-        f"switching {x} to {y}: {format_usd(current)} -> {format_usd(alt)} per month at your usage "
-        f"(-{_percent(1 - alt / current)})"
+        f"switching {x} to {y}: {format_usd(current)} -> {format_usd(alt)} per month at the "
+        f"current rate (-{_percent(1 - alt / current)})"
     )
-    if p50 is not None and err is not None:
-        text += f"; {y}'s p50 TTFT is {p50:.0f} ms, error rate {_percent(err)}"
-    elif p50 is not None:
-        text += f"; {y}'s p50 TTFT is {p50:.0f} ms"
-    elif err is not None:
-        text += f"; {y}'s error rate is {_percent(err)}"
+    for m in figures:
+        said = []
+        if m.p50_ttft_ms is not None:
+            said.append(f"p50 TTFT {m.p50_ttft_ms:.0f} ms")
+        if m.error_rate is not None:
+            said.append(f"error rate {_percent(m.error_rate)}")
+        if said:
+            text += f"; on target {m.target}: {', '.join(said)}"
     return text

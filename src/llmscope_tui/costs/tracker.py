@@ -3,7 +3,8 @@
 The monitor calls observe() for every priced sample (in memory, O(budgets)); thresholds and
 pauses come from :class:`~llmscope_tui.costs.alerter.BudgetAlerter`, so each of 50/80/100 % is
 announced once per period, and a restart does not announce again what was already crossed
-before it.
+before it. Projections are at the spend rate over the last hour (or since start when shorter,
+DESIGN 7), kept per budget in a :class:`~llmscope_tui.costs.projection.RecentSpend`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from llmscope_tui.costs.alerter import BudgetAlerter, BudgetEvent
 from llmscope_tui.costs.budgets import Budget, BudgetStatus, budget_status
 from llmscope_tui.costs.periods import period_bounds
+from llmscope_tui.costs.projection import RecentSpend, SpendRate, rate_window
 
 #: spend_since(budget, since_epoch) -> dollars spent in the budget's scope since then.
 SpendQuery = Callable[[Budget, float], float]
@@ -31,18 +33,33 @@ class BudgetTracker:
         self.alerter = BudgetAlerter(self.budgets)
         self._spent: dict[str, float] = {b.name: 0.0 for b in self.budgets}
         self._period_end: dict[str, float] = {}
+        self._recent: dict[str, RecentSpend] = {b.name: RecentSpend() for b in self.budgets}
+        self._started = self.clock()  # where the rate's window may begin, until seed() says
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
-    def seed(self, spend_since: SpendQuery) -> None:
-        """Read this period's spend so far from the store (blocking: run it in a thread)."""
+    def seed(self, spend_since: SpendQuery, data_start: float | None = None) -> None:
+        """Read this period's spend so far, and the last hour's, from the store (blocking: run it
+        in a thread). ``data_start``: the first sample's ts in the data file (None: empty), so
+        a restart projects from the last hour, not from its own few seconds."""
         now = self._now()
+        now_s = now.timestamp()
+        self._started = now_s if data_start is None else min(data_start, now_s)
+        since = rate_window(now_s, self._started)[0]
         for budget in self.budgets:
             start, end = period_bounds(budget.period, now)
             self._spent[budget.name] = spend_since(budget, start.timestamp())
             self._period_end[budget.name] = end.timestamp()
-            self.alerter.seed(budget_status(budget, self._spent[budget.name], now))
+            self._recent[budget.name] = RecentSpend()
+            if since < now_s:
+                self._recent[budget.name].spread(spend_since(budget, since), since, now_s)
+            self.alerter.seed(self._status(budget, now))
+
+    def _status(self, budget: Budget, now: datetime) -> BudgetStatus:
+        since, until = rate_window(now, self._started)
+        rate = SpendRate(self._recent[budget.name].total(since), since, until)
+        return budget_status(budget, self._spent[budget.name], now, rate)
 
     def observe(self, sample: Any) -> list[BudgetEvent]:
         """Add one sample's cost to the budgets it counts against; return what changed."""
@@ -54,9 +71,9 @@ class BudgetTracker:
             matched = cost is not None and budget.matches(sample)
             if cost is not None and matched:
                 self._spent[budget.name] += cost
+                self._recent[budget.name].add(now.timestamp(), cost)
             if matched or rolled:
-                status = budget_status(budget, self._spent[budget.name], now)
-                events.extend(self.alerter.update(status))
+                events.extend(self.alerter.update(self._status(budget, now)))
         return events
 
     def _roll_period(self, budget: Budget, now: datetime) -> bool:
@@ -69,7 +86,7 @@ class BudgetTracker:
 
     def statuses(self) -> list[BudgetStatus]:
         now = self._now()
-        return [budget_status(b, self._spent[b.name], now) for b in self.budgets]
+        return [self._status(b, now) for b in self.budgets]
 
     def should_pause(self, target: Any) -> bool:
         """True while a budget covering this target is spent past its pause_probes_at."""

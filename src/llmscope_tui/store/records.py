@@ -98,6 +98,12 @@ class RecordQueries(ReadConnections):
         where_sql, params = where(target, since, until, source, provider=provider)
         return float(self._query(f"SELECT total(cost_usd) FROM samples{where_sql}", params)[0][0])
 
+    def first_sample_ts(self) -> float | None:
+        """When the data begins: the oldest sample's ts (None for an empty file). Spend rates
+        are taken since then when that is less than an hour (DESIGN 7)."""
+        found = self._query("SELECT min(ts) FROM samples", [])[0][0]
+        return None if found is None else float(found)
+
     def spend_by(
         self, column: str, since: float | None = None, until: float | None = None
     ) -> dict[str, float]:
