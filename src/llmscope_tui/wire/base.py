@@ -40,6 +40,8 @@ class FrameInfo:
     pieces: int = 0  # content pieces in this frame, used to estimate tokens when usage is missing
     done: bool = False
     error: tuple[ErrorKind, str] | None = None
+    #: a reasoning delta arrived: the reasoning is visible, so it stays in DESIGN 4's `streamed`
+    reasoning: bool = False
 
     def merge(self, other: FrameInfo) -> FrameInfo:
         """Both frames' meaning (a Gemini JSON array holds several)."""
@@ -48,6 +50,7 @@ class FrameInfo:
             pieces=self.pieces + other.pieces,
             done=self.done or other.done,
             error=self.error or other.error,
+            reasoning=self.reasoning or other.reasoning,
         )
 
 
@@ -92,6 +95,10 @@ class MalformedFrame(Exception):
     """A frame that is not what the protocol promises (bad JSON, wrong shape)."""
 
 
+#: What read_object raises on valid JSON of the wrong shape (a string where an object belongs).
+SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
 class JSONReader:
     """Shared frame handling: parse the JSON, turn a wrong shape into MalformedFrame."""
 
@@ -104,8 +111,7 @@ class JSONReader:
         obj = load_json(data)
         try:
             return self.read_object(obj, event, state)
-        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
-            # valid JSON of the wrong shape (a string where an object belongs, ...)
+        except SHAPE_ERRORS as exc:
             raise MalformedFrame(f"unexpected frame shape ({type(exc).__name__}): {data[:80]!r}") from exc
 
     def read_object(self, obj: Any, event: str | None, state: StreamState) -> FrameInfo:
