@@ -22,7 +22,7 @@ import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
 from llmscope_tui.wire import PROTOCOLS
-from llmscope_tui.wire.base import SHAPE_ERRORS, FrameInfo, MalformedFrame, StreamState
+from llmscope_tui.wire.base import SHAPE_ERRORS, FrameInfo, MalformedFrame, StreamState, request_id
 from llmscope_tui.wire.errors import (
     classify_exception,
     classify_status,
@@ -32,9 +32,6 @@ from llmscope_tui.wire.errors import (
 )
 from llmscope_tui.wire.framing import Frame, NDJSONDecoder, SSEDecoder
 
-# The providers' own ids (OpenAI and most compatible servers, Anthropic, Azure, Google); not a
-# CDN's (cf-ray names a Cloudflare edge hop, not the provider's request).
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-goog-request-id")
 _ERROR_BODY_LIMIT = 8192
 log = logging.getLogger(__name__)
 #: Targets already noted in the log as answering a streamed request with one JSON body.
@@ -141,9 +138,7 @@ async def probe_once(
                 extensions={"trace": trace},
             ) as response:
                 out.status = response.status_code
-                out.request_id = next(
-                    (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
-                )
+                out.request_id = request_id(response.headers)
                 if not 200 <= response.status_code < 300:
                     await _read_error(response, protocol, out, secrets)
                 else:

@@ -8,10 +8,20 @@ so each protocol is read in one place.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llmscope_tui.model import ErrorKind, Target
+
+#: Response headers that carry the provider's own request id: OpenAI and most compatible servers,
+#: Anthropic, Azure, Google. Not a CDN's (cf-ray names a Cloudflare edge hop, not the request).
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-goog-request-id")
+
+
+def request_id(headers: Mapping[str, str]) -> str | None:
+    """The provider's request id from response headers, if it sent one."""
+    return next((headers[h] for h in REQUEST_ID_HEADERS if h in headers), None)
 
 
 @dataclass(slots=True)
