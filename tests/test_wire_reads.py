@@ -7,12 +7,14 @@ request ids, `internal` for our own bugs, and DESIGN 4's `streamed` for ITL and 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
 from fake_provider import FakeProvider, Script, Usage
+from llmscope_tui import logfile
 from llmscope_tui.incidents import IncidentEngine, PolicySettings
 from llmscope_tui.model import ErrorKind, Sample, Target
 from llmscope_tui.probe import stream as stream_module
@@ -148,6 +150,27 @@ async def test_a_bug_in_our_reading_code_is_internal_with_the_traceback_in_the_l
     logged = record.getMessage()
     assert "Traceback" in logged and "in broken" in logged and KEY not in logged
     assert record.exc_info is None  # the traceback went through redact, not the raw exc_info
+
+
+async def test_under_the_ui_the_traceback_goes_to_a_private_log_file(
+    fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch, isolated_env: Path
+) -> None:
+    def broken(self: object, obj: object, event: object, state: object) -> object:
+        raise RuntimeError(f"a bug of ours quoting {KEY}")
+
+    monkeypatch.setattr(OpenAIProtocol, "read_object", broken)
+    handler = logfile.attach()  # what `llmscope-tui --tui` does before the UI takes the screen
+    assert handler is not None
+    try:
+        sample = await probe(fake_provider, "openai")
+    finally:
+        logfile.detach(handler)
+    path = logfile.default_log_file()
+    assert path.is_relative_to(isolated_env)
+    text = path.read_text()
+    assert sample.error_kind == "internal" and "Traceback" in text and "in broken" in text
+    assert KEY not in text
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
 
 
 def _internal(name: str, ts: float) -> Sample:
