@@ -173,6 +173,22 @@ async def test_under_the_ui_the_traceback_goes_to_a_private_log_file(
     assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.parametrize(
+    "script",
+    [
+        Script(fault="error_event", error_message=f"invalid key {KEY}"),
+        Script(fault="malformed", malformed_frame=f'data: {{"key": "{KEY}" oops\n\n'.encode()),
+    ],
+    ids=["error-event", "malformed-frame"],
+)
+async def test_in_stream_error_text_is_redacted_too(fake_provider: FakeProvider, script: Script) -> None:
+    """DESIGN 5: every stored message passes the same key redaction, not only HTTP error bodies."""
+    fake_provider.script(default=script)
+    sample = await probe(fake_provider, "openai")
+    assert sample.error_kind in ("stream_error", "malformed") and sample.error_message
+    assert KEY not in sample.error_message and "[redacted]" in sample.error_message
+
+
 def _internal(name: str, ts: float) -> Sample:
     return Sample(ts=ts, target=name, provider="openai", model="m", ok=0, error_kind="internal")
 

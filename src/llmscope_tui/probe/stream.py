@@ -166,6 +166,8 @@ async def probe_once(
             out.message = f"no token within {timeouts.first_token_s:g}s"
         else:
             out.error, out.message = ErrorKind.TIMEOUT_TOTAL, f"not finished within {timeouts.total_s:g}s"
+    if out.message:  # DESIGN 5: in-stream error events and malformed frame text too
+        out.message = redact(out.message, secrets)
     return _build_sample(target, trace, out, state, start_wall, start_ns)
 
 
