@@ -177,6 +177,11 @@ class Script:
     tool_args: Sequence[str] = ()  # gemini functionCall, ollama tool_calls); args as JSON fragments
     finish_reason: str | None = None  # verbatim stop/finish reason (default per protocol)
     sse_crlf: bool | None = None  # CRLF SSE line ends (default: gemini only)
+    sse_line_end: str | None = None  # "\n", "\r\n" or a bare "\r" (overrides sse_crlf)
+    sse_nameless_events: bool = False  # an `event: keepalive` with no data line before each SSE frame
+    text_field: str = "content"  # openai delta key for the text pieces ("refusal" for a refusal)
+    ignore_stream: bool = False  # answer a streamed request with the whole JSON body (as LiteLLM's
+    #                              /v1/messages does with a mock model)
 
     def __post_init__(self) -> None:
         if isinstance(self.usage, dict):
@@ -349,9 +354,11 @@ class _Ctx:
         self.has_tool = script.tool_name is not None and fault != "empty"
 
     def sse(self, obj: Any, event: str | None = None) -> bytes:
-        nl = "\r\n" if self.crlf else "\n"
+        nl = self.script.sse_line_end or ("\r\n" if self.crlf else "\n")
         data = obj if isinstance(obj, str) else _compact(obj)
         head = f"event: {event}{nl}" if event else ""
+        if self.script.sse_nameless_events:
+            head = f"event: keepalive{nl}{nl}{head}"
         return f"{head}data: {data}{nl}{nl}".encode()
 
     def tool_args_obj(self) -> Any:
@@ -417,7 +424,7 @@ def _openai_frames(ctx: _Ctx) -> Out:
         if piece.kind == "reasoning":
             delta[s.reasoning_field] = piece.text
         elif piece.kind == "text":
-            delta["content"] = piece.text
+            delta[s.text_field] = piece.text
         elif piece.kind == "tool_start":
             delta["tool_calls"] = [
                 {
@@ -1403,7 +1410,7 @@ class FakeProvider:
             return not close_requested
 
         ctx = _Ctx(req, script, protocol)
-        if not req.stream:
+        if not req.stream or script.ignore_stream:
             return await self._respond_whole(req, ctx, reader, writer, extra, close_requested)
         return await self._stream(req, ctx, reader, writer, extra, close_requested)
 

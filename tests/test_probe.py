@@ -392,4 +392,5 @@ async def test_an_unexpected_error_in_a_probe_does_not_end_the_loop(
     with anyio.fail_after(10):
         await sched.run()
     assert [s.ok for s in samples] == [0, 1, 1]
+    assert samples[0].error_kind == "internal"  # ours, not the provider's (it was `malformed`)
     assert "RuntimeError: a bug" in (samples[0].error_message or "")

@@ -28,6 +28,16 @@ class ErrorKind(StrEnum):
     MALFORMED = "malformed"
     EMPTY_RESPONSE = "empty_response"
     CANCELLED = "cancelled"
+    INTERNAL = "internal"
+
+
+_NOT_THE_PROVIDERS = frozenset({ErrorKind.CANCELLED.value, ErrorKind.INTERNAL.value})
+
+
+def not_the_providers_fault(error_kind: str | None) -> bool:
+    """A failure that says nothing of the provider (DESIGN 5): a probe our stop cut short, or a
+    bug of ours while probing. Left out of error counts, error rates, `down` and incidents."""
+    return error_kind is not None and str(error_kind) in _NOT_THE_PROVIDERS
 
 
 class Metric(StrEnum):

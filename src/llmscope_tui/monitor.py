@@ -21,7 +21,7 @@ from llmscope_tui.alerts import AlertRouter, budget_event_alert, incident_alert
 from llmscope_tui.config import Settings
 from llmscope_tui.costs import Budget, BudgetTracker, PriceBook, budget_event
 from llmscope_tui.incidents import IncidentChange, IncidentEngine, PolicySettings
-from llmscope_tui.model import ErrorKind, Sample
+from llmscope_tui.model import Sample, not_the_providers_fault
 from llmscope_tui.probe.scheduler import ProbeScheduler
 from llmscope_tui.probe.stream import Timeouts
 from llmscope_tui.spc.bank import ChartBank, violation_event
@@ -48,7 +48,7 @@ class RunSummary:
 
     samples: int = 0
     failed: int = 0
-    errors: int = 0  # failed samples that were not cancelled by the stop
+    errors: int = 0  # failed samples that were the provider's (not cancelled, not internal)
     violations: int = 0
     incidents: int = 0  # incidents opened during the run
     reason: str = "stopped"
@@ -265,7 +265,7 @@ class Monitor:
         self.summary.samples += 1
         if not sample.ok:
             self.summary.failed += 1
-            if sample.error_kind != ErrorKind.CANCELLED:
+            if not not_the_providers_fault(sample.error_kind):
                 self.summary.errors += 1
                 kinds = self.summary.errors_by.setdefault(sample.target, {})
                 kinds[str(sample.error_kind)] = kinds.get(str(sample.error_kind), 0) + 1

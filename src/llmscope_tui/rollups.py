@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from llmscope_tui.model import ErrorKind, Metric
+from llmscope_tui.model import Metric, not_the_providers_fault
 
 WINDOWS: dict[str, float] = {"1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
@@ -41,12 +41,13 @@ class Rollup:
 
     @property
     def failed(self) -> int:
-        """Failed probes, not counting those cancelled by a stop (they say nothing of the provider)."""
-        return sum(n for kind, n in self.errors_by_kind.items() if kind != ErrorKind.CANCELLED)
+        """Failed probes, not counting those cancelled by a stop or failed by a bug of ours
+        (they say nothing of the provider)."""
+        return sum(n for kind, n in self.errors_by_kind.items() if not not_the_providers_fault(kind))
 
     @property
     def availability(self) -> float | None:
-        """Share of attempts that succeeded (cancelled ones left out); None with no attempts."""
+        """Share of attempts that succeeded (cancelled and internal ones left out); None with none."""
         attempts = self.ok + self.failed
         return self.ok / attempts if attempts else None
 

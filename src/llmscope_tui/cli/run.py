@@ -61,12 +61,14 @@ def run_log(args: argparse.Namespace) -> int:
 
 def run_tui(args: argparse.Namespace) -> int:
     """The Textual face (imported only here: the headless path never loads Textual)."""
+    from llmscope_tui import logfile
     from llmscope_tui.session import demo_ready
     from llmscope_tui.store import StoreError
     from llmscope_tui.tui.app import LLMScopeApp
 
     settings = settings_for(args)
     check_runnable(settings)
+    log_handler = logfile.attach()  # the screen is the UI's: warnings and tracebacks go here
     try:
         with demo_ready(settings) as session:
             ready = session.settings
@@ -81,6 +83,9 @@ def run_tui(args: argparse.Namespace) -> int:
             return app.return_code or 0
     except StoreError as exc:
         return fail(str(exc))
+    finally:
+        if log_handler is not None:
+            logfile.detach(log_handler)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 
 from llmscope_tui.client.routing import Route
+from llmscope_tui.wire.base import request_id
 from llmscope_tui.wire.errors import classify_exception
 
 #: Of each response, the first HEAD_BYTES and the last TAIL_BYTES are kept for parsing.
 HEAD_BYTES = 4 * 1024 * 1024
 TAIL_BYTES = 256 * 1024
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-goog-request-id")
 
 #: A chunk of the body and the perf_counter_ns stamp of when the app read it.
 Chunk = tuple[bytes, int]
@@ -61,7 +61,7 @@ class Observation:
         headers = response.headers
         self.content_type = headers.get("content-type", "").lower()
         self.content_encoding = headers.get("content-encoding", "").strip().lower()
-        self.request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
+        self.request_id = request_id(headers)
         self.request_body: bytes | None = None
         if route.url_model is None:
             try:

@@ -25,6 +25,7 @@ from llmscope_tui.incidents.model import (
     IncidentState,
     MetricEffect,
 )
+from llmscope_tui.model import not_the_providers_fault
 
 #: An open incident's effects are republished when one moves by this much (0.1 = 10 points).
 EFFECT_STEP = 0.10
@@ -175,8 +176,9 @@ class IncidentEngine:
         rules: Iterable[int] = (),
     ) -> list[IncidentChange]:
         """One probe sample (ok or not), the chart z of each metric on it and the Nelson rules it
-        fired. Cancelled probes and application usage are not the provider's behaviour: ignored."""
-        if sample.error_kind == "cancelled" or getattr(sample, "source", "probe") != "probe":
+        fired. Cancelled and internal failures and application usage are not the provider's
+        behaviour: ignored."""
+        if not_the_providers_fault(sample.error_kind) or getattr(sample, "source", "probe") != "probe":
             return []
         state = self._state(sample.target, sample.provider)
         ts = float(sample.ts)
@@ -359,6 +361,8 @@ class IncidentEngine:
         for name, rows in history.items():
             state = self._state(name)
             for ts, ok, error_kind, metrics in rows:
+                if not_the_providers_fault(error_kind):
+                    continue  # as observe() does
                 self._step(state, float(ts), bool(ok), error_kind, metrics if ok else {}, silent=True)
             state.incident, state.quiet = None, 0
             if not any(i.target == name for i in open_incidents):

@@ -20,7 +20,7 @@ import anyio
 import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
-from llmscope_tui.probe.stream import Timeouts, probe_once
+from llmscope_tui.probe.stream import Timeouts, internal_error, probe_once
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUTS = Timeouts()
@@ -172,13 +172,13 @@ class ProbeScheduler:
         started_wall = self.wall_clock()
         try:
             return await probe_once(client, target, api_key, self.timeouts, wall_clock=self.wall_clock)
-        except Exception as exc:  # a bug of ours must not end this target's loop: record and go on
-            log.exception("probe of %s failed unexpectedly", target.name)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours must not end the loop: record, go on
+            secrets = (api_key,) if api_key else ()
             return Sample.of(
                 target,
                 started_wall,
-                error_kind=str(ErrorKind.MALFORMED),
-                error_message=f"unexpected error while probing: {type(exc).__name__}: {exc}"[:300],
+                error_kind=str(ErrorKind.INTERNAL),
+                error_message=internal_error(target.name, exc, secrets),
             )
         except anyio.get_cancelled_exc_class():
             # Stopped mid-probe: the attempt still happened, so it is still a sample.

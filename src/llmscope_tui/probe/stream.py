@@ -9,8 +9,10 @@ as each network chunk is handed over, before any parsing.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,7 @@ import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
 from llmscope_tui.wire import PROTOCOLS
-from llmscope_tui.wire.base import MalformedFrame, StreamState
+from llmscope_tui.wire.base import SHAPE_ERRORS, FrameInfo, MalformedFrame, StreamState, request_id
 from llmscope_tui.wire.errors import (
     classify_exception,
     classify_status,
@@ -28,10 +30,12 @@ from llmscope_tui.wire.errors import (
     redact,
     short,
 )
-from llmscope_tui.wire.framing import NDJSONDecoder, SSEDecoder
+from llmscope_tui.wire.framing import Frame, NDJSONDecoder, SSEDecoder
 
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-goog-request-id", "cf-ray")
 _ERROR_BODY_LIMIT = 8192
+log = logging.getLogger(__name__)
+#: Targets already noted in the log as answering a streamed request with one JSON body.
+_NOTED_WHOLE_BODY: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +84,10 @@ class _Trace:
 class _Outcome:
     """Mutable result of reading one stream."""
 
-    __slots__ = ("done", "error", "first_ns", "last_ns", "message", "pieces", "request_id", "retry_after", "status")
+    __slots__ = (
+        "done", "error", "first_ns", "last_ns", "message", "pieces", "reasoning", "request_id",
+        "retry_after", "status", "whole_body",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.first_ns: int | None = None
@@ -92,6 +99,8 @@ class _Outcome:
         self.status: int | None = None
         self.retry_after: float | None = None
         self.request_id: str | None = None
+        self.reasoning = False  # a reasoning delta arrived (the reasoning was not hidden)
+        self.whole_body = False  # one JSON body answered the streamed request
 
 
 def _ms(a: int, b: int) -> float:
@@ -129,9 +138,7 @@ async def probe_once(
                 extensions={"trace": trace},
             ) as response:
                 out.status = response.status_code
-                out.request_id = next(
-                    (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
-                )
+                out.request_id = request_id(response.headers)
                 if not 200 <= response.status_code < 300:
                     await _read_error(response, protocol, out, secrets)
                 else:
@@ -142,6 +149,15 @@ async def probe_once(
             if out.error is None:
                 out.error = classify_exception(exc)
                 out.message = short(redact(f"{type(exc).__name__}: {exc}", secrets)) or type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: a sample, not the provider's fault
+            out.error, out.message = ErrorKind.INTERNAL, internal_error(target.name, exc, secrets)
+    if out.whole_body and target.name not in _NOTED_WHOLE_BODY:
+        _NOTED_WHOLE_BODY.add(target.name)
+        log.warning(
+            "%s: the server answered a streamed request with one JSON body (it ignores "
+            "stream: true); its samples time the whole body: TTFT = latency, no ITL or tps",
+            target.name,
+        )
     if scope.cancelled_caught and out.error is None:
         if not trace.connected:
             out.error, out.message = ErrorKind.TIMEOUT_CONNECT, f"no connection within {timeouts.connect_s:g}s"
@@ -150,7 +166,23 @@ async def probe_once(
             out.message = f"no token within {timeouts.first_token_s:g}s"
         else:
             out.error, out.message = ErrorKind.TIMEOUT_TOTAL, f"not finished within {timeouts.total_s:g}s"
+    if out.message:  # DESIGN 5: in-stream error events and malformed frame text too
+        out.message = redact(out.message, secrets)
     return _build_sample(target, trace, out, state, start_wall, start_ns)
+
+
+def internal_error(target_name: str, exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """Log the traceback of a bug of ours while probing (the logger's file, not the screen) and
+    return the one line a person sees; both redacted, since an exception may quote a key."""
+    trace = redact("".join(traceback.format_exception(exc)), secrets).rstrip()
+    log.error("probe of %s failed unexpectedly (a bug of llmscope-tui):\n%s", target_name, trace)
+    return short(redact(f"internal error while probing: {type(exc).__name__}: {exc}", secrets))
+
+
+def _json_body(response: httpx.Response) -> bool:
+    """The server answered with one JSON document, not a stream (it ignored `stream: true`)."""
+    media = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media == "application/json"
 
 
 async def _read_stream(
@@ -163,28 +195,58 @@ async def _read_stream(
 ) -> None:
     decoder = SSEDecoder() if protocol.framing == "sse" else NDJSONDecoder()
 
-    read_frame = protocol.read_frame  # raises MalformedFrame for a frame of the wrong shape
-    async for chunk in response.aiter_raw():
-        arrived = time.perf_counter_ns()
-        for frame in decoder.feed(chunk, arrived):
-            info = read_frame(frame.event, frame.data, state)
+    def take(frames: list[Frame]) -> bool:
+        """Read frames into out; True when an error ended the stream."""
+        for frame in frames:
+            info = protocol.read_frame(frame.event, frame.data, state)  # MalformedFrame: wrong shape
             if info.content:
                 if out.first_ns is None:
                     out.first_ns = frame.arrived_ns
                     scope.deadline = total_deadline
                 out.last_ns = frame.arrived_ns
                 out.pieces += info.pieces
+            out.reasoning = out.reasoning or info.reasoning
             if info.error is not None:
                 out.error, out.message = info.error[0], short(info.error[1])
-                return
-            if info.done:
-                out.done = True
-    for frame in decoder.close(time.perf_counter_ns()):
-        info = read_frame(frame.event, frame.data, state)
-        if info.error is not None:
-            out.error, out.message = info.error[0], short(info.error[1])
+                return True
+            out.done = out.done or info.done
+        return False
+
+    if _json_body(response):
+        chunks = [(chunk, time.perf_counter_ns()) async for chunk in response.aiter_raw()]
+        if _read_whole(b"".join(chunk for chunk, _ in chunks), chunks, protocol, state, out):
             return
-        out.done = out.done or info.done
+        for chunk, arrived in chunks:  # not one document after all (NDJSON labelled JSON)
+            if take(decoder.feed(chunk, arrived)):
+                return
+    else:
+        async for chunk in response.aiter_raw():
+            arrived = time.perf_counter_ns()
+            if take(decoder.feed(chunk, arrived)):
+                return
+    take(decoder.close(time.perf_counter_ns()))
+
+
+def _read_whole(
+    body: bytes, chunks: list[tuple[bytes, int]], protocol: Any, state: StreamState, out: _Outcome
+) -> bool:
+    """A whole JSON body answering a streamed request: its first token is the whole body, so
+    TTFT = latency = the arrival of its last byte. False when it is not one JSON document."""
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        return False
+    try:
+        info: FrameInfo = protocol.read_object(obj, None, state)
+    except SHAPE_ERRORS as exc:
+        raise MalformedFrame(f"unexpected body shape ({type(exc).__name__}): {body[:80]!r}") from exc
+    out.whole_body = out.done = True
+    if info.error is not None:
+        out.error, out.message = info.error[0], short(info.error[1])
+    elif info.content:
+        out.first_ns = out.last_ns = chunks[-1][1]
+        out.pieces = info.pieces
+    return True
 
 
 async def _read_error(response: httpx.Response, protocol: Any, out: _Outcome, secrets: tuple[str, ...]) -> None:
@@ -230,18 +292,22 @@ def _build_sample(
     if out.first_ns is not None and out.last_ns is not None:
         sample.ttft_ms = _ms(t0, out.first_ns)
         sample.latency_ms = _ms(t0, out.last_ns)
-        if sample.tokens_out is None or sample.tokens_out < out.pieces:
-            # no usage, or a stream cut off before the final count (Anthropic's message_start
-            # says 1): the chunks we saw are the better count
+        if sample.tokens_out is None:
+            # DESIGN 4: the server's count stands whenever it gave one; only without usage
+            # (or a stream cut off before it) are the chunks counted
             sample.tokens_out = out.pieces
             sample.tokens_estimated = 1
         if sample.tokens_in is None:
             sample.tokens_in = max(1, math.ceil(len(target.prompt) / 4))
             sample.tokens_estimated = 1
+        streamed = sample.tokens_out
+        if sample.tokens_reasoning and not out.reasoning:
+            # hidden reasoning was generated before the first visible token: not streamed
+            streamed = max(0, streamed - sample.tokens_reasoning)
         span_ms = sample.latency_ms - sample.ttft_ms
-        if sample.tokens_out > 1 and span_ms > 0:
-            sample.itl_ms = span_ms / (sample.tokens_out - 1)
-            sample.tps = (sample.tokens_out - 1) / (span_ms / 1000)
+        if streamed > 1 and span_ms > 0:
+            sample.itl_ms = span_ms / (streamed - 1)
+            sample.tps = (streamed - 1) / (span_ms / 1000)
     if out.error is None and out.status is not None and 200 <= out.status < 300:
         if out.first_ns is None:
             out.error, out.message = ErrorKind.EMPTY_RESPONSE, "the stream ended without any output"

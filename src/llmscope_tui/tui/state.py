@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmscope_tui.incidents import Incident
+from llmscope_tui.model import not_the_providers_fault
 
 METRICS: tuple[str, ...] = ("ttft_ms", "latency_ms", "itl_ms", "tps")
 METRIC_LABEL: dict[str, str] = {
@@ -197,8 +198,10 @@ class ViewState:
             return
         view = self.target(event["target"])
         ok = bool(event.get("ok"))
+        theirs = ok or not not_the_providers_fault(event.get("error_kind"))
         view.samples += 1
-        view.recent.append(ok)
+        if theirs:  # a stop or a bug of ours says nothing of the provider: not `down`, no error rate
+            view.recent.append(ok)
         view.last_ts = event.get("ts")
         self.samples += 1
         arrived = time.monotonic()
@@ -209,7 +212,7 @@ class ViewState:
             view.cost_live += float(event["cost_usd"])
         if not ok:
             view.failures += 1
-            if event.get("error_kind") != "cancelled":
+            if theirs:
                 self.errors += 1
             view.last_error = event.get("error_kind")
             return

@@ -57,14 +57,17 @@ class AnthropicProtocol(JSONReader):
         if kind == "message_start":
             message = obj.get("message") or {}
             state.note_model(message.get("model"))
-            read_usage(message.get("usage"), state.usage)
+            usage = message.get("usage")
+            if isinstance(usage, dict):  # its output_tokens (1) is a placeholder, not a count
+                usage = {k: v for k, v in usage.items() if k != "output_tokens"}
+            read_usage(usage, state.usage)
         elif kind == "message_delta":
             read_usage(obj.get("usage"), state.usage)
         elif kind == "content_block_delta":
             delta = obj.get("delta") or {}
             field = _CONTENT_DELTAS.get(delta.get("type", ""))
             if field and delta.get(field):
-                return FrameInfo(content=True, pieces=1)
+                return FrameInfo(content=True, pieces=1, reasoning=field == "thinking")
         elif kind == "message_stop":
             return FrameInfo(done=True)
         elif kind == "error":

@@ -8,10 +8,20 @@ so each protocol is read in one place.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llmscope_tui.model import ErrorKind, Target
+
+#: Response headers that carry the provider's own request id: OpenAI and most compatible servers,
+#: Anthropic, Azure, Google. Not a CDN's (cf-ray names a Cloudflare edge hop, not the request).
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-goog-request-id")
+
+
+def request_id(headers: Mapping[str, str]) -> str | None:
+    """The provider's request id from response headers, if it sent one."""
+    return next((headers[h] for h in REQUEST_ID_HEADERS if h in headers), None)
 
 
 @dataclass(slots=True)
@@ -41,6 +51,8 @@ class FrameInfo:
     pieces: int = 0  # content pieces in this frame, used to estimate tokens when usage is missing
     done: bool = False
     error: tuple[ErrorKind, str] | None = None
+    #: a reasoning delta arrived: the reasoning is visible, so it stays in DESIGN 4's `streamed`
+    reasoning: bool = False
 
     def merge(self, other: FrameInfo) -> FrameInfo:
         """Both frames' meaning (a Gemini JSON array holds several)."""
@@ -49,6 +61,7 @@ class FrameInfo:
             pieces=self.pieces + other.pieces,
             done=self.done or other.done,
             error=self.error or other.error,
+            reasoning=self.reasoning or other.reasoning,
         )
 
 
@@ -93,6 +106,10 @@ class MalformedFrame(Exception):
     """A frame that is not what the protocol promises (bad JSON, wrong shape)."""
 
 
+#: What read_object raises on valid JSON of the wrong shape (a string where an object belongs).
+SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
 class JSONReader:
     """Shared frame handling: parse the JSON, turn a wrong shape into MalformedFrame."""
 
@@ -105,8 +122,7 @@ class JSONReader:
         obj = load_json(data)
         try:
             return self.read_object(obj, event, state)
-        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
-            # valid JSON of the wrong shape (a string where an object belongs, ...)
+        except SHAPE_ERRORS as exc:
             raise MalformedFrame(f"unexpected frame shape ({type(exc).__name__}): {data[:80]!r}") from exc
 
     def read_object(self, obj: Any, event: str | None, state: StreamState) -> FrameInfo:

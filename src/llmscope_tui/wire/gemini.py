@@ -61,13 +61,14 @@ class GeminiProtocol(JSONReader):
             if cached is not None:
                 u.tokens_cached = cached
         pieces = 0
-        done = False
+        done = reasoning = False
         for candidate in obj.get("candidates") or ():
             done = done or bool(candidate.get("finishReason"))
             for part in (candidate.get("content") or {}).get("parts") or ():
                 if part.get("text") or part.get("functionCall"):
                     pieces += 1
-        return FrameInfo(content=pieces > 0, pieces=pieces, done=done)
+                    reasoning = reasoning or bool(part.get("thought"))  # a thought summary
+        return FrameInfo(content=pieces > 0, pieces=pieces, done=done, reasoning=reasoning)
 
     def error_type(self, body: Any) -> tuple[str | None, str]:
         if isinstance(body, list) and body:

@@ -49,12 +49,13 @@ class OllamaProtocol(JSONReader):
             or obj.get("response")  # /api/generate
             or obj.get("thinking")
         )
+        reasoning = bool(message.get("thinking") or obj.get("thinking"))
         if not obj.get("done"):
-            return FrameInfo(content=content, pieces=int(content))
+            return FrameInfo(content=content, pieces=int(content), reasoning=reasoning)
         u = state.usage
         prompt, out = count(obj.get("prompt_eval_count")), count(obj.get("eval_count"))
         if prompt is not None:
             u.tokens_in = prompt
         if out is not None:
             u.tokens_out = out
-        return FrameInfo(content=content, pieces=int(content), done=True)
+        return FrameInfo(content=content, pieces=int(content), done=True, reasoning=reasoning)

@@ -17,7 +17,9 @@ from llmscope_tui.wire.base import (
     stream_error,
 )
 
-_CONTENT_KEYS = ("content", "refusal", "reasoning_content", "reasoning", "tool_calls", "function_call")
+_REASONING_KEYS = ("reasoning_content", "reasoning")  # DeepSeek / vLLM, OpenRouter
+#: A refusal, reasoning or tool call is content too (DESIGN 4).
+_CONTENT_KEYS = ("content", "refusal", *_REASONING_KEYS, "tool_calls", "function_call")
 
 
 class OpenAIProtocol(JSONReader):
@@ -57,13 +59,14 @@ class OpenAIProtocol(JSONReader):
             return FrameInfo(error=stream_error(obj))
         read_usage(obj.get("usage"), state.usage, "prompt_tokens", "completion_tokens")
         pieces = 0
-        done = False
+        done = reasoning = False
         for choice in obj.get("choices") or ():
             done = done or bool(choice.get("finish_reason"))
             delta = choice.get("delta") or choice.get("message") or {}
             if any(delta.get(key) for key in _CONTENT_KEYS) or choice.get("text"):
-                pieces += 1  # a refusal, reasoning or tool call is content too (DESIGN 4)
-        return FrameInfo(content=pieces > 0, pieces=pieces, done=done)
+                pieces += 1
+            reasoning = reasoning or any(delta.get(key) for key in _REASONING_KEYS)
+        return FrameInfo(content=pieces > 0, pieces=pieces, done=done, reasoning=reasoning)
 
 
 class OpenAIResponsesReader(JSONReader):
