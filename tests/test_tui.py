@@ -472,7 +472,8 @@ def test_tui_settings_come_from_the_config_file(monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(LLMScopeApp, "run", fake_run)
     config = tmp_path / "c.toml"
-    config.write_text('[tui]\nfps = 1\ntheme = "light"\nmouse = false\n')
+    target = '[[targets]]\nname = "t"\nprovider = "ollama"\nmodel = "m"\nbase_url = "http://127.0.0.1:9"\n'
+    config.write_text('[tui]\nfps = 1\ntheme = "light"\nmouse = false\n' + target)
     assert cli.main(["--tui", "--config", str(config), "--db", str(tmp_path / "d.db")]) == 0
     assert seen == {"mouse": False, "fps": 1.0, "theme": "light"}
     assert cli.main(["--tui", "--config", str(config), "--fps", "8", "--db", str(tmp_path / "d.db")]) == 0
