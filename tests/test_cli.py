@@ -365,3 +365,15 @@ def test_no_targets_with_an_ingest_port_runs_ingest_only(tmp_path: Path) -> None
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert events[0]["event"] == "start" and events[0]["targets"] == []
     assert events[-1]["event"] == "stop" and events[-1]["reason"] == "duration reached"
+
+
+def test_rebaseline_of_an_unknown_target_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It said "cleared the baselines of nosuch" and exited 0."""
+    from llmscope_tui.store import SampleStore
+
+    path = config_for(tmp_path, "http://127.0.0.1:9")
+    db = tmp_path / "s.db"
+    SampleStore(db).close()
+    assert main(["rebaseline", "--target", "nosuch", "--config", str(path), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("llmscope-tui: --target nosuch: no such target") and "fake" in err

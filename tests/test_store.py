@@ -638,6 +638,7 @@ def test_close_gives_up_only_after_its_timeout_and_says_so(db: Path) -> None:
     assert not s._thread.is_alive()
     assert errors[0].startswith(f"cannot write samples to {db}: database is locked; 3 samples held")
     assert errors[-1] == f"cannot write to {db}: database is locked; 3 samples were not saved"
+    assert s.unsaved_samples == 3  # what a run's exit code reads (exit 1, DESIGN 8)
     assert s.flush(timeout=1) is False
 
 

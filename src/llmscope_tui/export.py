@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from llmscope_tui.model import SAMPLE_FIELDS
+from llmscope_tui.paths import FILE_MODE
 from llmscope_tui.store import open_readonly
 
 __all__ = ["format_row", "format_ts", "write_csv"]
@@ -172,8 +173,8 @@ def write_csv(
 def _write_file(rows: Iterator[tuple[Any, ...]], path: Path) -> int:
     """Temp file beside the target, then os.replace: readers see the old file or the whole new one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 so the final file gets the usual umask-derived mode (mkstemp's is 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    # 0600 (DESIGN 8): an export holds what the data file holds
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         with open(fd, "w", encoding="utf-8", newline="") as stream:
             count = _write_rows(rows, stream)

@@ -28,6 +28,7 @@ from llmscope_tui.costs import format_usd
 from llmscope_tui.ingest import IngestOptions
 from llmscope_tui.metrics import MetricsExporter
 from llmscope_tui.monitor import Monitor, RunSummary
+from llmscope_tui.paths import open_private
 from llmscope_tui.server import BindError, Endpoints
 from llmscope_tui.session import demo_ready
 
@@ -146,8 +147,7 @@ def _open_log(path: Path | None) -> IO[str]:
     if path is None:
         return sys.stdout
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("a", encoding="utf-8", buffering=1)
+        return open_private(path)  # 0600 in a 0700 folder: samples and errors are the user's
     except OSError as exc:
         raise HeadlessError(f"{path}: cannot open log file: {exc.strerror or exc}") from None
 
@@ -174,8 +174,12 @@ def failed_checks(summary: RunSummary, fail_on: tuple[str, ...]) -> list[str]:
 
 
 def exit_code(summary: RunSummary, fail_on: tuple[str, ...], stderr: IO[str] | None = None) -> int:
-    """DESIGN 8 exit codes for a finished run; a failed check is named on ``stderr``."""
+    """DESIGN 8 exit codes for a finished run; a failed check, or samples that never reached
+    the data file, are named on ``stderr``."""
     found = failed_checks(summary, fail_on)
+    if summary.unsaved:
+        print(f"llmscope-tui: {summary.unsaved} samples could not be saved to the data file", file=stderr or sys.stderr)
+        return EXIT_FAILED_CHECK
     if not found:
         return EXIT_OK
     for line in found:

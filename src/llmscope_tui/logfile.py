@@ -9,10 +9,9 @@ the UI). The headless run keeps stderr for them: stdout carries its log.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
-from llmscope_tui.paths import log_dir
+from llmscope_tui.paths import log_dir, private_file
 
 LOGGER = "llmscope_tui"
 FILE_NAME = "llmscope-tui.log"
@@ -28,8 +27,7 @@ def attach(path: Path | None = None) -> logging.Handler | None:
     missing log file must not keep the monitor from starting."""
     path = path or default_log_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        private_file(path)
         handler = logging.FileHandler(path, encoding="utf-8")
     except OSError:
         return None

@@ -56,6 +56,7 @@ class RunSummary:
     violations_by: dict[str, int] = field(default_factory=dict)  # "target metric" -> firings
     first_incident: str | None = None  # the first one's text, for the line that says why
     budgets_exceeded: list[str] = field(default_factory=list)
+    unsaved: int = 0  # samples the data file never took (it stayed unwritable): exit 1
 
 
 class Monitor:
@@ -345,3 +346,4 @@ class Monitor:
     async def _close_store(self) -> None:
         if self._own_store and self._store is not None:
             await anyio.to_thread.run_sync(self._store.close)
+            self.summary.unsaved = self._store.unsaved_samples

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import IO
 
 import platformdirs
 
@@ -44,3 +46,40 @@ def builtin_themes_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "themes"
+
+
+#: What we create: readable by the user alone (DESIGN 8). Samples, logs and exports can carry
+#: prompts, provider errors and spend; nobody else on the machine needs them.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` and its missing parents, each new one 0700 (an existing one is left as it is:
+    a shared folder the user chose stays shared)."""
+    missing = []
+    folder = path
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=DIR_MODE, exist_ok=True)
+        os.chmod(folder, DIR_MODE)  # mkdir's mode passes through the umask
+    return path
+
+
+def open_private(path: Path, mode: str = "a") -> IO[str]:
+    """Open a text file we write (a log, an export) 0600 in a 0700 folder, line-buffered."""
+    private_dir(path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, FILE_MODE), mode, encoding="utf-8", buffering=1)
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` 0600 (in a 0700 folder) if it does not exist yet; SQLite gives its
+    -wal and -shm files the data file's mode, so they follow."""
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+    return path

@@ -184,6 +184,9 @@ def rebaseline(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return fail(str(exc))
     try:
+        known = sorted({t.name for t in settings.targets} | set(store.targets()))
+        if args.target and args.target not in known:
+            return fail(f"--target {args.target}: no such target in the config or the data file (known: {', '.join(known) or 'none'})")
         bank = ChartBank(settings.spc, store)
         who = args.target or "every target"
         store.close_incidents(args.target, time.time(), "rebaselined")

@@ -63,7 +63,7 @@ def run_tui(args: argparse.Namespace) -> int:
     """The Textual face (imported only here: the headless path never loads Textual)."""
     from llmscope_tui import logfile
     from llmscope_tui.session import demo_ready
-    from llmscope_tui.store import StoreError
+    from llmscope_tui.store import StoreError, check_writable
     from llmscope_tui.tui.app import LLMScopeApp
 
     settings = settings_for(args)
@@ -72,6 +72,7 @@ def run_tui(args: argparse.Namespace) -> int:
     try:
         with demo_ready(settings) as session:
             ready = session.settings
+            check_writable(ready.db_path)  # exit 2 now, not a monitor failing inside the screen
             fps = args.fps if args.fps is not None else ready.tui.fps
             app = LLMScopeApp(
                 ready, fps=fps, monitor=session.monitor(), exit_watchdog=True, freeze_gc=True
@@ -80,6 +81,10 @@ def run_tui(args: argparse.Namespace) -> int:
                 app.run(mouse=ready.tui.mouse and not args.no_mouse)
             finally:
                 app.disarm_watchdog()
+            unsaved = app.monitor.summary.unsaved
+            if unsaved:
+                print(f"{PROG}: {unsaved} samples could not be saved to {ready.db_path}", file=sys.stderr)
+                return 1
             return app.return_code or 0
     except StoreError as exc:
         return fail(str(exc))

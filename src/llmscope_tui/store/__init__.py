@@ -21,7 +21,13 @@ from __future__ import annotations
 
 from llmscope_tui.store.reader import StoreReader, open_readonly
 from llmscope_tui.store.sample_store import SampleStore
-from llmscope_tui.store.schema import ALL_SAMPLE_COLUMNS, MIGRATIONS, SCHEMA_VERSION, StoreError
+from llmscope_tui.store.schema import (
+    ALL_SAMPLE_COLUMNS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    StoreError,
+    check_writable,
+)
 
 __all__ = [
     "ALL_SAMPLE_COLUMNS",
@@ -30,5 +36,6 @@ __all__ = [
     "SampleStore",
     "StoreError",
     "StoreReader",
+    "check_writable",
     "open_readonly",
 ]

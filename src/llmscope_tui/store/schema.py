@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from llmscope_tui.model import EXTRA_SAMPLE_FIELDS, SAMPLE_FIELDS, Metric
+from llmscope_tui.paths import private_dir, private_file
 
 log = logging.getLogger(__name__)
 
@@ -278,16 +279,28 @@ def _connect(
     return conn
 
 
+def check_writable(path: Path) -> None:
+    """Raise StoreError (one line) unless the data file can be written: for a face that opens
+    the store later, on another thread, where a failure would no longer stop the start."""
+    connect_writer(path).close()
+
+
 def connect_writer(path: Path) -> sqlite3.Connection:
-    """The one write connection: WAL (readers never wait for it), synchronous=NORMAL."""
+    """The one write connection: WAL (readers never wait for it), synchronous=NORMAL. The file
+    (and its folder) are created 0600 (0700); a file that cannot be written is refused here, at
+    start, not after the first samples were held in memory and lost."""
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory, not a data file")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
     except OSError as exc:
         raise StoreError(
             f"cannot create the folder for data file {path}: {exc.strerror or exc}"
         ) from exc
-    if path.is_dir():
-        raise StoreError(f"{path} is a directory, not a data file")
+    try:
+        private_file(path)
+    except OSError as exc:
+        raise StoreError(f"cannot write data file {path}: {exc.strerror or exc}") from exc
 
     def setup(conn: sqlite3.Connection) -> None:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -295,6 +308,9 @@ def connect_writer(path: Path) -> sqlite3.Connection:
             log.warning("data file %s: WAL mode not available (journal_mode=%s)", path, mode)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        # a real write (the header's version, unchanged): a read-only file or folder fails now
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute(f"PRAGMA user_version = {int(version)}")
 
     return _connect(path, path, setup)
 

@@ -76,6 +76,8 @@ class BatchWriter:
         self._written = 0  # of those, how many are on disk (or were dropped as unstorable)
         self._enqueued_samples = 0
         self._written_samples = 0
+        #: samples given up at close (the data file stayed unwritable): a run then exits 1
+        self.unsaved_samples = 0
         name = f"llmscope-store-writer:{self.path.name}"
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -270,6 +272,7 @@ class BatchWriter:
             with call.lock:
                 call.error = StoreError(f"the data file {self.path} was closed")
                 call.done.set()
+        self.unsaved_samples = samples
         if samples or others:
             extra = f" and {plural(others, 'other record')}" if others else ""
             verb = "was" if samples + others == 1 else "were"

@@ -290,7 +290,7 @@ class KeyActions(App[int]):
         folder = self.export_dir or (paths.data_dir() / "exports")
         out = folder / f"llmscope-{time.strftime('%Y%m%d-%H%M%S')}.csv"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            paths.private_dir(folder)
             count = write_csv(self.settings.db_path, out)
         except Exception as exc:  # noqa: BLE001 (any failure is the user's to read: a toast)
             self.call_from_thread(self.notify, f"export failed: {exc}", severity="error", timeout=10)
