@@ -186,6 +186,7 @@ def test_a_file_that_is_not_a_database_gives_store_error(tmp_path: Path) -> None
     with pytest.raises(StoreError, match="not a usable llmscope-tui data file") as err:
         SampleStore(bad)
     assert str(bad) in str(err.value)
+    assert bad.read_bytes() == b"this is not sqlite, it is a text file\n" * 200  # left as it was
     assert "\n" not in str(err.value)
     with pytest.raises(StoreError, match=str(bad).replace("\\", "\\\\")):
         open_readonly(bad)
