@@ -100,3 +100,24 @@ def test_a_run_that_could_not_save_samples_exits_1_and_says_how_many() -> None:
     assert exit_code(RunSummary(samples=40, unsaved=40), (), stderr=err) == 1
     assert err.getvalue() == "llmscope-tui: 40 samples could not be saved to the data file\n"
     assert exit_code(RunSummary(samples=40), ()) == 0
+
+
+def test_a_config_holding_a_secret_that_others_can_read_draws_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmscope_tui.config import load_settings
+
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[alerts]\nwebhook_url = "https://hooks.example/T000/B000/xyz"\n' + TARGET
+        + 'headers = { "Authorization" = "Bearer abc", "HTTP-Referer" = "https://me" }\n'
+    )
+    os.chmod(config, 0o644)
+    (warning,) = load_settings(config, env={}).warnings
+    assert "[alerts] webhook_url" in warning and "targets[0].headers.Authorization" in warning
+    assert "HTTP-Referer" not in warning and "mode 0644" in warning and f"chmod 600 {config}" in warning
+    assert "Bearer abc" not in warning and "xyz" not in warning  # never the secret itself
+    assert main(["check-config", "--config", str(config)]) == 0
+    assert "warning:" in capsys.readouterr().err
+    os.chmod(config, 0o600)
+    assert load_settings(config, env={}).warnings == []

@@ -17,6 +17,8 @@ def settings_for(args: argparse.Namespace) -> Settings:
         db=getattr(args, "db", None),
         demo=getattr(args, "demo", False),
     )
+    for warning in settings.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if settings.demo and args.command in ("report", "ingest"):
         from llmscope_tui.session import demo_prices
 

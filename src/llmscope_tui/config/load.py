@@ -85,7 +85,42 @@ def load_settings(
         settings.targets = _auto_targets(settings, env)
     if not settings.targets and source is None:
         settings.demo = True  # no config file and no key: the demo (a file with no targets is not)
+    if source is not None:
+        settings.warnings += _exposed_secrets(source)
     return settings
+
+
+#: Header names whose values are credentials (a substring of the lower-cased name).
+_SECRET_HEADER_WORDS = ("authorization", "api-key", "api_key", "apikey", "token", "secret", "cookie")
+
+
+def _exposed_secrets(source: _Source) -> list[str]:
+    """A config file that holds a secret (a credential header, a webhook URL, which is itself
+    a key to post to the channel) and that other users can read: a warning, not an error."""
+    if os.name != "posix":
+        return []
+    try:
+        mode = source.path.stat().st_mode & 0o777
+    except OSError:
+        return []
+    if not mode & 0o077:
+        return []
+    held = []
+    if source.file.alerts.webhook_url:
+        held.append("[alerts] webhook_url")
+    for index, target in enumerate(source.file.targets):
+        held += [
+            f"targets[{index}].headers.{name}"
+            for name in target.headers
+            if any(word in name.lower() for word in _SECRET_HEADER_WORDS)
+        ]
+    if not held:
+        return []
+    warning = (
+        f"{source.path} holds a secret ({', '.join(held)}) and others can read it "
+        f"(mode {mode:04o}); run: chmod 600 {source.path}"
+    )
+    return [warning]
 
 
 class _Source:

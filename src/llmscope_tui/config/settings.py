@@ -94,6 +94,9 @@ class Settings:
     #: Where each value came from when it was not the default,
     #: e.g. {"interval": "LLMSCOPE_INTERVAL"}.
     sources: dict[str, str] = field(default_factory=dict)
+    #: What the user should fix but that does not stop a run (a config file holding a secret
+    #: that others can read): said on stderr at start, and in the TUI.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def enabled_targets(self) -> list[Target]:

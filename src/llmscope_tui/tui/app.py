@@ -149,6 +149,8 @@ class LLMScopeApp(AppVariables, KeyActions):
         self.set_interval(self.store_every_s, self.reads.read_soon, name="store")
         self.set_timer(0.05, self.reads.read_soon)  # the history: charts fill at once after a restart
         self.main.query_one(TargetsTable).focus()
+        for warning in self.settings.warnings:  # said on stderr too, but the screen covers that
+            self.notify(warning, title="config", severity="warning", timeout=20)
         self._install_signals()
         self.bridge.tick()
 
