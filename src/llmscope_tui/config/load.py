@@ -76,6 +76,7 @@ def load_settings(
         settings.targets = _auto_targets(settings, env)
     if not settings.targets:
         settings.demo = True
+    settings.remember_secrets(env)
     return settings
 
 

@@ -19,14 +19,14 @@ import anyio
 import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
+from llmscope_tui.redaction import remember
 from llmscope_tui.wire import PROTOCOLS
 from llmscope_tui.wire.base import MalformedFrame, StreamState
 from llmscope_tui.wire.errors import (
     classify_exception,
     classify_status,
+    error_text,
     parse_retry_after,
-    redact,
-    short,
 )
 from llmscope_tui.wire.framing import NDJSONDecoder, SSEDecoder
 
@@ -113,7 +113,7 @@ async def probe_once(
     trace = _Trace()
     out = _Outcome()
     state = StreamState()
-    secrets = (api_key,) if api_key else ()
+    remember(api_key)  # whatever comes back, this key is redacted from it
     start_wall, start_ns = wall_clock(), time.perf_counter_ns()
     now = anyio.current_time()
     first_deadline = now + min(timeouts.first_token_s, timeouts.total_s)
@@ -133,15 +133,15 @@ async def probe_once(
                     (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
                 )
                 if not 200 <= response.status_code < 300:
-                    await _read_error(response, protocol, out, secrets)
+                    await _read_error(response, protocol, out)
                 else:
                     await _read_stream(response, protocol, state, out, scope, total_deadline)
         except MalformedFrame as exc:
-            out.error, out.message = ErrorKind.MALFORMED, short(str(exc))
+            out.error, out.message = ErrorKind.MALFORMED, error_text(str(exc))
         except (httpx.HTTPError, OSError, UnicodeDecodeError) as exc:
             if out.error is None:
                 out.error = classify_exception(exc)
-                out.message = short(redact(f"{type(exc).__name__}: {exc}", secrets)) or type(exc).__name__
+                out.message = error_text(f"{type(exc).__name__}: {exc}") or type(exc).__name__
     if scope.cancelled_caught and out.error is None:
         if not trace.connected:
             out.error, out.message = ErrorKind.TIMEOUT_CONNECT, f"no connection within {timeouts.connect_s:g}s"
@@ -175,19 +175,19 @@ async def _read_stream(
                 out.last_ns = frame.arrived_ns
                 out.pieces += info.pieces
             if info.error is not None:
-                out.error, out.message = info.error[0], short(info.error[1])
+                out.error, out.message = info.error[0], error_text(info.error[1])
                 return
             if info.done:
                 out.done = True
     for frame in decoder.close(time.perf_counter_ns()):
         info = read_frame(frame.event, frame.data, state)
         if info.error is not None:
-            out.error, out.message = info.error[0], short(info.error[1])
+            out.error, out.message = info.error[0], error_text(info.error[1])
             return
         out.done = out.done or info.done
 
 
-async def _read_error(response: httpx.Response, protocol: Any, out: _Outcome, secrets: tuple[str, ...]) -> None:
+async def _read_error(response: httpx.Response, protocol: Any, out: _Outcome) -> None:
     body = b""
     try:
         async for chunk in response.aiter_bytes():
@@ -202,7 +202,7 @@ async def _read_error(response: httpx.Response, protocol: Any, out: _Outcome, se
     except ValueError:
         err_type, message = None, text or response.reason_phrase
     out.error = classify_status(response.status_code, err_type)
-    out.message = short(redact(f"HTTP {response.status_code}: {message}", secrets))
+    out.message = error_text(f"HTTP {response.status_code}: {message}")
     if out.error is ErrorKind.RATE_LIMIT or "retry-after" in response.headers:
         out.retry_after = parse_retry_after(response.headers.get("retry-after"))
 
