@@ -46,6 +46,7 @@ __all__ = [
     "keys",
     "remember",
     "remember_environment",
+    "remember_headers",
     "remember_url",
     "scrub",
     "scrub_event",
@@ -87,6 +88,9 @@ def _generic(match: re.Match[str]) -> str:
 _GENERIC_HINTS = ("sk-", "gsk_", "aiza", "bearer", "basic", "key=", "token=", "api-key", "authorization")
 _MASK_HINTS = ("..", "…", "*", "•", "xxx", "XXX", "###")
 _SENSITIVE_NAME = re.compile(r"(?i)(?:API_?KEY|_KEY|TOKEN|SECRET|PASSWORD|PASSWD)$")
+#: Header and URL parameter names whose values are credentials (others, such as a Referer or
+#: an api-version, are not remembered: their words would be redacted everywhere).
+_SECRET_FIELD = re.compile(r"(?i)auth|key|token|secret|password|passwd|cookie|signature|^sig$|^code$")
 
 
 def _b64_cores(value: str) -> set[str]:
@@ -200,8 +204,9 @@ def remember(*secrets: str | None) -> None:
 
 
 def remember_url(url: str | None, *, path_is_secret: bool = False) -> None:
-    """Secrets a URL may carry: its password and query values; with ``path_is_secret`` (a
-    webhook, whose URL is its credential) the whole URL and its path too."""
+    """Secrets a URL may carry: its password and key-like query values; with
+    ``path_is_secret`` (a webhook, whose URL is its credential) its long path segments too
+    (Slack's and Discord's tokens; not the whole URL, whose first characters are "https://")."""
     if not url:
         return
     try:
@@ -209,16 +214,28 @@ def remember_url(url: str | None, *, path_is_secret: bool = False) -> None:
         query = parse_qsl(parts.query)
     except ValueError:
         return
-    remember(parts.password, *(value for _, value in query))
+    remember(parts.password, *(value for name, value in query if _SECRET_FIELD.search(name)))
     if path_is_secret:
-        remember(url, parts.path if parts.path.strip("/") else None)
+        remember(*(segment for segment in parts.path.split("/") if len(segment) >= MIN_PARTIAL_LEN))
 
 
 def remember_environment(env: Mapping[str, str], names: Iterable[str | None] = ()) -> None:
     """Remember the values of ``names`` and of every variable named like a secret
     (``*_API_KEY``, ``*_KEY``, ``*TOKEN``, ``*SECRET``, ``*PASSWORD``)."""
     wanted = {n for n in names if n}
-    remember(*(value for name, value in env.items() if name in wanted or _SENSITIVE_NAME.search(name)))
+    remember(*(value for name, value in env.items() if name in wanted or _looks_like_a_key(name, value)))
+
+
+def remember_headers(headers: Iterable[tuple[str, str]]) -> None:
+    """Remember the values of headers that carry credentials (Authorization, x-api-key, ...)."""
+    remember(*(value for name, value in headers if _SECRET_FIELD.search(name)))
+
+
+def _looks_like_a_key(name: str, value: str) -> bool:
+    """A variable named like a secret whose value is one token (not a path, not a sentence)."""
+    if "://" in value or value.startswith(("/", "~")):
+        return False
+    return bool(_SENSITIVE_NAME.search(name)) and len(value.split()) == 1
 
 
 def scrub(text: str) -> str:

@@ -97,11 +97,11 @@ class Settings:
     def remember_secrets(self, env: Mapping[str, str]) -> None:
         """Tell the redaction registry every secret this configuration can send or receive:
         each target's key variable (custom names too), every variable named like a key
-        (LLMSCOPE_API_KEY, OPENAI_API_KEY, ...), header values, a URL's password and query
-        values, the webhook URL (it is its own credential)."""
+        (LLMSCOPE_API_KEY, OPENAI_API_KEY, ...), credential header values,
+        a URL's password and key-like query values, the webhook URL (it is its own credential)."""
         names = [t.api_key_env for t in self.targets]
         redaction.remember_environment(env, names)
         for target in self.targets:
-            redaction.remember(*(value for _, value in target.extra_headers))
+            redaction.remember_headers(target.extra_headers)
             redaction.remember_url(target.base_url)
         redaction.remember_url(self.alerts.webhook_url, path_is_secret=True)
