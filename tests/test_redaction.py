@@ -187,3 +187,33 @@ def test_the_app_side_client_warns_without_its_key(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.WARNING, logger="llmscope_tui.client"):
         delivery._warn(f"endpoint refused records: bad key {key}")
     assert caplog.messages and key not in caplog.text and REDACTED in caplog.text
+
+
+@pytest.mark.slow  # a whole app through Pilot with a real monitor: about a second
+@pytest.mark.anyio
+async def test_the_tui_draws_a_down_target_without_the_key_its_errors_quote(
+    tmp_path: Path, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import fake_settings
+    from llmscope_tui.tui.app import LLMScopeApp
+    from llmscope_tui.tui.widgets import TargetsTable
+
+    key = "tui-canary-key-31415926535"
+    monkeypatch.setenv("FAKE_PROVIDER_API_KEY", key)
+    fake_provider.script(
+        default=Script(status=401, error_message=f"Incorrect API key provided: {key}, or {key[:6]}...{key[-4:]}")
+    )
+    app = LLMScopeApp(fake_settings(tmp_path, fake_provider), fps=20, store_every_s=0.5)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(TargetsTable)
+        deadline = 400  # polls of 0.05 s: a bound, not a margin
+        while not (table.row_count and app.state.samples >= 3) and deadline:
+            await pilot.pause(0.05)
+            deadline -= 1
+        app.monitor._error(f"a failure quoting {key}")  # an `error` event, drawn on the status line
+        await pilot.pause(0.2)
+        assert app.state.samples >= 3 and "down" in str(table.get_cell("fake", "status"))
+        screen = app.export_screenshot()
+        assert key not in screen and key[:8] not in screen and REDACTED in app.state.last_error
+        assert key not in repr(app.state.targets)
+        await pilot.press("q")

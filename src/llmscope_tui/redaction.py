@@ -109,6 +109,21 @@ def _b64_cores(value: str) -> set[str]:
     return cores
 
 
+def _key_pattern(key: str) -> tuple[tuple[str, ...], re.Pattern[str]]:
+    """The forms of one key (itself, URL-encoded, base64 runs; for a long key, words that start
+    or end like it) as one pattern, and the substrings without which it cannot match: a few
+    ``in`` tests spare most messages the scan."""
+    forms = {key, quote(key, safe=""), *_b64_cores(key)}
+    parts = [re.escape(f) for f in sorted(forms, key=len, reverse=True)]
+    needles = {form[:_EDGE] for form in forms}
+    if len(key) >= MIN_PARTIAL_LEN:
+        head, tail = key[:_EDGE], key[-_EDGE:]
+        needles |= {head, tail}
+        parts.append(rf"{_NOT_W_BEFORE}{re.escape(head)}[{_W}]*")
+        parts.append(rf"{_NOT_W_BEFORE}[{_W}]*{re.escape(tail)}{_NOT_W_AFTER}")
+    return tuple(needles), re.compile("|".join(parts))
+
+
 class Redactor:
     """Known secrets and the one compiled pattern that finds them (and their partial forms)."""
 
@@ -116,8 +131,8 @@ class Redactor:
         self._lock = threading.Lock()
         self._keys: frozenset[str] = frozenset()
         self._partial: tuple[str, ...] = ()
-        self._known: re.Pattern[str] | None = None
-        self._needles: tuple[str, ...] = ()  # one of them is in every text _known matches
+        #: Per key: substrings one of which is in every text its pattern matches, and the pattern.
+        self._per_key: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = ()
         self._memo: dict[str, str] = {}
         self.add(secrets)
 
@@ -131,24 +146,9 @@ class Redactor:
         if not new:
             return False
         with self._lock:
-            keys = self._keys | new
-            forms: set[str] = set()
-            for key in keys:
-                forms.add(key)
-                forms.add(quote(key, safe=""))
-                forms |= _b64_cores(key)
-            parts = [re.escape(f) for f in sorted(forms, key=len, reverse=True)]
-            partial = tuple(sorted((k for k in keys if len(k) >= MIN_PARTIAL_LEN), key=len, reverse=True))
-            needles = {form[:_EDGE] for form in forms}
-            edges = set()
-            for key in partial:
-                needles |= {key[:_EDGE], key[-_EDGE:]}
-                head, tail = key[:_EDGE], key[-_EDGE:]
-                edges.add(rf"{_NOT_W_BEFORE}{re.escape(head)}[{_W}]*")
-                edges.add(rf"{_NOT_W_BEFORE}[{_W}]*{re.escape(tail)}{_NOT_W_AFTER}")
-            self._known = re.compile("|".join(parts + sorted(edges)))
-            self._partial = partial
-            self._needles = tuple(needles)
+            keys = sorted(self._keys | new, key=len, reverse=True)  # a key inside another: later
+            self._per_key = tuple(_key_pattern(key) for key in keys)
+            self._partial = tuple(k for k in keys if len(k) >= MIN_PARTIAL_LEN)
             self._keys = frozenset(keys)
             self._memo = {}
         return True
@@ -163,8 +163,9 @@ class Redactor:
         lower = text.lower()
         if any(hint in lower for hint in _GENERIC_HINTS):
             out = _GENERIC.sub(_generic, out)
-        if self._known is not None and any(needle in out for needle in self._needles):
-            out = self._known.sub(REDACTED, out)
+        for needles, pattern in self._per_key:
+            if any(needle in out for needle in needles):
+                out = pattern.sub(REDACTED, out)
         if self._partial and any(hint in out for hint in _MASK_HINTS):
             out = _MASKED.sub(self._masked, out)
         if len(memo) >= _MEMO_SIZE:
