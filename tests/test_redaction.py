@@ -78,6 +78,7 @@ def test_key_shaped_text_is_redacted_even_when_the_key_is_unknown(text: str, exp
         "ask a question: task-abcdefgh, risk-management",  # "sk-" inside a word
         "waiting... retry ** later",  # masks next to ordinary words
         "unparseable frame: '{not json'",
+        "basic authentication required; Authorization: required; Bearer token missing",
     ],
 )
 def test_harmless_text_is_left_alone(red: Redactor, text: str) -> None:

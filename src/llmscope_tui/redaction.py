@@ -61,6 +61,7 @@ MIN_KEY_LEN = 8
 MIN_PARTIAL_LEN = 12
 _EDGE = 8  # a word starting with K[:8] or ending with K[-8:] is K, cut short
 _MEMO_SIZE = 2048
+_MEMO_TEXT = 1024  # longer texts are not memoised (at most about 4 MB held)
 
 _W = r"A-Za-z0-9_\-"  # the characters a key-like word is made of
 _NOT_W_BEFORE = rf"(?<![{_W}])"
@@ -68,13 +69,23 @@ _NOT_W_AFTER = rf"(?![{_W}])"
 _MASK = r"(?:\.{2,}|…+|\*+|•+|x{3,}|X{3,}|#{3,})"
 #: A word, a mask, a word: the shape of a partial echo; checked against the keys by _masked().
 _MASKED = re.compile(rf"{_NOT_W_BEFORE}([{_W}]{{0,64}}?)({_MASK})([{_W}]{{0,64}}){_NOT_W_AFTER}")
+_TOKEN_CHARS = r"A-Za-z0-9._~+/=\-"
+_VALUE_CHARS = r"^\s\"',;}"
+
+
+def _token(chars: str) -> str:
+    """A credential-like value: 8+ characters with a digit, or 20+ (so "Basic authentication"
+    or "Authorization: required" stay as they are)."""
+    return rf"(?:(?=[{chars}]*\d)[{chars}]{{8,}}|[{chars}]{{20,}})"
+
+
 #: Secrets by their look alone, known or not.
 _GENERIC = re.compile(
     r"(?<![A-Za-z0-9])(?:sk-ant-|sk-|gsk_|AIza)[A-Za-z0-9_\-]{6,}"
-    r"|(?P<scheme>(?i:\b(?:bearer|basic))\s+)[A-Za-z0-9._~+/=\-]{8,}"
+    rf"|(?P<scheme>(?i:\b(?:bearer|basic))\s+){_token(_TOKEN_CHARS)}"
     r"|(?P<param>(?<=[?&])(?i:key|api_key|apikey|api-key|access_token|token)=)[^&#\s\"']+"
     r"|(?P<header>(?i:\b(?:x-api-key|api-key|x-goog-api-key|authorization))[\"']?\s*[:=]\s*[\"']?)"
-    r"(?!(?i:bearer|basic)\s)[^\s\"',;}]{8,}"
+    rf"(?!(?i:bearer|basic)\s){_token(_VALUE_CHARS)}"
 )
 
 
@@ -125,7 +136,7 @@ def _key_pattern(key: str) -> tuple[tuple[str, ...], re.Pattern[str]]:
 
 
 class Redactor:
-    """Known secrets and the one compiled pattern that finds them (and their partial forms)."""
+    """Known secrets, a pattern per key for its forms, and a memo of texts already scrubbed."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
@@ -168,10 +179,11 @@ class Redactor:
                 out = pattern.sub(REDACTED, out)
         if self._partial and any(hint in out for hint in _MASK_HINTS):
             out = _MASKED.sub(self._masked, out)
-        if len(memo) >= _MEMO_SIZE:
-            memo.clear()  # bounded; a cleared memo only costs one more scrub per message
-        memo[text] = out
-        memo[out] = out
+        if len(text) <= _MEMO_TEXT:  # messages repeat; whole error bodies are scrubbed once
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()  # bounded; a cleared memo only costs one more scrub per message
+            memo[text] = out
+            memo[out] = out
         return out
 
     def _masked(self, match: re.Match[str]) -> str:
