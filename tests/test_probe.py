@@ -13,7 +13,7 @@ from fake_provider import FakeProvider, Script, Usage
 from llmscope_tui.model import ErrorKind, Sample, Target
 from llmscope_tui.probe.scheduler import ProbeScheduler, make_client
 from llmscope_tui.probe.stream import Timeouts, probe_once
-from llmscope_tui.wire.errors import classify_exception, parse_retry_after, redact
+from llmscope_tui.wire.errors import classify_exception, error_text, parse_retry_after
 
 pytestmark = pytest.mark.anyio
 
@@ -266,7 +266,7 @@ def test_classification_and_helpers() -> None:
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert parse_retry_after("soon") is None
-    assert "sk-abc" not in redact("bad key sk-abcdefghijkl and Bearer abcdefghijk123")
+    assert "sk-abc" not in error_text("bad key sk-abcdefghijkl and Bearer abcdefghijk123")
 
 
 # ----------------------------------------------------------------------------- scheduler

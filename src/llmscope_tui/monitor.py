@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from llmscope_tui.incidents import IncidentChange, IncidentEngine, PolicySetting
 from llmscope_tui.model import Sample, not_the_providers_fault
 from llmscope_tui.probe.scheduler import ProbeScheduler
 from llmscope_tui.probe.stream import Timeouts
+from llmscope_tui.redaction import scrub_event
 from llmscope_tui.spc.bank import ChartBank, violation_event
 from llmscope_tui.store import SampleStore
 
@@ -77,6 +79,7 @@ class Monitor:
         #: Where the face serves ingest (it owns the server and calls :meth:`ingest`); for the start event.
         self.ingest_url = ingest_url
         self.env = env
+        settings.remember_secrets(os.environ if env is None else env)
         self.wall_clock = wall_clock
         self._store = store
         self._own_store = store is None
@@ -103,6 +106,9 @@ class Monitor:
         self._subscribers.append(subscriber)
 
     def publish(self, event: Event) -> None:
+        """Send event to every subscriber, with any key in its text redacted (the last guard
+        before a face prints, logs or draws it; a no-op lookup for text already scrubbed)."""
+        event = scrub_event(event)
         for subscriber in list(self._subscribers):
             try:
                 subscriber(event)

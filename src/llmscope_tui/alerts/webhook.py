@@ -24,6 +24,7 @@ import stamina
 
 from llmscope_tui import __version__
 from llmscope_tui.alerts.alert import Alert
+from llmscope_tui.redaction import scrub
 from llmscope_tui.wire.errors import parse_retry_after, short
 
 log = logging.getLogger("llmscope_tui.alerts")
@@ -191,9 +192,10 @@ class Webhook:
 
 
 def _body(alert: Alert) -> bytes:
+    """The JSON the receiver gets, keys redacted (a webhook is an output like any other)."""
     try:
-        return json.dumps(alert.webhook_body(), default=str, ensure_ascii=False).encode()
+        return scrub(json.dumps(alert.webhook_body(), default=str, ensure_ascii=False)).encode()
     except (TypeError, ValueError):  # details that do not serialise: the text still goes out
         log.exception("alert details are not JSON-serialisable")
         fallback = {"text": alert.text, "kind": alert.kind, "target": alert.target}
-        return json.dumps(fallback).encode()
+        return scrub(json.dumps(fallback)).encode()

@@ -9,6 +9,7 @@ from pathlib import Path
 from llmscope_tui import paths
 from llmscope_tui.cli.parser import EXIT_USAGE, PROG
 from llmscope_tui.config import ConfigError, Settings, load_settings
+from llmscope_tui.redaction import scrub
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -27,7 +28,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def fail(message: str) -> int:
-    print(f"{PROG}: {message}", file=sys.stderr)
+    print(f"{PROG}: {scrub(message)}", file=sys.stderr)  # an exception's text may quote a key
     return EXIT_USAGE
 
 

@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 import httpx
 import stamina
 
+from llmscope_tui import redaction
 from llmscope_tui.loopback import is_loopback
+from llmscope_tui.wire.errors import error_text
 
 log = logging.getLogger("llmscope_tui.client")
 
@@ -49,6 +51,7 @@ class Delivery:
     def __init__(self, endpoint: str, api_key: str | None, send_timeout_s: float) -> None:
         self.endpoint = endpoint
         self._api_key = api_key
+        redaction.remember(api_key)  # what the endpoint answers may quote it
         self._send_timeout_s = send_timeout_s
         self._http: httpx.Client | None = None
         #: Attempts the endpoint did not take (it was away), and the last problem seen.
@@ -108,7 +111,7 @@ class Delivery:
             self._away(f"{self.endpoint} answered {status}; retrying")
         message = ""
         try:
-            message = str(response.json()["error"]["message"])[:200]
+            message = error_text(str(response.json()["error"]["message"]), 200)
         except (ValueError, KeyError, TypeError):
             pass
         self._warn(f"{self.endpoint} refused {len(batch)} records with {status}: {message}")
@@ -120,6 +123,7 @@ class Delivery:
         raise EndpointAway(message)
 
     def _warn(self, message: str) -> None:
+        message = redaction.scrub(message)
         if message != self.last_error:  # once per streak, not per batch
             log.warning("llmscope client: %s", message)
         self.last_error = message

@@ -87,6 +87,7 @@ def load_settings(
         settings.demo = True  # no config file and no key: the demo (a file with no targets is not)
     if source is not None:
         settings.warnings += _exposed_secrets(source)
+    settings.remember_secrets(env)
     return settings
 
 

@@ -6,9 +6,11 @@ only ever sees these objects, so none of it imports pydantic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmscope_tui import redaction
 from llmscope_tui.costs import Budget, PriceOverride
 from llmscope_tui.model import Metric, Target
 
@@ -101,3 +103,15 @@ class Settings:
     @property
     def enabled_targets(self) -> list[Target]:
         return [t for t in self.targets if t.enabled]
+
+    def remember_secrets(self, env: Mapping[str, str]) -> None:
+        """Tell the redaction registry every secret this configuration can send or receive:
+        each target's key variable (custom names too), every variable named like a key
+        (LLMSCOPE_API_KEY, OPENAI_API_KEY, ...), credential header values,
+        a URL's password and key-like query values, the webhook URL (it is its own credential)."""
+        names = [t.api_key_env for t in self.targets]
+        redaction.remember_environment(env, names)
+        for target in self.targets:
+            redaction.remember_headers(target.extra_headers)
+            redaction.remember_url(target.base_url)
+        redaction.remember_url(self.alerts.webhook_url, path_is_secret=True)

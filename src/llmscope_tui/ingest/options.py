@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from llmscope_tui.ingest.records import IngestConfigError
 from llmscope_tui.loopback import is_loopback
+from llmscope_tui.redaction import remember
 
 #: The environment variable holding the endpoint's shared secret.
 API_KEY_ENV = "LLMSCOPE_API_KEY"
@@ -50,5 +51,6 @@ class IngestOptions:
         :func:`check_bind` (raises :class:`IngestConfigError`)."""
         env = os.environ if env is None else env
         key = env.get(API_KEY_ENV) or None
+        remember(key)
         check_bind(host, key)
         return cls(port=port, host=host, api_key=key)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 from llmscope_tui.model import ErrorKind, Sample
+from llmscope_tui.redaction import scrub
 
 #: At most this many records in one request body.
 MAX_RECORDS = 1000
@@ -82,6 +83,7 @@ def _refuse(field: str, message: str) -> PydanticCustomError:
 
 def _describe(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=True, default=repr) if not isinstance(value, float) else repr(value)
+    text = scrub(text)  # a refused value is quoted back to the sender and on stderr: never a key
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -173,12 +173,11 @@ class ProbeScheduler:
         try:
             return await probe_once(client, target, api_key, self.timeouts, wall_clock=self.wall_clock)
         except Exception as exc:  # noqa: BLE001 - a bug of ours must not end the loop: record, go on
-            secrets = (api_key,) if api_key else ()
             return Sample.of(
                 target,
                 started_wall,
                 error_kind=str(ErrorKind.INTERNAL),
-                error_message=internal_error(target.name, exc, secrets),
+                error_message=internal_error(target.name, exc),  # the key was remembered: redacted
             )
         except anyio.get_cancelled_exc_class():
             # Stopped mid-probe: the attempt still happened, so it is still a sample.

@@ -21,14 +21,14 @@ import anyio
 import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
+from llmscope_tui.redaction import remember, scrub
 from llmscope_tui.wire import PROTOCOLS
 from llmscope_tui.wire.base import SHAPE_ERRORS, FrameInfo, MalformedFrame, StreamState, request_id
 from llmscope_tui.wire.errors import (
     classify_exception,
     classify_status,
+    error_text,
     parse_retry_after,
-    redact,
-    short,
 )
 from llmscope_tui.wire.framing import Frame, NDJSONDecoder, SSEDecoder
 
@@ -122,7 +122,7 @@ async def probe_once(
     trace = _Trace()
     out = _Outcome()
     state = StreamState()
-    secrets = (api_key,) if api_key else ()
+    remember(api_key)  # whatever comes back, this key is redacted from it
     start_wall, start_ns = wall_clock(), time.perf_counter_ns()
     now = anyio.current_time()
     first_deadline = now + min(timeouts.first_token_s, timeouts.total_s)
@@ -140,17 +140,17 @@ async def probe_once(
                 out.status = response.status_code
                 out.request_id = request_id(response.headers)
                 if not 200 <= response.status_code < 300:
-                    await _read_error(response, protocol, out, secrets)
+                    await _read_error(response, protocol, out)
                 else:
                     await _read_stream(response, protocol, state, out, scope, total_deadline)
         except MalformedFrame as exc:
-            out.error, out.message = ErrorKind.MALFORMED, short(str(exc))
+            out.error, out.message = ErrorKind.MALFORMED, error_text(str(exc))
         except (httpx.HTTPError, OSError, UnicodeDecodeError) as exc:
             if out.error is None:
                 out.error = classify_exception(exc)
-                out.message = short(redact(f"{type(exc).__name__}: {exc}", secrets)) or type(exc).__name__
+                out.message = error_text(f"{type(exc).__name__}: {exc}") or type(exc).__name__
         except Exception as exc:  # noqa: BLE001 - a bug of ours: a sample, not the provider's fault
-            out.error, out.message = ErrorKind.INTERNAL, internal_error(target.name, exc, secrets)
+            out.error, out.message = ErrorKind.INTERNAL, internal_error(target.name, exc)
     if out.whole_body and target.name not in _NOTED_WHOLE_BODY:
         _NOTED_WHOLE_BODY.add(target.name)
         log.warning(
@@ -166,17 +166,15 @@ async def probe_once(
             out.message = f"no token within {timeouts.first_token_s:g}s"
         else:
             out.error, out.message = ErrorKind.TIMEOUT_TOTAL, f"not finished within {timeouts.total_s:g}s"
-    if out.message:  # DESIGN 5: in-stream error events and malformed frame text too
-        out.message = redact(out.message, secrets)
     return _build_sample(target, trace, out, state, start_wall, start_ns)
 
 
-def internal_error(target_name: str, exc: BaseException, secrets: tuple[str, ...] = ()) -> str:
+def internal_error(target_name: str, exc: BaseException) -> str:
     """Log the traceback of a bug of ours while probing (the logger's file, not the screen) and
     return the one line a person sees; both redacted, since an exception may quote a key."""
-    trace = redact("".join(traceback.format_exception(exc)), secrets).rstrip()
+    trace = scrub("".join(traceback.format_exception(exc))).rstrip()
     log.error("probe of %s failed unexpectedly (a bug of llmscope-tui):\n%s", target_name, trace)
-    return short(redact(f"internal error while probing: {type(exc).__name__}: {exc}", secrets))
+    return error_text(f"internal error while probing: {type(exc).__name__}: {exc}")
 
 
 def _json_body(response: httpx.Response) -> bool:
@@ -207,7 +205,7 @@ async def _read_stream(
                 out.pieces += info.pieces
             out.reasoning = out.reasoning or info.reasoning
             if info.error is not None:
-                out.error, out.message = info.error[0], short(info.error[1])
+                out.error, out.message = info.error[0], error_text(info.error[1])
                 return True
             out.done = out.done or info.done
         return False
@@ -242,14 +240,14 @@ def _read_whole(
         raise MalformedFrame(f"unexpected body shape ({type(exc).__name__}): {body[:80]!r}") from exc
     out.whole_body = out.done = True
     if info.error is not None:
-        out.error, out.message = info.error[0], short(info.error[1])
+        out.error, out.message = info.error[0], error_text(info.error[1])
     elif info.content:
         out.first_ns = out.last_ns = chunks[-1][1]
         out.pieces = info.pieces
     return True
 
 
-async def _read_error(response: httpx.Response, protocol: Any, out: _Outcome, secrets: tuple[str, ...]) -> None:
+async def _read_error(response: httpx.Response, protocol: Any, out: _Outcome) -> None:
     body = b""
     try:
         async for chunk in response.aiter_bytes():
@@ -264,7 +262,7 @@ async def _read_error(response: httpx.Response, protocol: Any, out: _Outcome, se
     except ValueError:
         err_type, message = None, text or response.reason_phrase
     out.error = classify_status(response.status_code, err_type)
-    out.message = short(redact(f"HTTP {response.status_code}: {message}", secrets))
+    out.message = error_text(f"HTTP {response.status_code}: {message}")
     if out.error is ErrorKind.RATE_LIMIT or "retry-after" in response.headers:
         out.retry_after = parse_retry_after(response.headers.get("retry-after"))
 

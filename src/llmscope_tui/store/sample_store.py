@@ -16,6 +16,7 @@ from pathlib import Path
 
 from llmscope_tui.incidents.model import Incident
 from llmscope_tui.model import Sample, Violation
+from llmscope_tui.redaction import scrub_sample
 from llmscope_tui.store.batch import Op, ViolationItem
 from llmscope_tui.store.reader import StoreReader
 from llmscope_tui.store.rows import (
@@ -103,12 +104,17 @@ class SampleStore(StoreReader, BatchWriter):
     # -- queueing (any thread, never blocks on the disk) ----------------------------------------
 
     def add(self, sample: Sample) -> None:
-        """Queue one sample for the writer (a snapshot of its values now)."""
+        """Queue one sample for the writer (a snapshot of its values now), keys redacted from its
+        text first: the last guard before the disk (a lookup when it was scrubbed already)."""
+        scrub_sample(sample)
         self._enqueue(sample_row(sample), 1, 1)
 
     def add_many(self, samples: Iterable[Sample]) -> None:
         """Queue many samples at once (cheaper than add() in a loop)."""
-        rows = [sample_row(s) for s in samples]
+        rows = []
+        for sample in samples:
+            scrub_sample(sample)
+            rows.append(sample_row(sample))
         step = self.batch_size
         for i in range(0, len(rows), step):
             chunk = rows[i : i + step]

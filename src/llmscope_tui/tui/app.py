@@ -29,6 +29,7 @@ from textual.widgets import Footer, Input, Static
 
 from llmscope_tui.config import Settings
 from llmscope_tui.monitor import Monitor
+from llmscope_tui.redaction import scrub
 
 from .bindings import KeyActions
 from .bridge import Bridge
@@ -208,9 +209,9 @@ class LLMScopeApp(AppVariables, KeyActions):
         stays up to say what happened."""
         self._monitor_done.set()
         if error is not None and not isinstance(error, (KeyboardInterrupt, SystemExit)):
-            self.state.last_error = f"the monitor stopped: {error}"
+            self.state.last_error = shown = scrub(f"the monitor stopped: {error}")
             self.state.stopped = "failed"
-            self.notify(f"the monitor stopped: {error}", severity="error", timeout=30)
+            self.notify(shown, severity="error", timeout=30)
 
     def _install_signals(self) -> None:
         """SIGHUP (terminal gone, SSH dropped) and SIGTERM: stop probing and exit."""

@@ -1,19 +1,15 @@
-"""Error classification shared by every protocol (DESIGN 5), and secret redaction."""
+"""Error classification shared by every protocol (DESIGN 5), and the one way a message from
+outside (an error body, an in-stream error, a frame, an exception) becomes ours: error_text."""
 
 from __future__ import annotations
 
 import email.utils
-import re
 import time
 
 import httpx
 
 from llmscope_tui.model import ErrorKind
-
-_SECRET_PATTERNS = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{6,}|sk-ant-[A-Za-z0-9_\-]{6,}|AIza[0-9A-Za-z_\-]{10,}|gsk_[A-Za-z0-9]{10,}"
-    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
-)
+from llmscope_tui.redaction import scrub
 
 
 def classify_status(status: int, body_error_type: str | None = None) -> ErrorKind:
@@ -60,12 +56,10 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove API keys from text that came back from a provider (error bodies can echo them)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return _SECRET_PATTERNS.sub("[redacted]", text)
+def error_text(text: str, limit: int = 300) -> str:
+    """The message a sample (or an error line) stores: keys redacted first, so none is cut in
+    half before it is recognised (redaction.py: what is caught), then one line, bounded."""
+    return short(scrub(text), limit)
 
 
 def short(text: str, limit: int = 300) -> str:
