@@ -207,12 +207,15 @@ def test_a_failed_export_leaves_the_old_file_and_no_temp_file(db: Path, tmp_path
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".keep.csv")] == []
 
 
-def test_export_file_mode_follows_the_umask(db: Path, tmp_path: Path) -> None:
+def test_an_export_is_readable_by_the_user_alone(db: Path, tmp_path: Path) -> None:
+    """0600 whatever the umask (DESIGN 8): an export holds what the data file holds."""
     out = tmp_path / "mode.csv"
-    write_csv(db, out)
-    umask = os.umask(0)
-    os.umask(umask)
-    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    old = os.umask(0)
+    try:
+        write_csv(db, out)
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o600
 
 
 def test_export_streams_rows(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
