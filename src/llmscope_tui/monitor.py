@@ -23,6 +23,7 @@ from llmscope_tui.costs import Budget, BudgetTracker, PriceBook, budget_event
 from llmscope_tui.costs.budgets import parse_scope
 from llmscope_tui.incidents import IncidentChange, IncidentEngine, PolicySettings
 from llmscope_tui.model import ErrorKind, Sample
+from llmscope_tui.probe.netclock import clock_in_use
 from llmscope_tui.probe.scheduler import ProbeScheduler
 from llmscope_tui.probe.stream import Timeouts
 from llmscope_tui.spc.bank import ChartBank, violation_event
@@ -217,6 +218,7 @@ class Monitor:
             "config": str(s.config_file) if s.config_file else None,
             "db": str(s.db_path),
             "ingest": self.ingest_url,
+            "clock": clock_in_use(),  # who stamps response arrivals: the kernel or our loop
             "targets": [
                 {
                     "name": t.name,

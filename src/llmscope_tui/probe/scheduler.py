@@ -20,6 +20,7 @@ import anyio
 import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
+from llmscope_tui.probe.netclock import use_kernel_clock
 from llmscope_tui.probe.stream import Timeouts, probe_once
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,13 @@ class SchedulerStats:
 
 def make_client(concurrency: int, timeouts: Timeouts, n_targets: int = 1) -> httpx.AsyncClient:
     """One pooled client for all probes: keep-alive like a real app, no read timeout of its own
-    (first-token and total limits are enforced by the probe)."""
+    (first-token and total limits are enforced by the probe); arrivals stamped by the kernel
+    where it can (probe/netclock.py)."""
     limits = httpx.Limits(max_connections=concurrency + n_targets, max_keepalive_connections=concurrency + n_targets)
     timeout = httpx.Timeout(connect=timeouts.connect_s, read=None, write=timeouts.connect_s, pool=timeouts.total_s)
-    return httpx.AsyncClient(limits=limits, timeout=timeout, headers={"accept-encoding": "identity"})
+    client = httpx.AsyncClient(limits=limits, timeout=timeout, headers={"accept-encoding": "identity"})
+    use_kernel_clock(client)
+    return client
 
 
 class ProbeScheduler:

@@ -2,8 +2,9 @@
 
 Timing (DESIGN 4): t0 comes from httpcore's trace extension, the moment the connection starts
 to open (new connection) or the request headers start to be written (pooled connection), so
-pool waits and request building are not counted. Arrival times are taken with perf_counter_ns
-as each network chunk is handed over, before any parsing.
+pool waits and request building are not counted. Arrival times are the kernel's receive stamps
+of the read that completed each network chunk (probe/netclock.py), or perf_counter_ns as the
+chunk is handed over where there are none; either way before any parsing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import anyio
 import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
+from llmscope_tui.probe.netclock import arrival_ns
 from llmscope_tui.wire import PROTOCOLS
 from llmscope_tui.wire.base import MalformedFrame, StreamState
 from llmscope_tui.wire.errors import (
@@ -164,8 +166,9 @@ async def _read_stream(
     decoder = SSEDecoder() if protocol.framing == "sse" else NDJSONDecoder()
 
     read_frame = protocol.read_frame  # raises MalformedFrame for a frame of the wrong shape
+    network_stream = response.extensions.get("network_stream")
     async for chunk in response.aiter_raw():
-        arrived = time.perf_counter_ns()
+        arrived = arrival_ns(network_stream) or time.perf_counter_ns()
         for frame in decoder.feed(chunk, arrived):
             info = read_frame(frame.event, frame.data, state)
             if info.content:
