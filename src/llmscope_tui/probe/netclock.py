@@ -119,6 +119,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
 
     async def _recv(self, max_bytes: int) -> bytes:
         await anyio.lowlevel.checkpoint_if_cancelled()
+        waited = False
         while True:
             try:
                 if self._kernel:
@@ -128,9 +129,11 @@ class StampedStream(httpcore.AsyncNetworkStream):
                 break
             except BlockingIOError:
                 await _wait_readable(self._sock)
+                waited = True
         if data:
             self.last_arrival_ns = self._stamp(ancdata) if self._kernel else None
-        await anyio.lowlevel.cancel_shielded_checkpoint()  # a read that never waited still yields
+        if not waited:  # a stream that always has data must still let other tasks run
+            await anyio.lowlevel.cancel_shielded_checkpoint()
         return data
 
     def _stamp(self, ancdata: list[tuple[int, int, bytes]]) -> int | None:
@@ -144,6 +147,8 @@ class StampedStream(httpcore.AsyncNetworkStream):
         return None
 
     async def _send(self, buffer: bytes) -> None:
+        """No yield to the loop unless the socket is full: the request's headers and body leave
+        back to back, with no other task's work between them inside the probe's TTFT."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         view = memoryview(buffer)
         while view:
@@ -151,7 +156,6 @@ class StampedStream(httpcore.AsyncNetworkStream):
                 view = view[self._sock.send(view):]
             except BlockingIOError:
                 await _wait_writable(self._sock)
-        await anyio.lowlevel.cancel_shielded_checkpoint()
 
     # -- httpcore's interface -----------------------------------------------------------------
 
@@ -315,12 +319,17 @@ async def _connect_first(addresses: list[tuple[Any, ...]], local_address: str | 
         else:
             sock.close()
 
-    async with anyio.create_task_group() as tg:
-        for address in addresses:
-            failed = anyio.Event()
-            tg.start_soon(attempt, address, failed, tg.cancel_scope)
-            with anyio.move_on_after(_HAPPY_EYEBALLS_S):
-                await failed.wait()
+    try:
+        async with anyio.create_task_group() as tg:
+            for address in addresses:
+                failed = anyio.Event()
+                tg.start_soon(attempt, address, failed, tg.cancel_scope)
+                with anyio.move_on_after(_HAPPY_EYEBALLS_S):
+                    await failed.wait()
+    except BaseException:  # the connect timed out or was cancelled as an attempt won
+        if winner is not None:
+            winner.close()
+        raise
     if winner is None:
         raise errors[-1] if len(errors) == 1 else OSError(f"all connection attempts failed: {errors}")
     return winner

@@ -39,14 +39,17 @@ class SchedulerStats:
     lags_s: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
 
 
-def make_client(concurrency: int, timeouts: Timeouts, n_targets: int = 1) -> httpx.AsyncClient:
+def make_client(
+    concurrency: int, timeouts: Timeouts, n_targets: int = 1, *, kernel_clock: bool = True
+) -> httpx.AsyncClient:
     """One pooled client for all probes: keep-alive like a real app, no read timeout of its own
     (first-token and total limits are enforced by the probe); arrivals stamped by the kernel
-    where it can (probe/netclock.py)."""
+    where it can (probe/netclock.py; kernel_clock=False keeps httpx's own backend, for benches)."""
     limits = httpx.Limits(max_connections=concurrency + n_targets, max_keepalive_connections=concurrency + n_targets)
     timeout = httpx.Timeout(connect=timeouts.connect_s, read=None, write=timeouts.connect_s, pool=timeouts.total_s)
     client = httpx.AsyncClient(limits=limits, timeout=timeout, headers={"accept-encoding": "identity"})
-    use_kernel_clock(client)
+    if kernel_clock:
+        use_kernel_clock(client)
     return client
 
 
