@@ -58,6 +58,15 @@ def _chunk(data: bytes) -> bytes:
 def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
     """Raw sockets on anyio: requests read through netclock's StampedStream (kernel stamps),
     every chunk written with a plain send() right after its stamp."""
+
+    async def send_now(conn: socket.socket, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[conn.send(view):]
+            except BlockingIOError:
+                await anyio.wait_writable(conn)
+
     stamps: dict[str, list[int]] = {}
     counter = 0
     usage = {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}
@@ -88,22 +97,22 @@ def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
                 if head.startswith(b"GET /stamps"):
                     body = json.dumps(stamps).encode()
                     stamps.clear()
-                    await sock.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                                     b"content-length: %d\r\n\r\n%s" % (len(body), body))
+                    await send_now(conn, b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                         b"content-length: %d\r\n\r\n%s" % (len(body), body))
                     continue
                 counter += 1
                 rid = str(counter)
-                await sock.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                                 b"transfer-encoding: chunked\r\nx-request-id: " + rid.encode() + b"\r\n\r\n"
-                                 + _chunk(ROLE))
+                await send_now(conn, b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                     b"transfer-encoding: chunked\r\nx-request-id: " + rid.encode() + b"\r\n\r\n"
+                                     + _chunk(ROLE))
                 await anyio.sleep(first_delay)
                 for i in range(tokens):
                     if i:
                         await anyio.sleep(gap)
                     if i == 0:
                         stamps[rid] = [received, time.perf_counter_ns()]
-                    await sock.write(_chunk(TOKEN))  # send() at once: nothing awaits before it
-                await sock.write(tail)
+                    await send_now(conn, _chunk(TOKEN))  # send() at once, right after the stamp
+                await send_now(conn, tail)
         except OSError:
             pass
         finally:

@@ -190,3 +190,21 @@ def test_realtime_stamps_land_on_the_perf_counter_timeline() -> None:
     converted = netclock.realtime_to_perf_ns(time.time_ns())
     after = time.perf_counter_ns()
     assert before - 1_000_000 < converted < after + 1_000_000
+
+
+async def test_a_request_leaves_in_one_send(fake_provider: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers and body in one send(): no scheduling gap between them lands inside TTFT."""
+    sends: list[bytes] = []
+    original = netclock.StampedStream._send
+
+    async def counting(self: netclock.StampedStream, buffer: bytes) -> None:
+        sends.append(bytes(buffer))
+        await original(self, buffer)
+
+    monkeypatch.setattr(netclock.StampedStream, "_send", counting)
+    target = Target(name="t", provider="openai", model="m", protocol="openai",
+                    base_url=fake_provider.base_url + "/v1")  # type: ignore[attr-defined]
+    async with make_client(1, TIMEOUTS) as client:
+        for _ in range(2):  # a new connection, then a pooled one
+            assert (await probe_once(client, target, "k", TIMEOUTS)).ok
+    assert len(sends) == 2 and all(b'"stream": true' in s or b'"stream":true' in s for s in sends)
