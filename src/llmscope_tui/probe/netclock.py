@@ -193,7 +193,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
             if _notify_closing is not None:
                 _notify_closing(self._sock)
             self._sock.close()
-        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.cancel_shielded_checkpoint()  # closing in a cancelled task is cleanup
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
