@@ -14,6 +14,7 @@ from fake_provider import FakeProvider, Script, Usage
 from llmscope_tui.costs import PriceBook
 from llmscope_tui.ingest import IngestOptions
 from llmscope_tui.monitor import Monitor
+from llmscope_tui.probe.netclock import clock_in_use
 from llmscope_tui.report import cost_summary
 from llmscope_tui.rollups import rollups
 from llmscope_tui.server import Endpoints
@@ -148,6 +149,7 @@ async def test_application_usage_is_ingested_priced_and_reported(tmp_path: Path,
     assert app[0]["cost_usd"] == pytest.approx(1.5)  # 1500 tokens at $1000 per million
     assert monitor.summary.samples == len(kinds(events, "sample")) - 2  # app usage is not a probe
     assert kinds(events, "start")[0]["ingest"] == url
+    assert kinds(events, "start")[0]["clock"] == clock_in_use()  # who stamps response arrivals
     with open_readonly(settings.db_path) as store:
         summary = cost_summary(store, PriceBook(settings.prices))
         assert summary.by_source["app"] == pytest.approx(3.0)

@@ -32,7 +32,7 @@ def target_for(fake: FakeProvider, protocol: str, **changes: object) -> Target:
 
 
 async def probe(fake: FakeProvider, protocol: str, timeouts: Timeouts = FAST, key: str | None = KEY) -> Sample:
-    async with httpx.AsyncClient() as client:
+    async with make_client(1, timeouts) as client:  # the scheduler's client: kernel stamps on Linux
         return await probe_once(client, target_for(fake, protocol), key, timeouts)
 
 
@@ -123,7 +123,7 @@ async def test_tool_call_deltas_count_as_output(fake_provider: FakeProvider) -> 
 
 
 async def test_pooled_connection_reports_zero_connect(fake_provider: FakeProvider) -> None:
-    async with httpx.AsyncClient() as client:
+    async with make_client(1, FAST) as client:
         target = target_for(fake_provider, "openai")
         first = await probe_once(client, target, KEY, FAST)
         second = await probe_once(client, target, KEY, FAST)
@@ -247,7 +247,7 @@ async def test_refused_connection_is_network() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     target = Target(name="t", provider="ollama", model="m", protocol="ollama", base_url=f"http://127.0.0.1:{port}")
-    async with httpx.AsyncClient() as client:
+    async with make_client(1, FAST) as client:
         sample = await probe_once(client, target, None, FAST)
     assert (sample.ok, sample.error_kind, sample.http_status, sample.connect_ms) == (0, "network", None, None)
 

@@ -149,11 +149,12 @@ api_key_env = "LLMSCOPE_TEST_UNSET_KEY"
             await wait_for(pilot, lambda: table.row_count == 2, what="two rows")  # noqa: B023
             row = " ".join(str(cell) for cell in table.get_row("keyless"))
             assert "disabled" in row and "LLMSCOPE_TEST_UNSET_KEY is not set" in row, (width, row)
-            # the monitor's start event says the same and keeps it
-            app.monitor.publish({"event": "start", "targets": [
+            # the monitor's start event says the same and keeps it, and which clock stamps arrivals
+            app.monitor.publish({"event": "start", "clock": "kernel", "targets": [
                 {"name": "keyless", "enabled": False, "disabled_reason": "LLMSCOPE_TEST_UNSET_KEY is not set"}]})
             app.bridge.redraw()
             assert "LLMSCOPE_TEST_UNSET_KEY is not set" in " ".join(str(c) for c in table.get_row("keyless"))
+            assert "kernel clock" in str(app.query_one("#status").render())
 
 
 def three_targets(tmp_path: Path, prefix: str = "") -> Any:

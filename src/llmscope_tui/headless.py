@@ -132,7 +132,8 @@ def format_event(event: dict[str, Any], at: float | None = None) -> str | None:
         return f"{stamp} error: {event['message']}"
     if kind == "start":
         names = ", ".join(t["name"] for t in event["targets"] if t["enabled"])
-        return f"{stamp} probing {names}\n{stamp} data file {event['db']}"
+        clock = "by the kernel" if event.get("clock") == "kernel" else "in user space"
+        return f"{stamp} probing {names} (arrivals stamped {clock})\n{stamp} data file {event['db']}"
     if kind == "stop":
         return (
             f"{stamp} stop ({event['reason']}): {event['samples']} samples, {event['failed']} failed, "

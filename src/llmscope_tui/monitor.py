@@ -23,6 +23,7 @@ from llmscope_tui.config import Settings
 from llmscope_tui.costs import Budget, BudgetTracker, PriceBook, budget_event
 from llmscope_tui.incidents import IncidentChange, IncidentEngine, PolicySettings
 from llmscope_tui.model import Sample, not_the_providers_fault
+from llmscope_tui.probe.netclock import clock_in_use
 from llmscope_tui.probe.scheduler import ProbeScheduler
 from llmscope_tui.probe.stream import Timeouts
 from llmscope_tui.redaction import scrub_event
@@ -223,6 +224,7 @@ class Monitor:
             "config": str(s.config_file) if s.config_file else None,
             "db": str(s.db_path),
             "ingest": self.ingest_url,
+            "clock": clock_in_use(),  # who stamps response arrivals: the kernel or our loop
             "targets": [
                 {
                     "name": t.name,

@@ -20,6 +20,7 @@ import anyio
 import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
+from llmscope_tui.probe.netclock import use_kernel_clock
 from llmscope_tui.probe.stream import Timeouts, internal_error, probe_once
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,18 @@ class SchedulerStats:
     lags_s: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
 
 
-def make_client(concurrency: int, timeouts: Timeouts, n_targets: int = 1) -> httpx.AsyncClient:
+def make_client(
+    concurrency: int, timeouts: Timeouts, n_targets: int = 1, *, kernel_clock: bool = True
+) -> httpx.AsyncClient:
     """One pooled client for all probes: keep-alive like a real app, no read timeout of its own
-    (first-token and total limits are enforced by the probe)."""
+    (first-token and total limits are enforced by the probe); arrivals stamped by the kernel
+    where it can (probe/netclock.py; kernel_clock=False keeps httpx's own backend, for benches)."""
     limits = httpx.Limits(max_connections=concurrency + n_targets, max_keepalive_connections=concurrency + n_targets)
     timeout = httpx.Timeout(connect=timeouts.connect_s, read=None, write=timeouts.connect_s, pool=timeouts.total_s)
-    return httpx.AsyncClient(limits=limits, timeout=timeout, headers={"accept-encoding": "identity"})
+    client = httpx.AsyncClient(limits=limits, timeout=timeout, headers={"accept-encoding": "identity"})
+    if kernel_clock:
+        use_kernel_clock(client)
+    return client
 
 
 class ProbeScheduler:

@@ -2,8 +2,9 @@
 
 Timing (DESIGN 4): t0 comes from httpcore's trace extension, the moment the connection starts
 to open (new connection) or the request headers start to be written (pooled connection), so
-pool waits and request building are not counted. Arrival times are taken with perf_counter_ns
-as each network chunk is handed over, before any parsing.
+pool waits and request building are not counted. Arrival times are the kernel's receive stamps
+of the read that completed each network chunk (probe/netclock.py), or perf_counter_ns as the
+chunk is handed over where there are none; either way before any parsing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import anyio
 import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
+from llmscope_tui.probe.netclock import arrival_ns
 from llmscope_tui.redaction import remember, scrub
 from llmscope_tui.wire import PROTOCOLS
 from llmscope_tui.wire.base import SHAPE_ERRORS, FrameInfo, MalformedFrame, StreamState, request_id
@@ -210,8 +212,13 @@ async def _read_stream(
             out.done = out.done or info.done
         return False
 
+    network_stream = response.extensions.get("network_stream")  # kernel stamps (netclock.py)
+
+    def stamp() -> int:
+        return arrival_ns(network_stream) or time.perf_counter_ns()
+
     if _json_body(response):
-        chunks = [(chunk, time.perf_counter_ns()) async for chunk in response.aiter_raw()]
+        chunks = [(chunk, stamp()) async for chunk in response.aiter_raw()]
         if _read_whole(b"".join(chunk for chunk, _ in chunks), chunks, protocol, state, out):
             return
         for chunk, arrived in chunks:  # not one document after all (NDJSON labelled JSON)
@@ -219,8 +226,7 @@ async def _read_stream(
                 return
     else:
         async for chunk in response.aiter_raw():
-            arrived = time.perf_counter_ns()
-            if take(decoder.feed(chunk, arrived)):
+            if take(decoder.feed(chunk, stamp())):
                 return
     take(decoder.close(time.perf_counter_ns()))
 

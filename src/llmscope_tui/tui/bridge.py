@@ -175,6 +175,8 @@ class Bridge:
             f"{s.errors} {'err' if narrow else 'errors'}",
             f"{s.open_incidents} {'incid.' if narrow else 'open incidents'}",
         ]
+        if s.clock:
+            parts.insert(3, f"{s.clock} clock")
         if s.stopped:
             parts.insert(1, f"monitor {s.stopped}")
         room = width - 2 - len(" · ".join(parts)) - len(" · data ")

@@ -101,6 +101,8 @@ class ViewState:
     demo_event: dict[str, Any] | None = None
     config: str | None = None
     db: str | None = None
+    #: who stamps response arrivals (the start event's "clock"): "kernel" or "user"
+    clock: str | None = None
     samples: int = 0
     errors: int = 0
     violations: int = 0
@@ -188,6 +190,7 @@ class ViewState:
         self.demo = bool(event.get("demo"))
         self.config = event.get("config")
         self.db = event.get("db")
+        self.clock = event.get("clock")
         self.stopped = None
         for t in event.get("targets", []):
             reason = t.get("disabled_reason") or (None if t.get("enabled", True) else "disabled")

@@ -1,0 +1,383 @@
+"""Arrival stamps the event loop cannot delay: the kernel's receive time of response bytes.
+
+A probe stamped with perf_counter_ns when its task got round to reading, so a render burst, a
+collector pause or a busy loop moved TTFT by however long the loop was late. On Linux the kernel
+stamps every received segment (SO_TIMESTAMPNS, CLOCK_REALTIME) and hands the stamp of the newest
+segment a read consumed to recvmsg as ancillary data. This module is an httpcore network backend
+that reads with recvmsg, converts that stamp to the perf_counter_ns timeline of t0 (DESIGN 4)
+and keeps it on the stream, where the probe finds it through
+``response.extensions["network_stream"]`` right after each raw chunk. TLS is done here too
+(ssl.MemoryBIO), so decrypted bytes carry the stamp of the socket read that completed their record.
+
+Limit: TCP merges segments queued before a read into one read carrying the newest stamp, so the
+stamp is exact while the loop reads within one inter-token gap (it still fixes any stall shorter
+than that). Elsewhere (not Linux, setsockopt refused, an httpx without the pool hook) nothing
+changes: the probe stamps in user space as before, and ``clock_in_use()`` says "user".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import os
+import select
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import httpcore
+import httpx
+
+#: Linux's value (asm-generic, x86, arm); Python only names it from 3.13 on some builds.
+SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
+_ANC_SIZE = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0  # struct timespec
+_TLS_READ = 65536
+#: writes wait for the next read up to this size: a request leaves in one send() (see _post)
+_COALESCE_BYTES = 65536
+#: a kernel stamp further than this before the read is a clock step, not a late read
+_STALE_NS = 60 * 10**9
+_HAPPY_EYEBALLS_S = 0.25  # RFC 8305's connection attempt delay, as anyio.connect_tcp uses
+
+_wait_readable = getattr(anyio, "wait_readable", None) or anyio.wait_socket_readable
+_wait_writable = getattr(anyio, "wait_writable", None) or anyio.wait_socket_writable
+_notify_closing = getattr(anyio, "notify_closing", None)
+
+
+@functools.cache
+def clock_in_use() -> str:
+    """"kernel" when response arrivals are stamped by the kernel, "user" when by the probe's
+    own perf_counter_ns reads (for the start event and the status line)."""
+    if not sys.platform.startswith("linux") or not _ANC_SIZE:
+        return "user"
+    if "_network_backend" not in vars(httpcore.AsyncConnectionPool()):
+        return "user"  # the hook use_kernel_clock sets is gone in this httpcore
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            return "kernel" if sock.getsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS) else "user"
+    except OSError:
+        return "user"
+
+
+def use_kernel_clock(client: httpx.AsyncClient) -> str:
+    """Make new connections of client's default transport read through StampingBackend; say
+    which clock its probes get. httpx has no public way to pass a network backend, so this
+    sets the one attribute httpcore's pool opens every connection with; proxy mounts keep
+    httpx's own backend (and user stamps)."""
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    if clock_in_use() != "kernel" or type(pool) is not httpcore.AsyncConnectionPool:
+        return "user"
+    pool._network_backend = StampingBackend()
+    return "kernel"
+
+
+def arrival_ns(network_stream: object) -> int | None:
+    """The kernel's stamp (perf_counter_ns timeline) of the latest socket read that delivered
+    bytes on network_stream, or None when that stream has no kernel stamps."""
+    return getattr(network_stream, "last_arrival_ns", None)
+
+
+def realtime_to_perf_ns(realtime_ns: int) -> int:
+    """A CLOCK_REALTIME instant on the perf_counter_ns (CLOCK_MONOTONIC) timeline: the offset
+    is sampled now, from the tightest of three adjacent reads, so NTP slewing and steps since
+    the last read do not accumulate."""
+    best_gap, offset = 1 << 62, 0
+    for _ in range(3):
+        a = time.perf_counter_ns()
+        wall = time.time_ns()
+        b = time.perf_counter_ns()
+        if b - a < best_gap:
+            best_gap, offset = b - a, wall - (a + b) // 2
+    return realtime_ns - offset
+
+
+@contextlib.contextmanager
+def _mapped(timeout_exc: type[Exception], error_exc: type[Exception]) -> Iterator[None]:
+    """httpcore's exception contract: its timeout or error class for what the socket raised."""
+    try:
+        yield
+    except TimeoutError as exc:  # before OSError: TimeoutError is one
+        raise timeout_exc(str(exc) or type(exc).__name__) from exc
+    except (OSError, ssl.SSLError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+        raise error_exc(str(exc) or type(exc).__name__) from exc
+
+
+class StampedStream(httpcore.AsyncNetworkStream):
+    """A non-blocking TCP socket read with recvmsg; each read that delivers bytes records the
+    kernel's arrival stamp in last_arrival_ns."""
+
+    def __init__(self, sock: socket.socket, kernel: bool) -> None:
+        self._sock = sock
+        self._kernel = kernel
+        self._outbox = bytearray()
+        self.last_arrival_ns: int | None = None
+
+    # -- raw I/O (OSError / TimeoutError out; callers map them) -----------------------------
+
+    async def _recv(self, max_bytes: int) -> bytes:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        if self._outbox:
+            with contextlib.suppress(OSError):  # as httpcore does: a server that stopped
+                await self._flush()  # reading mid-request may still have answered
+        waited = False
+        while True:
+            try:
+                if self._kernel:
+                    data, ancdata, _flags, _addr = self._sock.recvmsg(max_bytes, _ANC_SIZE)
+                else:
+                    data, ancdata = self._sock.recv(max_bytes), []
+                break
+            except BlockingIOError:
+                await _wait_readable(self._sock)
+                waited = True
+        if data:
+            self.last_arrival_ns = self._stamp(ancdata) if self._kernel else None
+        if not waited:  # a stream that always has data must still let other tasks run
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+        return data
+
+    def _stamp(self, ancdata: list[tuple[int, int, bytes]]) -> int | None:
+        now = time.perf_counter_ns()
+        for level, kind, blob in ancdata:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(blob) >= 16:
+                sec, nsec = int.from_bytes(blob[:8], sys.byteorder), int.from_bytes(blob[8:16], sys.byteorder)
+                stamp = realtime_to_perf_ns(sec * 10**9 + nsec)
+                # a stamp "after" the read or minutes before it means the wall clock stepped
+                return stamp if now - _STALE_NS < stamp <= now else None
+        return None
+
+    async def _post(self, data: bytes, timeout: float | None) -> None:
+        """Queue bytes for the next read, which sends them first. httpcore writes a request's
+        headers and body in two calls; sent apart, the first send() on loopback wakes the server
+        and the sender can lose the CPU before the second, which then lands inside TTFT (a
+        0.6 ms median and 10 ms p99 request leg on a loaded machine, bench/bench_clock.py). HTTP/1.1
+        always reads after a request, so nothing queued is left behind."""
+        self._outbox += data
+        if len(self._outbox) >= _COALESCE_BYTES:  # a large upload streams as it comes
+            with _mapped(httpcore.WriteTimeout, httpcore.WriteError), anyio.fail_after(timeout):
+                await self._flush()
+
+    async def _flush(self) -> None:
+        data, self._outbox = bytes(self._outbox), bytearray()
+        await self._send(data)
+
+    async def _send(self, buffer: bytes) -> None:
+        """No yield to the loop unless the socket is full."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        view = memoryview(buffer)
+        while view:
+            try:
+                view = view[self._sock.send(view):]
+            except BlockingIOError:
+                await _wait_writable(self._sock)
+
+    # -- httpcore's interface -----------------------------------------------------------------
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        with _mapped(httpcore.ReadTimeout, httpcore.ReadError), anyio.fail_after(timeout):
+            return await self._recv(max_bytes)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if buffer:
+            await self._post(buffer, timeout)
+
+    async def aclose(self) -> None:
+        self._outbox.clear()  # a request given up on (cancelled) is not sent
+        if self._sock.fileno() >= 0:
+            if _notify_closing is not None:
+                _notify_closing(self._sock)
+            self._sock.close()
+        await anyio.lowlevel.cancel_shielded_checkpoint()  # closing in a cancelled task is cleanup
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ssl_context.wrap_bio(incoming, outgoing, server_side=False, server_hostname=server_hostname)
+        try:
+            with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError), anyio.fail_after(timeout):
+                while True:
+                    try:
+                        tls.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        await self._send(outgoing.read())
+                        data = await self._recv(_TLS_READ)
+                        if not data:
+                            raise ConnectionResetError("the server closed the connection during the TLS handshake")
+                        incoming.write(data)
+                if outgoing.pending:
+                    await self._send(outgoing.read())
+        except BaseException:
+            await self.aclose()
+            raise
+        return StampedTLSStream(self, tls, incoming, outgoing)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "socket":
+            return self._sock
+        if info == "is_readable":
+            return _readable(self._sock)
+        with contextlib.suppress(OSError):
+            if info == "client_addr":
+                return self._sock.getsockname()
+            if info == "server_addr":
+                return self._sock.getpeername()
+        return None
+
+
+class StampedTLSStream(httpcore.AsyncNetworkStream):
+    """TLS over a StampedStream with memory BIOs: a record is decrypted only once the socket
+    read that completed it has happened, so that read's stamp is the record's arrival."""
+
+    def __init__(self, raw: StampedStream, tls: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO) -> None:
+        self._raw, self._tls, self._in, self._out = raw, tls, incoming, outgoing
+
+    @property
+    def last_arrival_ns(self) -> int | None:
+        return self._raw.last_arrival_ns
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        with _mapped(httpcore.ReadTimeout, httpcore.ReadError), anyio.fail_after(timeout):
+            while True:
+                try:
+                    data = self._tls.read(max_bytes)
+                except ssl.SSLWantReadError:
+                    pass
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    return b""  # close_notify, or a peer that just closed (as httpx's own backend reads it)
+                else:
+                    if self._out.pending:  # a TLS 1.3 key update asks for an answer
+                        self._raw._outbox += self._out.read()
+                    return data
+                if self._out.pending:
+                    self._raw._outbox += self._out.read()
+                raw = await self._raw._recv(_TLS_READ)  # sends what is queued first
+                if raw:
+                    self._in.write(raw)
+                else:
+                    self._in.write_eof()
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if buffer:
+            with _mapped(httpcore.WriteTimeout, httpcore.WriteError):
+                self._tls.write(buffer)
+            await self._raw._post(self._out.read(), timeout)
+
+    async def aclose(self) -> None:
+        await self._raw.aclose()
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            return self._tls
+        return self._raw.get_extra_info(info)
+
+
+class StampingBackend(httpcore.AsyncNetworkBackend):
+    """Opens the sockets StampedStream reads: connect with a staggered attempt per address
+    (RFC 8305, as anyio.connect_tcp does), TCP_NODELAY and SO_TIMESTAMPNS on."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError), anyio.fail_after(timeout):
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            sock = await _connect_first([info[:3] + info[4:] for info in infos], local_address)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for option in socket_options or ():  # httpcore's SOCKET_OPTION tuples
+                sock.setsockopt(*option)
+        except OSError as exc:
+            sock.close()
+            raise httpcore.ConnectError(str(exc)) from exc
+        kernel = True
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            kernel = False  # this socket's probes stamp in user space
+        return StampedStream(sock, kernel)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return await httpcore.AnyIOBackend().connect_unix_socket(path, timeout, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
+async def _connect_first(addresses: list[tuple[Any, ...]], local_address: str | None) -> socket.socket:
+    """The first address to accept, a new attempt starting every 250 ms or as soon as the
+    previous one fails, so one unreachable address family does not cost the connect timeout."""
+    if not addresses:
+        raise OSError(f"no address to connect to: {addresses}")
+    winner: socket.socket | None = None
+    errors: list[OSError] = []
+
+    async def attempt(address: tuple[Any, ...], failed: anyio.Event, scope: anyio.CancelScope) -> None:
+        nonlocal winner
+        try:
+            sock = await _connect_one(address, local_address)
+        except OSError as exc:
+            errors.append(exc)
+            failed.set()
+            return
+        if winner is None:
+            winner = sock
+            scope.cancel()
+        else:
+            sock.close()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for address in addresses:
+                failed = anyio.Event()
+                tg.start_soon(attempt, address, failed, tg.cancel_scope)
+                with anyio.move_on_after(_HAPPY_EYEBALLS_S):
+                    await failed.wait()
+    except BaseException:  # the connect timed out or was cancelled as an attempt won
+        if winner is not None:
+            winner.close()
+        raise
+    if winner is None:
+        raise errors[-1] if len(errors) == 1 else OSError(f"all connection attempts failed: {errors}")
+    return winner
+
+
+async def _connect_one(address: tuple[Any, ...], local_address: str | None) -> socket.socket:
+    family, kind, proto, sockaddr = address
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        if local_address:
+            sock.bind((local_address, 0))
+        code = sock.connect_ex(sockaddr)
+        if code in (errno.EINPROGRESS, errno.EAGAIN):
+            await _wait_writable(sock)
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            raise OSError(code, f"{sockaddr}: {os.strerror(code)}")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _readable(sock: socket.socket) -> bool:
+    """httpcore's idle-connection check: readable means the server closed or sent junk."""
+    if sock.fileno() < 0:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
