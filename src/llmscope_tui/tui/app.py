@@ -264,6 +264,7 @@ class LLMScopeApp(AppVariables, KeyActions):
             await asyncio.wait_for(asyncio.shield(self._monitor_done.wait()), self.shutdown_timeout_s)
         except TimeoutError:
             pass
+        self._remove_signals()  # the handlers name this app: none left behind once it is gone
 
     async def _on_signal(self, name: str) -> None:
         """The terminal went away (SIGHUP) or we were told to stop (SIGTERM): stop probing with
