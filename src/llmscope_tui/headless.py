@@ -31,6 +31,7 @@ from llmscope_tui.monitor import Monitor, RunSummary
 from llmscope_tui.paths import open_private
 from llmscope_tui.server import BindError, Endpoints
 from llmscope_tui.session import demo_ready
+from llmscope_tui.store.holder import hold
 
 EXIT_OK, EXIT_FAILED_CHECK, EXIT_USAGE = 0, 1, 2
 
@@ -196,7 +197,7 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     exporter = MetricsExporter() if options.metrics_port is not None else None
     endpoints: Endpoints | None = None
     try:
-        with demo_ready(settings) as session:
+        with demo_ready(settings) as session, hold(session.settings.db_path):  # one monitor per data file
             ready = session.settings
             monitor = session.monitor()
             monitor.subscribe(writer)

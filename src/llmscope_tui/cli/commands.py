@@ -172,6 +172,7 @@ def report(args: argparse.Namespace) -> int:
 def rebaseline(args: argparse.Namespace) -> int:
     from llmscope_tui.spc.bank import ChartBank
     from llmscope_tui.store import SampleStore, StoreError
+    from llmscope_tui.store.holder import HeldError, hold
 
     settings = settings_for(args)
     db = resolve_db(args, settings)
@@ -180,8 +181,16 @@ def rebaseline(args: argparse.Namespace) -> int:
     if args.until is not None and args.since is None:
         return fail("--until needs --since (the window start)")
     try:
+        holding = hold(db)  # it writes the file: not under a live monitor's feet
+    except HeldError as exc:
+        return fail(f"{db} is being written by another llmscope-tui ({exc.holder.words()}); "
+                    "rebaseline there (b in its TUI), or stop it first")
+    except StoreError as exc:
+        return fail(str(exc))
+    try:
         store = SampleStore(db)
     except StoreError as exc:
+        holding.release()
         return fail(str(exc))
     try:
         known = sorted({t.name for t in settings.targets} | set(store.targets()))
@@ -193,7 +202,7 @@ def rebaseline(args: argparse.Namespace) -> int:
         if args.since is None:
             bank.rebaseline(args.target)
             print(f"{PROG}: cleared the baselines of {who}; the next {settings.spc.baseline_samples} good "
-                  "samples of each metric set new limits (a running monitor: press b in the TUI, or restart it)")
+                  "samples of each metric set new limits")
             return 0
         now = time.time()
         start, end = now - args.since, now - (args.until or 0)
@@ -212,3 +221,4 @@ def rebaseline(args: argparse.Namespace) -> int:
         return 0
     finally:
         store.close()
+        holding.release()

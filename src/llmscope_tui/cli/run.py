@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from llmscope_tui.cli.common import check_runnable, fail, settings_for
 from llmscope_tui.cli.parser import PROG
 from llmscope_tui.ingest import IngestOptions
+from llmscope_tui.processes import PARENT_ENV, end_children, watch_serve_parent
+
+#: serve, told to stop: how long its apps get after SIGTERM (then SIGKILL), and the bound on
+#: the whole exit.
+CHILD_GRACE_S = 4.0
+SERVE_EXIT_S = CHILD_GRACE_S + 4.0
 
 #: Flags that only make sense for a log run: with any of them and no --tui, no UI opens.
 _LOG_FLAGS = ("format", "log_file", "duration", "count", "fail_on")
@@ -64,19 +73,25 @@ def run_tui(args: argparse.Namespace) -> int:
     from llmscope_tui import logfile
     from llmscope_tui.session import demo_ready
     from llmscope_tui.store import StoreError, check_writable
+    from llmscope_tui.store.holder import HeldError, hold
     from llmscope_tui.tui.app import LLMScopeApp
+    from llmscope_tui.viewer import FileViewer
 
     settings = settings_for(args)
     check_runnable(settings)
+    watch_serve_parent()  # a browser tab's app: end when serve does
     log_handler = logfile.attach()  # the screen is the UI's: warnings and tracebacks go here
     try:
-        with demo_ready(settings) as session:
+        with demo_ready(settings) as session, ExitStack() as holding:
             ready = session.settings
-            check_writable(ready.db_path)  # exit 2 now, not a monitor failing inside the screen
+            try:  # one monitor per data file: on a held file the UI is a viewer of it
+                holding.enter_context(hold(ready.db_path))
+                monitor = session.monitor()
+                check_writable(ready.db_path)  # exit 2 now, not a monitor failing inside the screen
+            except HeldError as held:
+                monitor = FileViewer(ready, held.holder)
             fps = args.fps if args.fps is not None else ready.tui.fps
-            app = LLMScopeApp(
-                ready, fps=fps, monitor=session.monitor(), exit_watchdog=True, freeze_gc=True
-            )
+            app = LLMScopeApp(ready, fps=fps, monitor=monitor, exit_watchdog=True, freeze_gc=True)
             try:
                 app.run(mouse=ready.tui.mouse and not args.no_mouse)
             finally:
@@ -95,14 +110,15 @@ def run_tui(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """The TUI in a browser through textual-serve: each browser tab runs its own
-    `llmscope-tui --tui` process (its own probes), so open one tab. textual-serve has no login,
+    `llmscope-tui --tui` process; the first holds the data file and probes, later tabs are
+    viewers of it (store/holder.py). An app ends with serve (processes.py). textual-serve has no login,
     so only loopback is allowed; from another machine, tunnel: ssh -L 8000:127.0.0.1:8000 HOST."""
     import shlex
 
     from llmscope_tui.ingest import is_loopback
 
     try:
-        from textual_serve.server import Server
+        _ServeEndingChildren = _serve_class()
     except ImportError:
         return fail("serve needs textual-serve: pip install 'llmscope-tui[serve]'")
     if not is_loopback(args.host):
@@ -122,5 +138,27 @@ def serve(args: argparse.Namespace) -> int:
         command += ["--fps", str(args.fps)]
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"{PROG}: serving the TUI at http://{host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
-    Server(shlex.join(command), host=args.host, port=args.port, title=PROG).serve()
+    os.environ[PARENT_ENV] = str(os.getpid())  # each tab's app ends when serve does
+    line = shlex.join(command)
+    # `exec`: the app replaces the shell textual-serve starts, so it is serve's own child
+    _ServeEndingChildren(line if os.name == "nt" else f"exec {line}", host=args.host, port=args.port, title=PROG).serve()
     return 0
+
+
+def _serve_class() -> type:
+    """textual-serve's Server whose stop (SIGINT, SIGTERM) first ends the apps it started:
+    otherwise it waits for every open tab's app to finish, for ever if one never does."""
+    from textual_serve.server import Server
+
+    class ServeEndingChildren(Server):
+        def request_exit(self) -> None:
+            from aiohttp.web_runner import GracefulExit
+
+            # whatever still blocks the shutdown after that, the process ends within a bound
+            bound = threading.Timer(SERVE_EXIT_S, os._exit, (0,))
+            bound.daemon = True
+            bound.start()
+            end_children(os.getpid(), grace_s=CHILD_GRACE_S)
+            raise GracefulExit()
+
+    return ServeEndingChildren

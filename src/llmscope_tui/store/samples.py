@@ -63,6 +63,20 @@ class SampleQueries(ReadConnections):
         )
         return [to_sample(row) for row in rows]
 
+    def samples_after(self, after_id: int, limit: int = 10_000) -> tuple[int, list[Sample]]:
+        """Samples stored after row ``after_id``, in the order they were written, and the last
+        row id read: what a viewer of a file another process writes has not seen yet (a probe
+        is written when it ends, so its ``ts`` can be older than rows before it)."""
+        rows = self._query(
+            f"SELECT id, {self.sample_columns(ALL_SAMPLE_COLUMNS)} FROM samples WHERE id > ? ORDER BY id LIMIT ?",
+            [after_id, check_limit(limit)],
+        )
+        last = int(rows[-1][0]) if rows else after_id
+        return last, [to_sample(row[1:]) for row in rows]
+
+    def last_sample_id(self) -> int:
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM samples")[0][0])
+
     def iter_rows(
         self, target: str | None = None, since: float | None = None, until: float | None = None
     ) -> Iterator[tuple[Any, ...]]:

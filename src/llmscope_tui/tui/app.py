@@ -30,6 +30,7 @@ from textual.widgets import Footer, Input, Static
 from llmscope_tui.config import Settings
 from llmscope_tui.monitor import Monitor
 from llmscope_tui.redaction import scrub
+from llmscope_tui.viewer import FileViewer
 
 from .bindings import KeyActions
 from .bridge import Bridge
@@ -95,6 +96,8 @@ class LLMScopeApp(AppVariables, KeyActions):
         self.shutdown_timeout_s = shutdown_timeout_s
         self.export_dir = export_dir
         self.monitor = monitor or Monitor(settings)
+        #: the banner of a read-only viewer of a file another monitor holds (viewer.py), or None
+        self.viewing = self.monitor.banner if isinstance(self.monitor, FileViewer) else None
         self.state = ViewState(
             demo=settings.demo,
             db=str(settings.db_path),
@@ -118,8 +121,8 @@ class LLMScopeApp(AppVariables, KeyActions):
     # -- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        if self.settings.demo:
-            yield Static("DEMO: simulated provider", id="banner", markup=False)
+        if self.settings.demo or self.viewing:
+            yield Static(self.viewing or "DEMO: simulated provider", id="banner", markup=False)
         with Container(id="body"):
             with Pane(id="targets-pane", classes="pane"):
                 yield Input(placeholder="filter targets by name (Enter keeps, Esc clears)", id="filter")
@@ -162,7 +165,7 @@ class LLMScopeApp(AppVariables, KeyActions):
         """The arrangement for this size (layout.py): the panes fit, the screen never scrolls."""
         if self.panes.screen is None:
             return  # not mounted yet
-        plan = plan_layout(self.size.width, self.size.height, len(self.state.targets), self.settings.demo)
+        plan = plan_layout(self.size.width, self.size.height, len(self.state.targets), bool(self.settings.demo or self.viewing))
         self.main.query_one(TargetsTable).fit_rows(plan.rows)
         if self.panes.apply(plan):
             self.bridge.invalidate()
@@ -214,29 +217,57 @@ class LLMScopeApp(AppVariables, KeyActions):
             self.notify(shown, severity="error", timeout=30)
 
     def _install_signals(self) -> None:
-        """SIGHUP (terminal gone, SSH dropped) and SIGTERM: stop probing and exit."""
+        """SIGHUP (terminal gone, SSH dropped) and SIGTERM: stop probing and exit.
+
+        A plain signal handler, not the event loop's: it runs in the main thread whatever the
+        loop or Textual's message queue are doing (an exit already under way no longer reads
+        the queue, and a loop busy rendering reads it late), so a stop is always honoured."""
         loop = asyncio.get_running_loop()
         for name in ("SIGHUP", "SIGTERM"):
             signum = getattr(signal, name, None)
             if signum is None:
                 continue
             try:
-                loop.add_signal_handler(signum, partial(self.call_next, self._on_signal, name))
+                loop.remove_signal_handler(signum)  # the web driver's (an exit with no data safety)
+                signal.signal(signum, partial(self._signal_received, loop, name))
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
 
-    def _remove_signals(self) -> None:
+    def _signal_received(self, loop: asyncio.AbstractEventLoop, name: str, *_: object) -> None:
+        """In the main thread, at once: the monitor is told to stop and a watchdog bounds the
+        whole exit; then the orderly exit runs on the UI's loop."""
+        self.monitor_thread.stop(f"signal {name}", grace_s=QUIT_GRACE_S)
+        self._arm_watchdog(self.shutdown_timeout_s + SIGNAL_WATCHDOG_S)
         try:
-            loop = asyncio.get_running_loop()
+            loop.call_soon_threadsafe(partial(self.call_next, self._on_signal, name))
         except RuntimeError:
-            return
+            pass  # the loop has closed: the watchdog ends the process
+
+    def _remove_signals(self) -> None:
+        """From now on a signal ends the process at once (the data is safe)."""
         for name in ("SIGHUP", "SIGTERM"):
             signum = getattr(signal, name, None)
             if signum is not None:
                 try:
-                    loop.remove_signal_handler(signum)
-                except (NotImplementedError, RuntimeError, ValueError):
+                    signal.signal(signum, signal.SIG_DFL)
+                except (ValueError, OSError):
                     pass
+
+    async def on_exit_app(self) -> None:
+        """Textual's own way out (in a browser: the tab closed, or serve asked the app to quit):
+        the monitor stops with the data safe, as with q, within the watchdog's bound."""
+        thread = getattr(self, "monitor_thread", None)
+        if thread is None:
+            return  # not started: nothing to stop
+        if not self.quitting:
+            self.quitting = True
+            thread.stop("exit", grace_s=QUIT_GRACE_S)
+        self._arm_watchdog(self.shutdown_timeout_s + SIGNAL_WATCHDOG_S)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._monitor_done.wait()), self.shutdown_timeout_s)
+        except TimeoutError:
+            pass
+        self._remove_signals()  # the handlers name this app: none left behind once it is gone
 
     async def _on_signal(self, name: str) -> None:
         """The terminal went away (SIGHUP) or we were told to stop (SIGTERM): stop probing with

@@ -23,6 +23,7 @@ from textual.widgets.data_table import RowDoesNotExist
 from llmscope_tui import paths
 from llmscope_tui.config import Settings
 from llmscope_tui.monitor import Monitor
+from llmscope_tui.viewer import FileViewer
 
 from .chartrender import clock, fmt_value
 from .distribution import DistributionScreen
@@ -264,6 +265,9 @@ class KeyActions(App[int]):
     # -- rebaseline (b) and export (e) ------------------------------------------------------
 
     def action_rebaseline(self) -> None:
+        if isinstance(self.monitor, FileViewer):  # another process runs the charts of this file
+            self.notify(self.monitor.refusal("b (rebaseline)"), severity="warning", timeout=10)
+            return
         target = self.main.query_one(ChartsPane).selected or self.main.query_one(TargetsTable).selected_target()
         if target is None:
             self.notify("no target selected", severity="warning")

@@ -168,7 +168,7 @@ class Bridge:
         narrow = width < 120
         source = "DEMO" if s.demo else (f"config {_fit_path(s.config, 40)}" if s.config else "no config file (keys from environment)")
         parts = [
-            ("PAUSED" if narrow else "PAUSED (p resumes; probing continues)") if self.app.paused else "LIVE",
+            ("PAUSED" if narrow else "PAUSED (p resumes; probing continues)") if self.app.paused else ("VIEWER" if self.app.viewing else "LIVE"),
             source,
             f"{self.state.probes_per_s():.1f} probes/s",
             f"{s.samples} samples",
@@ -187,6 +187,7 @@ class Bridge:
         if line != self._status_line:  # an unchanged line costs no repaint
             self._status_line = line
             self.app.main.query_one("#status", Static).update(line)
+        banner = None
         if self.settings.demo:
             banner = "DEMO: simulated provider (no config file and no provider keys)"
             # what runs now (the demo's latest event, its countdown kept current), first: 80
@@ -194,9 +195,11 @@ class Bridge:
             incident = event_words(s.demo_event, time.time()) if s.demo_event else None
             if incident:
                 banner = f"DEMO · scripted now: {incident}"
-            if banner != self._banner_line:
-                self._banner_line = banner
-                self.app.main.query_one("#banner", Static).update(banner)
+        if self.app.viewing:  # first: the reason keys that change the monitor do nothing here
+            banner = self.app.viewing if banner is None else f"{self.app.viewing} · {banner}"
+        if banner is not None and banner != self._banner_line:
+            self._banner_line = banner
+            self.app.main.query_one("#banner", Static).update(banner)
 
 
 def _fit_path(path: str, width: int) -> str:
