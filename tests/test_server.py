@@ -31,7 +31,7 @@ pytestmark = pytest.mark.anyio
 GOOD = {"provider": "openai", "model": "gpt-4o-mini", "tokens_in": 12}
 #: Small timeouts so a held connection is cut within a fraction of a second; the tests only
 #: wait (up to 10 s) for the cut to happen, they never assert how fast it came.
-QUICK = Limits(head_timeout_s=0.2, keep_alive_s=0.2, body_timeout_s=0.2, max_connections=8)
+QUICK = Limits(head_timeout_s=0.2, keep_alive_s=0.2, body_timeout_s=0.2, max_connections=8, overflow_connections=2)
 
 
 def registry() -> CollectorRegistry:
@@ -140,6 +140,43 @@ async def test_limits_head_body_and_connections(quick: tuple[HTTPServer, list[Sa
     finally:
         for sock in held:
             sock.close()
+
+
+async def test_a_flood_of_silent_connections_is_capped_at_once() -> None:
+    """100 connections that send nothing: past the cap (and its 503 overflow) each is closed as
+    it opens, not held until its head deadline (10 s by default; 75 s idle before uvicorn)."""
+    app = build_app(ingest=None, max_body_bytes=1000, body_timeout_s=1.0)
+    limits = Limits(head_timeout_s=30.0, max_connections=8, overflow_connections=2)
+    server = HTTPServer(app, bind("127.0.0.1", 0), limits)
+    await server.start()
+
+    def flood() -> tuple[int, int]:
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(100)]
+        try:
+            closed: set[int] = set()
+            deadline = time.monotonic() + 10  # a busy machine accepts them slowly
+            while len(closed) < 90 and time.monotonic() < deadline:
+                for i, sock in enumerate(socks):
+                    if i in closed:
+                        continue
+                    sock.settimeout(0.001)
+                    try:
+                        if sock.recv(1) == b"":
+                            closed.add(i)
+                    except TimeoutError:
+                        pass
+                    except OSError:
+                        closed.add(i)
+            return len(closed), len(socks) - len(closed)
+        finally:
+            for sock in socks:
+                sock.close()
+
+    try:
+        closed, open_ = await anyio.to_thread.run_sync(flood)
+    finally:
+        await server.stop()
+    assert open_ == 10 and closed == 90  # 8 + 2 overflow held (until their 30 s deadline)
 
 
 async def test_a_failing_handler_is_500_and_the_server_keeps_serving() -> None:

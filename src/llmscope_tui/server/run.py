@@ -55,6 +55,10 @@ class Limits:
     body_timeout_s: float = 30.0
     #: Open connections at which a new request is answered 503 instead of served.
     max_connections: int = 256
+    #: Connections past max_connections that may still hear that 503; beyond them a new
+    #: connection is closed as soon as it opens (a flood of silent connections must not take
+    #: the process's file descriptors from its probes for the head timeout).
+    overflow_connections: int = 32
     #: On stop, in-flight requests get this long to finish.
     shutdown_timeout_s: float = 2.0
 
@@ -96,6 +100,7 @@ class _Protocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline for each request head (see the module docstring)."""
 
     head_timeout_s = 10.0
+    max_open = 256 + 32
     _head_deadline: asyncio.TimerHandle | None = None
 
     def _arm_head_deadline(self) -> None:
@@ -114,6 +119,9 @@ class _Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.server_state.connections) > self.max_open:
+            transport.close()  # the cap: closed at once, not held until its head deadline
+            return
         self._arm_head_deadline()
 
     def handle_events(self) -> None:
@@ -161,7 +169,11 @@ class HTTPServer:
         self.sockets = sockets
         self.limits = limits
         self._port = int(sockets[0].getsockname()[1])  # kept: the URL stays readable after close
-        protocol = type("Protocol", (_Protocol,), {"head_timeout_s": limits.head_timeout_s})
+        protocol = type(
+            "Protocol",
+            (_Protocol,),
+            {"head_timeout_s": limits.head_timeout_s, "max_open": limits.max_connections + limits.overflow_connections},
+        )
         self.config = uvicorn.Config(
             app,
             http=protocol,
