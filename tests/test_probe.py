@@ -252,6 +252,35 @@ async def test_refused_connection_is_network() -> None:
     assert (sample.ok, sample.error_kind, sample.http_status, sample.connect_ms) == (0, "network", None, None)
 
 
+@pytest.mark.parametrize("kernel_clock", [True, False])
+async def test_tls_to_a_plain_port_says_why(kernel_clock: bool) -> None:
+    """It stored the empty message "ConnectError:" (httpx's exception had no text). The server
+    answers a TLS hello as a plain HTTP server does: 400 and close."""
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def plain_http() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    thread = threading.Thread(target=plain_http, daemon=True)
+    thread.start()
+    port = server.getsockname()[1]
+    target = Target(name="t", provider="openai", model="m", protocol="openai", base_url=f"https://127.0.0.1:{port}/v1")
+    try:
+        async with make_client(1, FAST, kernel_clock=kernel_clock) as client:
+            sample = await probe_once(client, target, KEY, FAST)
+    finally:
+        thread.join(5)
+        server.close()
+    assert (sample.ok, sample.error_kind) == (0, "network")
+    assert sample.error_message is not None and len(sample.error_message) > len("ConnectError: ")
+    assert "SSL" in sample.error_message or "TLS" in sample.error_message, sample.error_message
+
+
 async def test_an_echoed_key_never_reaches_the_sample(fake_provider: FakeProvider) -> None:
     fake_provider.script(default=Script.error(401, error_message=f"Incorrect API key provided: {KEY}"))
     sample = await probe(fake_provider, "openai")
