@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -380,3 +381,28 @@ def test_rebaseline_of_an_unknown_target_is_refused(tmp_path: Path, capsys: pyte
     assert main(["rebaseline", "--target", "nosuch", "--config", str(path), "--db", str(db)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("llmscope-tui: --target nosuch: no such target") and "fake" in err
+
+
+def test_a_bug_of_ours_while_probing_is_one_line_on_stderr_and_a_traceback_in_the_log_file(
+    tmp_path: Path, fake_provider: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DESIGN 5: `internal`, one line to the user, the traceback to the log file (it reached
+    stderr as a Python traceback before)."""
+    from llmscope_tui import logfile
+    from llmscope_tui.probe import stream
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("our own bug, quoting sk-canary-0123456789abcdef")
+
+    monkeypatch.setattr(stream, "_build_sample", broken)
+    monkeypatch.setenv("FAKE_KEY", "sk-canary-0123456789abcdef")
+    path = config_for(tmp_path, fake_provider.base_url)  # type: ignore[attr-defined]
+    assert main(["--headless", "--count", "2", "--config", str(path), "--db", str(tmp_path / "s.db")]) == 0
+    captured = capsys.readouterr()
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    samples = [e for e in events if e["event"] == "sample"]
+    assert [s["error_kind"] for s in samples] == ["internal", "internal"]
+    assert "Traceback" not in captured.err and "sk-canary" not in captured.err + captured.out
+    assert "failed unexpectedly (a bug of llmscope-tui)" in captured.err and "details in" in captured.err
+    log = logfile.default_log_file().read_text()
+    assert "Traceback" in log and "RuntimeError" in log and "sk-canary" not in log

@@ -44,6 +44,7 @@ def _is_terminal(stream: Any) -> bool:
 
 
 def run_log(args: argparse.Namespace) -> int:
+    from llmscope_tui import logfile
     from llmscope_tui.headless import HeadlessError, HeadlessOptions, run_headless
     from llmscope_tui.store import StoreError
 
@@ -62,10 +63,14 @@ def run_log(args: argparse.Namespace) -> int:
         format=args.format or ("json" if args.headless else "text"),
         ingest=IngestOptions.from_env(args.ingest_port, args.ingest_host) if args.ingest_port is not None else None,
     )
+    handlers = logfile.attach_headless()  # tracebacks to the log file, one line on stderr
     try:
         return run_headless(settings, options)
     except (HeadlessError, StoreError) as exc:
         return fail(str(exc))
+    finally:
+        for handler in handlers:
+            logfile.detach(handler)
 
 
 def run_tui(args: argparse.Namespace) -> int:
