@@ -67,9 +67,12 @@ async def test_metrics_match_the_servers_own_timing(fake_provider: FakeProvider,
     assert sample.latency_ms - sample.ttft_ms == pytest.approx(server_span_ms, abs=60.0)
     server_ttft_ms = (req.t_first_content_ns - req.t_headers_ns) / 1e6
     assert server_ttft_ms >= 150
-    # t0 is before the server saw the request head, so measured TTFT is never shorter; a new
-    # connection's set-up is part of TTFT by definition, and connect_ms says how much
-    assert server_ttft_ms <= sample.ttft_ms <= server_ttft_ms + sample.connect_ms + 60.0
+    # t0 is before the server saw the request head, so measured TTFT is never shorter (a clock
+    # stopped by a prelude frame would read far less); a new connection's set-up is part of TTFT
+    # by definition (connect_ms says how much), and on a machine at load 6 the request can wait
+    # hundreds of ms for the CPU before the server reads it, so the upper bound only catches a
+    # t0 taken absurdly early
+    assert server_ttft_ms <= sample.ttft_ms <= server_ttft_ms + sample.connect_ms + 1000.0
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
