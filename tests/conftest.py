@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sqlite3
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from llmscope_tui.monitor import Monitor
 
 _PROVIDER_VARS = (
     "OPENAI_API_KEY",
@@ -194,3 +197,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class IdleMonitor(Monitor):
+    """The real Monitor with no probing: the test hands the app its events."""
+
+    async def run(self, **_: Any) -> Any:
+        self._idle = asyncio.Event()
+        await self._idle.wait()
+        return self.summary
+
+    def stop(self, reason: str = "stopped", grace_s: float | None = None) -> None:
+        super().stop(reason, grace_s)
+        self._idle.set()

@@ -35,19 +35,8 @@ async def first_screen(port: int, timeout: float) -> str:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
-        seen = ""
-        async with session.ws_connect(f"http://127.0.0.1:{port}/ws?width=100&height=30") as ws:
-            while "Targets" not in seen and time.monotonic() < deadline:
-                try:
-                    message = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
-                except TimeoutError:
-                    break
-                if message.type == aiohttp.WSMsgType.BINARY:
-                    seen += message.data.decode("utf-8", "replace")
-                elif message.type == aiohttp.WSMsgType.TEXT:
-                    seen += message.data
-                else:
-                    break
+        ws, seen = await _open_tab(session, port, "Targets", max(0.1, deadline - time.monotonic()))
+        await ws.close()
         return seen
 
 

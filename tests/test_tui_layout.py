@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from conftest import IdleMonitor
 from llmscope_tui.config import load_settings
-from llmscope_tui.monitor import Monitor
 from llmscope_tui.store import SampleStore
 from llmscope_tui.tui.app import LLMScopeApp
 from llmscope_tui.tui.layout import CHART_PLOT_ROWS, plan_layout
@@ -21,19 +21,6 @@ pytestmark = pytest.mark.anyio
 #: seven targets, the last two down (they must be the ones shown first at 80x24)
 NAMES = ("oa-gpt4o-mini", "oa-gpt4o", "an-haiku", "an-sonnet", "gm-flash", "ol-llama", "ol-qwen")
 DOWN = {"ol-llama", "ol-qwen"}
-
-
-class IdleMonitor(Monitor):
-    """The real Monitor with no probing: the test hands the app its events."""
-
-    async def run(self, **_: Any) -> Any:
-        self._idle = asyncio.Event()
-        await self._idle.wait()
-        return self.summary
-
-    def stop(self, reason: str = "stopped", grace_s: float | None = None) -> None:
-        super().stop(reason, grace_s)
-        self._idle.set()
 
 
 def make_app(tmp_path: Path, samples: int = 12) -> LLMScopeApp:

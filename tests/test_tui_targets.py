@@ -3,16 +3,15 @@ highlighted row is the charted target, and the figures line up."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.text import Text
 
+from conftest import IdleMonitor
 from llmscope_tui.config import load_settings
 from llmscope_tui.costs import usd_column
-from llmscope_tui.monitor import Monitor
 from llmscope_tui.tui.app import LLMScopeApp
 from llmscope_tui.tui.widgets import ChartsPane, TargetsTable
 
@@ -29,19 +28,6 @@ FIGURES = {
     "alpha": (120.6, 400.0, 123.456, 0.0000096 / 3),
     "mid": (800.0, 2000.0, 12.34, 0.0023 / 3),
 }
-
-
-class IdleMonitor(Monitor):
-    """The real Monitor with no probing: the test hands the app its events."""
-
-    async def run(self, **_: Any) -> Any:
-        self._idle = asyncio.Event()
-        await self._idle.wait()
-        return self.summary
-
-    def stop(self, reason: str = "stopped", grace_s: float | None = None) -> None:
-        super().stop(reason, grace_s)
-        self._idle.set()
 
 
 def make_app(tmp_path: Path) -> LLMScopeApp:
