@@ -22,7 +22,8 @@ from textual.widgets import Static
 from llmscope_tui.demo.timeline import event_words
 
 from .state import METRIC_LABEL
-from .widgets import ChartsPane, IncidentsTable, TargetsTable
+from .widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
+from .widgets.visibility import drawn_if_shown
 
 if TYPE_CHECKING:
     from .app import LLMScopeApp
@@ -109,7 +110,9 @@ class Bridge:
     def _render_panes(self) -> None:
         """Everything that changed, in one pass at most once a second (or every frame when
         ``fps`` < 1), so the terminal gets one compact update a second however many samples
-        arrive; a key that changes the view forces a pass at once."""
+        arrive; a key that changes the view forces a pass at once. A pane off the screen (not
+        displayed, or another one maximised) is skipped and drawn when it is shown again
+        (widgets/visibility.py)."""
         force = self.rendered == -1
         now = time.monotonic()
         if not force and now - self._last_slow < SLOW_PANES_EVERY_S:
@@ -118,16 +121,25 @@ class Bridge:
         app, main, reads = self.app, self.app.main, self.app.reads
         targets = main.query_one(TargetsTable)
         charts = main.query_one(ChartsPane)
+        incidents = main.query_one(IncidentsTable)
+        costs = main.query_one(CostsPane)
         targets.fit_width(app.size.width)
-        targets.refresh_rows(self.state, reads.stats, reads.cost_today)
+        if drawn_if_shown(targets):
+            targets.refresh_rows(self.state, reads.stats, reads.cost_today)
+        else:  # off the screen: only the order the charts follow
+            targets.measure(self.state, reads.cost_today)
         if charts.selected is None:
             charts.selected = targets.selected_target()
-        charts.render_state(self.state, app.monitor, force=force, order=targets.order)
-        main.query_one(IncidentsTable).refresh_rows(self.state, now=app.monitor.wall_clock())
+        if drawn_if_shown(charts):
+            charts.render_state(self.state, app.monitor, force=force, order=targets.order)
+            reads.read_window_soon(charts)
+        if drawn_if_shown(incidents):
+            incidents.refresh_rows(self.state, now=app.monitor.wall_clock())
+        if costs.stale and drawn_if_shown(costs):  # its data comes from the store reads
+            costs.render_data(reads.cost_data)
         open_now = self.state.open_incidents
         self._set_title("#incidents-pane", f"3 Incidents · {open_now} open · {len(self.state.incidents)}")
         self._set_title("#charts-pane", f"2 Charts · {METRIC_LABEL[charts.metric]}")
-        reads.read_window_soon(charts)
         self.rendered = self.state.version
         self.render_status()
 

@@ -19,6 +19,7 @@ from .state import METRICS
 from .widgets import ChartsPane, CostsPane
 from .widgets.charts import STORED_BUCKETS, StoredWindow
 from .widgets.costs import CostData
+from .widgets.visibility import drawn_if_shown
 
 if TYPE_CHECKING:
     from .app import LLMScopeApp
@@ -120,9 +121,11 @@ class StoreReads:
         data.error = result.get("error")
         if not app.paused:
             try:
-                app.main.query_one(CostsPane).render_data(data)
+                costs = app.main.query_one(CostsPane)
             except NoMatches:
                 return
+            if drawn_if_shown(costs):
+                costs.render_data(data)
             bridge.invalidate()
 
     def read_window_soon(self, charts: ChartsPane) -> None:

@@ -15,6 +15,8 @@ from textual.widgets import Static
 
 from llmscope_tui.costs import format_usd
 
+from .visibility import DrawnWhenShown
+
 BAR_STYLE = {"ok": "reverse green", "warning": "reverse yellow", "critical": "reverse bold red"}
 
 
@@ -87,7 +89,7 @@ def render_costs(data: CostData, width: int) -> Text:
     return text
 
 
-class CostsPane(VerticalScroll, can_focus=True):
+class CostsPane(VerticalScroll, DrawnWhenShown, can_focus=True):
     ALLOW_MAXIMIZE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "scroll_down", "Down", show=False),
