@@ -103,3 +103,27 @@ async def test_a_pane_not_displayed_is_skipped_and_drawn_when_displayed(tmp_path
         pane.display = True
         await until(pilot, lambda: incidents.row_count == 1, "the incident row once displayed")
         await pilot.press("q")
+
+
+async def test_a_pass_of_new_figures_asks_for_no_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A layout pass re-measures and repaints the whole screen: the once-a-second update of the
+    status line, the sparklines and the table cells must not ask for one."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(pilot, app)
+        await pilot.pause()
+        layouts: list[str] = []
+        for widget in app.main.walk_children(with_self=True):
+            original = widget.refresh
+
+            def spy(*regions: Any, _original: Any = original, _widget: Any = widget, **kwargs: Any) -> Any:
+                if kwargs.get("layout"):
+                    layouts.append(repr(_widget))
+                return _original(*regions, **kwargs)
+
+            monkeypatch.setattr(widget, "refresh", spy)
+        app.state.apply(sample("zeta", 1010.0, 444.0))
+        app.bridge.redraw()  # what the tick draws (synchronously: store reads are not in it)
+        assert "444" in str(app.query_one(TargetsTable).get_cell("zeta", "ttft"))
+        assert layouts == []
+        await pilot.press("q")

@@ -171,7 +171,8 @@ class Bridge:
         line = " · ".join(parts) + f" · data {_fit_path(str(s.db), max(12, room))}"
         if line != self._status_line:  # an unchanged line costs no repaint
             self._status_line = line
-            self.app.main.query_one("#status", Static).update(line)
+            # one line, always: no layout pass (which would repaint the whole screen every second)
+            self.app.main.query_one("#status", Static).update(line, layout=False)
         if self.settings.demo:
             banner = "DEMO: simulated provider (no config file and no provider keys)"
             # what runs now (the demo's latest event, its countdown kept current), first: 80
@@ -181,7 +182,7 @@ class Bridge:
                 banner = f"DEMO · scripted now: {incident}"
             if banner != self._banner_line:
                 self._banner_line = banner
-                self.app.main.query_one("#banner", Static).update(banner)
+                self.app.main.query_one("#banner", Static).update(banner, layout=False)  # one line
 
 
 def _fit_path(path: str, width: int) -> str:

@@ -99,11 +99,20 @@ class CostsPane(VerticalScroll, DrawnWhenShown, can_focus=True):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data = CostData()
+        self._shown: Text | None = None
+        self._shown_lines = -1
 
     def compose(self) -> ComposeResult:
         yield Static(id="costs-body")
 
     def render_data(self, data: CostData | None = None) -> None:
+        """Draw the cards; the same text again costs nothing, and only a change in the number of
+        lines asks for a layout pass (which repaints the whole screen)."""
         if data is not None:
             self.data = data
-        self.query_one("#costs-body", Static).update(render_costs(self.data, max(30, self.size.width - 2)))
+        text = render_costs(self.data, max(30, self.size.width - 2))
+        if text == self._shown:
+            return
+        lines = len(text.plain.split("\n"))
+        self.query_one("#costs-body", Static).update(text, layout=lines != self._shown_lines)
+        self._shown, self._shown_lines = text, lines

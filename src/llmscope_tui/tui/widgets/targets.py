@@ -293,8 +293,12 @@ def _number(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def _plain(value: Any) -> str:
-    return value.markup if isinstance(value, Text) else str(value)
+def _plain(value: Any) -> Any:
+    """What a cell shows, to compare with what it showed: text, styles and alignment (cheaper
+    than building its markup, and it runs for every cell every second)."""
+    if isinstance(value, Text):
+        return (value.plain, value.style, value.justify, tuple(value.spans))
+    return str(value)
 
 
 def _pair(rollup: Any, metric: str) -> str:
