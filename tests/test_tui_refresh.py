@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from llmscope_tui.config import load_settings
 from llmscope_tui.tui.app import LLMScopeApp
 from llmscope_tui.tui.widgets import ChartsPane, IncidentsTable, TargetsTable
-from test_tui_targets import make_app, settle
+from test_tui_targets import CONFIG, IdleMonitor, make_app, settle
 
 pytestmark = pytest.mark.anyio
 
@@ -126,4 +127,19 @@ async def test_a_pass_of_new_figures_asks_for_no_layout(tmp_path: Path, monkeypa
         app.bridge.redraw()  # what the tick draws (synchronously: store reads are not in it)
         assert "444" in str(app.query_one(TargetsTable).get_cell("zeta", "ttft"))
         assert layouts == []
+        await pilot.press("q")
+
+
+async def test_the_first_probe_is_drawn_at_once_not_a_second_later(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(CONFIG)
+    settings = load_settings(tmp_path / "config.toml", env={}, db=tmp_path / "samples.db")
+    app = LLMScopeApp(settings, fps=10, store_every_s=3600, monitor=IdleMonitor(settings))
+    async with app.run_test(size=(160, 30)) as pilot:
+        table = app.query_one(TargetsTable)
+        app.bridge.redraw()  # a pass just now: the next one is a second away
+        await pilot.pause()
+        assert "waiting" in str(table.get_cell("zeta", "status"))
+        app.state.apply(sample("zeta", 1000.0, 321.0))
+        app.bridge.tick()  # the refresh timer's next frame
+        assert "up" in str(table.get_cell("zeta", "status")) and "321" in str(table.get_cell("zeta", "ttft"))
         await pilot.press("q")

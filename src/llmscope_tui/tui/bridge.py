@@ -49,6 +49,7 @@ class Bridge:
         self._status_line = self._banner_line = ""
         self._pending_alerts: list[dict[str, Any]] = []
         self._last_toast = -1e9
+        self._drew_data = False  # a pass has drawn a probe's result
 
     def invalidate(self) -> None:
         """The view changed (a key, a resize, new data from the file): the next tick redraws
@@ -113,7 +114,9 @@ class Bridge:
         arrive; a key that changes the view forces a pass at once. A pane off the screen (not
         displayed, or another one maximised) is skipped and drawn when it is shown again
         (widgets/visibility.py)."""
-        force = self.rendered == -1
+        # the first probe's figures are drawn at once, not up to a second later (time to data)
+        force = self.rendered == -1 or (self.state.samples > 0 and not self._drew_data)
+        self._drew_data = self._drew_data or self.state.samples > 0
         now = time.monotonic()
         if not force and now - self._last_slow < SLOW_PANES_EVERY_S:
             return
