@@ -7,6 +7,7 @@ tui_ttft.py, tui_startup.py (first screen, start-up, quit) and tui_profile.py.
     python bench/bench_tui.py cpu --seconds 30 --fps 2               # the same at another --fps
     python bench/bench_tui.py cpu --db-rows 1000000                  # ... on a data file of 1M samples
     python bench/bench_tui.py cpu --also-src /tmp/before/src         # ... and another tree, same rounds
+    python bench/bench_tui.py pass --passes 40                       # CPU of one refresh pass, in process
     python bench/bench_tui.py ttft --probes 300                      # bench_probe accuracy, plain vs with UI
     python bench/bench_tui.py first-screen                           # 1,000,000 samples (file cached in /tmp)
     python bench/bench_tui.py profile --seconds 30                   # py-spy (pip install py-spy) on the TUI
@@ -31,7 +32,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tui_cpu import cpu
+from tui_cpu import cpu, pass_cost
 from tui_harness import serve_demo, size_arg
 from tui_profile import profile
 from tui_startup import first_screen, quit_bench, startup
@@ -50,6 +51,10 @@ def main() -> None:
     c.add_argument("--db-rows", type=int, default=0, help="start from the first-screen file of this many samples")
     c.add_argument("--also-src", type=Path, nargs="*", default=[],
                    help="other source trees (a checkout's src/, e.g. before a change) run in the same rounds")
+    pc = sub.add_parser("pass", help="CPU of one refresh pass in process (ms)")
+    pc.add_argument("--sizes", type=size_arg, nargs="+", default=[(80, 24), (160, 48)])
+    pc.add_argument("--passes", type=int, default=40)
+    pc.add_argument("--repeat", type=int, default=3)
     t = sub.add_parser("ttft", help="bench_probe accuracy plain vs with the app on the same loop")
     t.add_argument("--probes", type=int, default=300)
     t.add_argument("--streams", type=int, nargs="+", default=[1, 50])
@@ -89,6 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "cpu":
         cpu(args.seconds, args.warmup, args.repeat, args.fps, args.sizes, args.db_rows, args.also_src)
+    elif args.what == "pass":
+        pass_cost(args.sizes, args.passes, args.repeat)
     elif args.what == "ttft":
         ttft(args.probes, args.streams, args.driver, args.size, args.repeat)
     elif args.what == "first-screen":

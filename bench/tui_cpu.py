@@ -1,13 +1,17 @@
 """CPU of the whole process, headless against the TUI at given terminal sizes, probing the same
-targets on the demo provider in another process (bench_tui.py cpu)."""
+targets on the demo provider in another process (bench_tui.py cpu); and the CPU of one refresh
+pass in process, a figure a busy machine moves much less (bench_tui.py pass)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import statistics
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from tui_harness import (
     CLI,
@@ -102,3 +106,71 @@ def cpu(seconds: float, warmup: float, repeat: int, fps: float, sizes: list[tupl
         extra = "" if kind.startswith("headless") else (f"   TUI - headless: {statistics.median(diffs):+.2f} points "
                                                          f"({min(diffs):+.2f}..{max(diffs):+.2f}; goal <= 5)")
         print(f"  {kind:<17} {statistics.median(values):6.2f} %  ({min(values):.2f}-{max(values):.2f}){extra}")
+
+
+# ----------------------------------------------------------------------------- one refresh pass
+
+
+def _idle_monitor(settings: Any) -> Any:
+    """A real Monitor that probes nothing: the bench hands the app its samples."""
+    from llmscope_tui.monitor import Monitor
+
+    class IdleMonitor(Monitor):
+        async def run(self, **_: Any) -> Any:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+            return self.summary
+
+        def stop(self, reason: str = "stopped", grace_s: float | None = None) -> None:
+            super().stop(reason, grace_s)
+            self._idle.set()
+
+    return IdleMonitor(settings)
+
+
+async def _pass_cost(size: tuple[int, int], passes: int, tmp: Path) -> float:
+    """CPU ms of one refresh pass in process (run_test's headless driver renders every frame):
+    20 targets each with a new sample, as every second of a real run; synthetic figures."""
+    from llmscope_tui.config import load_settings
+    from llmscope_tui.tui.app import LLMScopeApp
+
+    target_names = names()
+    (tmp / "config.toml").write_text("".join(
+        f'[[targets]]\nname = "{n}"\nprovider = "ollama"\nmodel = "m"\nbase_url = "http://127.0.0.1:9"\n\n'
+        for n in target_names))
+    settings = load_settings(tmp / "config.toml", env={}, db=tmp / "samples.db")
+    app = LLMScopeApp(settings, fps=4, store_every_s=3600, monitor=_idle_monitor(settings))
+    rng = random.Random(1)
+    ts = 1000.0
+
+    def feed() -> None:
+        nonlocal ts
+        ts += 1
+        for n in target_names:
+            app.state.apply({"event": "sample", "target": n, "ts": ts, "source": "probe", "ok": True,
+                             "ttft_ms": rng.uniform(200, 400), "latency_ms": rng.uniform(1100, 1200),
+                             "tps": rng.uniform(40, 60)})
+
+    async with app.run_test(size=size) as pilot:
+        for _ in range(60):  # a minute of history behind the sparklines
+            feed()
+        app.bridge.redraw()
+        await pilot.pause()
+        t0 = time.process_time()
+        for _ in range(passes):
+            feed()
+            app.bridge.redraw()
+            await pilot.pause()
+        cost = (time.process_time() - t0) / passes * 1000
+        await app.action_quit()
+    return cost
+
+
+def pass_cost(sizes: list[tuple[int, int]], passes: int, repeat: int) -> None:
+    print(f"CPU of one refresh pass in process (ms; 20 targets, each with a new sample, the screen "
+          f"rendered by run_test's headless driver), {passes} passes, median of {repeat} runs:")
+    for size in sizes:
+        with workdir("bench_tui_pass_") as tmp:
+            costs = [asyncio.run(_pass_cost(size, passes, tmp)) for _ in range(repeat)]
+        print(f"  {size[0]}x{size[1]}: median {statistics.median(costs):5.1f} ms  "
+              f"({min(costs):.1f}-{max(costs):.1f})", flush=True)
