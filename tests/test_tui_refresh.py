@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -130,16 +131,39 @@ async def test_a_pass_of_new_figures_asks_for_no_layout(tmp_path: Path, monkeypa
         await pilot.press("q")
 
 
-async def test_the_first_probe_is_drawn_at_once_not_a_second_later(tmp_path: Path) -> None:
+async def test_the_first_probe_is_drawn_at_once_not_a_second_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "config.toml").write_text(CONFIG)
     settings = load_settings(tmp_path / "config.toml", env={}, db=tmp_path / "samples.db")
     app = LLMScopeApp(settings, fps=10, store_every_s=3600, monitor=IdleMonitor(settings))
     async with app.run_test(size=(160, 30)) as pilot:
         table = app.query_one(TargetsTable)
-        app.bridge.redraw()  # a pass just now: the next one is a second away
+        app.bridge.redraw()
         await pilot.pause()
+        monkeypatch.setattr("llmscope_tui.tui.bridge.SLOW_PANES_EVERY_S", 1e9)  # the next pass: not yet
         assert "waiting" in str(table.get_cell("zeta", "status"))
         app.state.apply(sample("zeta", 1000.0, 321.0))
         app.bridge.tick()  # the refresh timer's next frame
         assert "up" in str(table.get_cell("zeta", "status")) and "321" in str(table.get_cell("zeta", "ttft"))
+        await pilot.press("q")
+
+
+@pytest.mark.slow  # a whole app through Pilot: over a second
+async def test_a_store_read_is_drawn_by_the_next_pass_not_one_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 40)) as pilot:
+        table = app.query_one(TargetsTable)
+        await settle(pilot, app)
+        monkeypatch.setattr("llmscope_tui.tui.bridge.SLOW_PANES_EVERY_S", 1e9)  # the next pass: not yet
+        drawn = count_calls(app.query_one(ChartsPane), "render_state", monkeypatch)
+        stats = SimpleNamespace(metrics={"ttft_ms": SimpleNamespace(p50=111.0, p95=222.0)})
+        app.reads.apply({"stats": {"zeta": stats}})  # the every-5-seconds percentiles
+        app.bridge.tick()
+        assert drawn[0] == 0 and "111/222" not in str(table.get_cell("zeta", "ttft_p"))
+        monkeypatch.setattr("llmscope_tui.tui.bridge.SLOW_PANES_EVERY_S", 0.0)  # the next second
+        app.bridge.tick()
+        assert "111/222" in str(table.get_cell("zeta", "ttft_p"))
         await pilot.press("q")

@@ -50,11 +50,17 @@ class Bridge:
         self._pending_alerts: list[dict[str, Any]] = []
         self._last_toast = -1e9
         self._drew_data = False  # a pass has drawn a probe's result
+        self._changed = False  # see changed()
 
     def invalidate(self) -> None:
         """The view changed (a key, a resize, new data from the file): the next tick redraws
         every pane at once instead of waiting for its once-a-second pass."""
         self.rendered = -1
+
+    def changed(self) -> None:
+        """Something the panes show changed outside the events (a store read's percentiles):
+        drawn at the next once-a-second pass, without a pass of its own."""
+        self._changed = True
 
     def redraw(self) -> None:
         """Redraw every pane now."""
@@ -76,7 +82,7 @@ class Bridge:
             self._announce(self._pending_alerts)
             self._pending_alerts = []
         try:
-            if not self.app.paused and self.state.version != self.rendered:
+            if not self.app.paused and (self.state.version != self.rendered or self._changed):
                 self._render_panes()
             if now - self._last_status >= SLOW_PANES_EVERY_S:  # its counts move with every sample
                 self.render_status()
@@ -144,6 +150,7 @@ class Bridge:
         self._set_title("#incidents-pane", f"3 Incidents · {open_now} open · {len(self.state.incidents)}")
         self._set_title("#charts-pane", f"2 Charts · {METRIC_LABEL[charts.metric]}")
         self.rendered = self.state.version
+        self._changed = False
         self.render_status()
 
     def _set_title(self, selector: str, title: str) -> None:

@@ -126,7 +126,7 @@ class StoreReads:
                 return
             if drawn_if_shown(costs):
                 costs.render_data(data)
-            bridge.invalidate()
+            bridge.changed()  # the Targets' percentiles and cost: at the next pass, not a pass of their own
 
     def read_window_soon(self, charts: ChartsPane) -> None:
         """A chart zoomed out past what memory holds (1 hour to 7 days) reads its window from
