@@ -97,10 +97,11 @@ async def test_enter_in_a_maximised_incidents_pane_restores_it_and_shows_the_cha
         app.state.target("demo-openai")
         app.monitor.publish(an_incident())
         app.bridge.redraw()
+        await pilot.press("3")  # stacked at 100x30: the Incidents view, drawn once shown
         await pilot.pause()
         incidents = app.query_one(IncidentsTable)
-        assert incidents.row_count == 1
-        await pilot.press("3", "m")
+        await wait_for(pilot, lambda: incidents.row_count == 1, what="the incident row")
+        await pilot.press("m")
         assert app.screen.maximized is not None
         await pilot.press("enter")
         await pilot.pause()

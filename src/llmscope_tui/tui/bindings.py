@@ -32,6 +32,7 @@ from .screens import ConfirmScreen, FiringsScreen, HelpScreen
 from .state import METRIC_LABEL, METRICS, ViewState
 from .themes import DEFAULT_THEME, LoadedTheme
 from .widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
+from .widgets.visibility import PaneShown
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -249,6 +250,11 @@ class KeyActions(App[int]):
         rows.sort(reverse=True)
         title = f"incident #{incident.id} · {incident.target} · {len(rows)} rule firings"
         self.push_screen(FiringsScreen(title, [(clock(ts), label, shown, why) for ts, label, shown, why in rows]))
+
+    def on_pane_shown(self, message: PaneShown) -> None:
+        """A pane skipped while off the screen (a narrow layout, another pane maximised) is
+        shown again: draw it now, not at the next second's pass."""
+        self.bridge.redraw()
 
     def on_charts_pane_resized(self, message: ChartsPane.Resized) -> None:
         self.bridge.invalidate()

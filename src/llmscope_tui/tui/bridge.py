@@ -24,6 +24,7 @@ from llmscope_tui.demo.timeline import event_words
 
 from .state import METRIC_LABEL
 from .widgets import ChartsPane, CostsPane, IncidentsTable, TargetsTable
+from .widgets.visibility import drawn_if_shown
 
 if TYPE_CHECKING:
     from .app import LLMScopeApp
@@ -55,11 +56,18 @@ class Bridge:
         #: the latest alert, shown in the Targets pane's bottom border until _flash_until
         self.flash = Text()
         self._flash_until = 0.0
+        self._drew_data = False  # a pass has drawn a probe's result
+        self._changed = False  # see changed()
 
     def invalidate(self) -> None:
         """The view changed (a key, a resize, new data from the file): the next tick redraws
         every pane at once instead of waiting for its once-a-second pass."""
         self.rendered = -1
+
+    def changed(self) -> None:
+        """Something the panes show changed outside the events (a store read's percentiles):
+        drawn at the next once-a-second pass, without a pass of its own."""
+        self._changed = True
 
     def redraw(self) -> None:
         """Redraw every pane now."""
@@ -84,7 +92,7 @@ class Bridge:
             self._announce(self._pending_alerts)
             self._pending_alerts = []
         try:
-            if not self.app.paused and self.state.version != self.rendered:
+            if not self.app.paused and (self.state.version != self.rendered or self._changed):
                 self._render_panes()
             if now - self._last_status >= SLOW_PANES_EVERY_S:  # its counts move with every sample
                 self.render_status()
@@ -132,8 +140,12 @@ class Bridge:
     def _render_panes(self) -> None:
         """Everything that changed, in one pass at most once a second (or every frame when
         ``fps`` < 1), so the terminal gets one compact update a second however many samples
-        arrive; a key that changes the view forces a pass at once."""
-        force = self.rendered == -1
+        arrive; a key that changes the view forces a pass at once. A pane off the screen (not
+        displayed, or another one maximised) is skipped and drawn when it is shown again
+        (widgets/visibility.py)."""
+        # the first probe's figures are drawn at once, not up to a second later (time to data)
+        force = self.rendered == -1 or (self.state.samples > 0 and not self._drew_data)
+        self._drew_data = self._drew_data or self.state.samples > 0
         now = time.monotonic()
         if not force and now - self._last_slow < SLOW_PANES_EVERY_S:
             return
@@ -141,19 +153,29 @@ class Bridge:
         app, main, reads = self.app, self.app.main, self.app.reads
         targets = main.query_one(TargetsTable)
         charts = main.query_one(ChartsPane)
+        incidents = main.query_one(IncidentsTable)
+        costs = main.query_one(CostsPane)
         app.fit_layout()  # a target may have come (ingest): the table's height follows
-        targets.refresh_rows(self.state, reads.stats, reads.cost_today)
+        if drawn_if_shown(targets):
+            targets.refresh_rows(self.state, reads.stats, reads.cost_today)
+        else:  # off the screen: only the order the charts follow
+            targets.measure(self.state, reads.cost_today)
         if charts.selected is None:
             charts.selected = targets.selected_target()
-        charts.render_state(self.state, app.monitor, force=force, order=targets.order)
-        main.query_one(IncidentsTable).refresh_rows(self.state, now=app.monitor.wall_clock())
-        main.query_one(CostsPane).add_live(sum(view.cost_live for view in self.state.targets.values()))
+        if drawn_if_shown(charts):
+            charts.render_state(self.state, app.monitor, force=force, order=targets.order)
+            reads.read_window_soon(charts)
+        if drawn_if_shown(incidents):
+            incidents.refresh_rows(self.state, now=app.monitor.wall_clock())
+        costs.add_live(sum(view.cost_live for view in self.state.targets.values()))
+        if costs.stale and drawn_if_shown(costs):  # its data comes from the store reads
+            costs.render_data(reads.cost_data)
         open_now = self.state.open_incidents
         self._set_title("#incidents-pane", f"3 Incidents · {open_now} open · {len(self.state.incidents)}")
         self._set_title("#charts-pane", f"2 Charts · {METRIC_LABEL[charts.metric]}")
         app.panes.caption(open_now)
-        reads.read_window_soon(charts)
         self.rendered = self.state.version
+        self._changed = False
         self.render_status()
 
     def _set_title(self, selector: str, title: str) -> None:
@@ -186,7 +208,8 @@ class Bridge:
         line = " · ".join(parts) + f" · data {_fit_path(str(s.db), max(12, room))}"
         if line != self._status_line:  # an unchanged line costs no repaint
             self._status_line = line
-            self.app.main.query_one("#status", Static).update(line)
+            # one line, always: no layout pass (which would repaint the whole screen every second)
+            self.app.main.query_one("#status", Static).update(line, layout=False)
         banner = None
         if self.settings.demo:
             banner = "DEMO: simulated provider (no config file and no provider keys)"
@@ -199,7 +222,7 @@ class Bridge:
             banner = self.app.viewing if banner is None else f"{self.app.viewing} · {banner}"
         if banner is not None and banner != self._banner_line:
             self._banner_line = banner
-            self.app.main.query_one("#banner", Static).update(banner)
+            self.app.main.query_one("#banner", Static).update(banner, layout=False)  # one line
 
 
 def _fit_path(path: str, width: int) -> str:

@@ -19,6 +19,7 @@ from .state import METRICS
 from .widgets import ChartsPane, CostsPane
 from .widgets.charts import STORED_BUCKETS, StoredWindow
 from .widgets.costs import CostData
+from .widgets.visibility import drawn_if_shown
 
 if TYPE_CHECKING:
     from .app import LLMScopeApp
@@ -121,10 +122,12 @@ class StoreReads:
         data.error = result.get("error")
         if not app.paused:
             try:
-                app.main.query_one(CostsPane).render_data(data)
+                costs = app.main.query_one(CostsPane)
             except NoMatches:
                 return
-            bridge.invalidate()
+            if drawn_if_shown(costs):
+                costs.render_data(data)
+            bridge.changed()  # the Targets' percentiles and cost: at the next pass, not a pass of their own
 
     def read_window_soon(self, charts: ChartsPane) -> None:
         """A chart zoomed out past what memory holds (1 hour to 7 days) reads its window from

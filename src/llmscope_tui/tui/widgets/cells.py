@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey
+
+from .visibility import DrawnWhenShown
 
 #: The keys every table pane takes: vim-style moves, and sideways a column at a time (a row
 #: cursor's own left/right moved one character a press).
@@ -20,8 +25,62 @@ TABLE_KEYS: list[Binding] = [
 ]
 
 
-class ColumnScroll(DataTable):
-    """A table that scrolls sideways by whole columns (the TABLE_KEYS' h/l and arrows)."""
+class ColumnScroll(DataTable, DrawnWhenShown):
+    """A table that scrolls sideways by whole columns (the TABLE_KEYS' h/l and arrows), and
+    renders a cell (or a header) again only when it changed.
+
+    Textual's DataTable keys its cell cache on a table-wide update count, so one updated cell
+    renders every cell of the table again through Rich: with a live table, where a few cells
+    of each row change every second, that was most of the UI's CPU. Here a body cell's
+    rendering is kept while its value is the same object (an update always stores a new one),
+    at the same place, width, height and style; whatever else changes the picture (a theme,
+    the component styles) empties the cache.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cell_lines: LRUCache[tuple[Any, ...], tuple[Any, list[list[Segment]]]] = LRUCache(4096)
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> list[list[Segment]]:
+        column_key = self._column_locations.get_key(column_index) if column_index >= 0 else None
+        column = self.columns.get(column_key) if column_key is not None else None
+        row_key = self._header_row_key if row_index < 0 else self._row_locations.get_key(row_index)
+        row = self.rows.get(row_key) if row_index >= 0 and row_key is not None else None
+        if column_key is None or column is None or row_key is None or (row_index >= 0 and row is None):
+            # row labels (none here), or a cell Textual is about to find missing: its own way
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        value: Any
+        if row is None:  # the header: its label is the value
+            height, value = self.header_height, column.label
+        else:
+            height, value = row.height, self._data.get(row_key, {}).get(column_key)
+        key = (
+            row_key, column_key, row_index, column_index, width, height, base_style, cursor, hover,
+            self._show_hover_cursor, self.show_cursor, self._pseudo_class_state, self.cell_padding,
+            self.fixed_rows, self.fixed_columns,
+        )
+        cached = self._cell_lines.get(key)
+        if cached is not None and cached[0] is value:
+            return cached[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._cell_lines[key] = (value, lines)  # the value is kept: its id cannot be reused
+        return lines
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cell_lines.clear()  # a theme or CSS change: every cell looks different
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._cell_lines.clear()
 
     def action_scroll_column(self, step: int) -> None:
         """Scroll so that the next (step 1) or previous (-1) column starts at the left edge."""

@@ -12,13 +12,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widget import Widget
 from textual.widgets import Static
 
 from ..chartrender import control_chart, fmt_value, spark_text
 from ..layout import CHART_PLOT_ROWS
 from ..state import METRIC_LABEL, METRICS, ViewState
 from ..themes import ChartColors
+from .visibility import DrawnWhenShown
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ class StoredWindow:
     firings: dict[float, float] = field(default_factory=dict)
 
 
-class ChartsPane(Widget, can_focus=True):
+class ChartsPane(DrawnWhenShown, can_focus=True):
     """Focusable: up/down (j/k) pick the target, c / C switch the metric."""
 
     ALLOW_MAXIMIZE = True

@@ -15,6 +15,8 @@ from textual.widgets import Static
 
 from llmscope_tui.costs import format_usd
 
+from .visibility import DrawnWhenShown
+
 BAR_STYLE = {"ok": "reverse green", "warning": "reverse yellow", "critical": "reverse bold red"}
 
 
@@ -90,7 +92,7 @@ def render_costs(data: CostData, width: int) -> Text:
     return text
 
 
-class CostsPane(VerticalScroll, can_focus=True):
+class CostsPane(VerticalScroll, DrawnWhenShown, can_focus=True):
     ALLOW_MAXIMIZE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "scroll_down", "Down", show=False),
@@ -100,6 +102,8 @@ class CostsPane(VerticalScroll, can_focus=True):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data = CostData()
+        self._shown: Text | None = None
+        self._shown_lines = -1
 
     def compose(self) -> ComposeResult:
         yield Static(id="costs-body")
@@ -109,12 +113,20 @@ class CostsPane(VerticalScroll, can_focus=True):
         self.render_data()
 
     def add_live(self, amount: float) -> None:
-        """The live events' spend since the last store read (redrawn only when it moved)."""
+        """The live events' spend since the last store read: the cards are redrawn (when shown)
+        only when it moved."""
         if amount != self.data.live:
             self.data.live = amount
-            self.render_data()
+            self.stale = True
 
     def render_data(self, data: CostData | None = None) -> None:
+        """Draw the cards; the same text again costs nothing, and only a change in the number of
+        lines asks for a layout pass (which repaints the whole screen)."""
         if data is not None:
             self.data = data
-        self.query_one("#costs-body", Static).update(render_costs(self.data, max(30, self.size.width - 2)))
+        text = render_costs(self.data, max(30, self.size.width - 2))
+        if text == self._shown:
+            return
+        lines = len(text.plain.split("\n"))
+        self.query_one("#costs-body", Static).update(text, layout=lines != self._shown_lines)
+        self._shown, self._shown_lines = text, lines

@@ -215,17 +215,12 @@ class TargetsTable(ColumnScroll):
         if selected is not None:
             self.move_cursor(row=self.get_row_index(selected))
 
-    def refresh_rows(self, state: ViewState, stats: dict[str, Any], cost_today: dict[str, float]) -> None:
-        """Add rows for new targets, update changed cells only, drop filtered-out rows, keep the
-        rows in the sort's order."""
+    def measure(self, state: ViewState, cost_today: dict[str, float]) -> dict[str, float]:
+        """The figures the sort uses and the table's order (:attr:`order`, which the Charts
+        pane follows), without touching a cell: all a table off the screen needs. Returns each
+        target's cost today."""
         self.state_names = list(state.targets)
-        wanted = [n for n in state.targets if self.filter_text.lower() in n.lower()]
-        present = {str(k.value) for k in self.rows}
-        for name in present - set(wanted):
-            self.remove_row(name)
-            self._cells = {k: v for k, v in self._cells.items() if k[0] != name}
         costs = {name: cost_today.get(name, 0.0) + state.targets[name].cost_live for name in state.targets}
-        cost_cells = dict(zip(wanted, usd_column(costs[n] for n in wanted), strict=True))
         for name, view in state.targets.items():
             err = view.error_rate
             incident = state.open_incident(name)
@@ -238,6 +233,18 @@ class TargetsTable(ColumnScroll):
                 "cost": costs[name],
             }
         self.order = self.sorted_names(self.state_names)
+        return costs
+
+    def refresh_rows(self, state: ViewState, stats: dict[str, Any], cost_today: dict[str, float]) -> None:
+        """Add rows for new targets, update changed cells only, drop filtered-out rows, keep the
+        rows in the sort's order."""
+        costs = self.measure(state, cost_today)
+        wanted = [n for n in state.targets if self.filter_text.lower() in n.lower()]
+        present = {str(k.value) for k in self.rows}
+        for name in present - set(wanted):
+            self.remove_row(name)
+            self._cells = {k: v for k, v in self._cells.items() if k[0] != name}
+        cost_cells = dict(zip(wanted, usd_column(costs[n] for n in wanted), strict=True))
         for name in (n for n in self.order if n in cost_cells):  # new rows come in order
             row = self._row(state, name, stats.get(name), cost_cells[name])
             if name not in present:
@@ -311,8 +318,12 @@ def _number(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def _plain(value: Any) -> str:
-    return value.markup if isinstance(value, Text) else str(value)
+def _plain(value: Any) -> Any:
+    """What a cell shows, to compare with what it showed: text, styles and alignment (cheaper
+    than building its markup, and it runs for every cell every second)."""
+    if isinstance(value, Text):
+        return (value.plain, value.style, value.justify, tuple(value.spans))
+    return str(value)
 
 
 def _pair(rollup: Any, metric: str) -> str:
