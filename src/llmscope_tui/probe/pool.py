@@ -1,0 +1,112 @@
+"""httpcore's per-request bookkeeping made flat, so a probe costs the same with 10 or 1,000 targets.
+
+Profiled with bench/bench_probe.py `targets` (docs/performance.md), two costs of httpx/httpcore
+grew with the pool or were paid several times per probe for nothing:
+
+* AsyncConnectionPool re-plans the whole pool whenever a request arrives or a response closes.
+  httpcore 1.0 counts every connection again for each idle one (O(pool^2)) and lists every
+  available and every idle connection for each queued request: half the probe loop's CPU at
+  64 pooled connections. FlatPool makes the same decisions in one pass.
+* httpcore runs ``import sniffio`` for every lock, event and shield it makes (several per
+  request). anyio 4 no longer needs sniffio, and without it each of those imports searches
+  sys.path again: 12 % of the loop's CPU. skip_sniffio_search records the absence once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+
+import httpcore
+import httpx
+from httpcore._async.interfaces import AsyncConnectionInterface
+
+#: what FlatPool relies on in httpcore's pool; without any of it the client keeps httpcore's own
+_POOL_STATE = ("_connections", "_requests", "_max_connections", "_max_keepalive_connections")
+
+
+class FlatPool(httpcore.AsyncConnectionPool):
+    """httpcore's AsyncConnectionPool with _assign_requests_to_connections in O(pool) and one
+    readability check per request: the same connections reused, created and closed in the same
+    order (httpcore 1.0.9's rules), except that an idle connection is asked whether it expired
+    (for HTTP/1.1 a system call) when it is about to be reused, and all idle ones at most every
+    SWEEP_S, instead of all of them every time a request comes or goes."""
+
+    #: how often every idle connection is asked whether it expired (monotonic seconds)
+    SWEEP_S = 1.0
+    _swept_at = float("-inf")
+
+    def _assign_requests_to_connections(self) -> list[AsyncConnectionInterface]:
+        closing: list[AsyncConnectionInterface] = []
+        kept: list[AsyncConnectionInterface] = []
+        now = time.monotonic()
+        sweep = now - self._swept_at >= self.SWEEP_S
+        if sweep:
+            self._swept_at = now
+        # httpcore closes an idle connection while the pool still holds more connections (idle
+        # or not) than max_keepalive; "left" is that count as its loop removes them one by one
+        left = len(self._connections)
+        for connection in self._connections:
+            if connection.is_closed():
+                left -= 1
+            elif (
+                (sweep or not connection.is_idle()) and connection.has_expired()
+            ) or (connection.is_idle() and left > self._max_keepalive_connections):
+                left -= 1
+                closing.append(connection)
+            else:
+                kept.append(connection)
+        self._connections[:] = kept
+        kept = self._connections
+
+        for pool_request in [request for request in self._requests if request.is_queued()]:
+            origin = pool_request.request.url.origin
+            reuse = self._reusable(origin, closing, checked=sweep)
+            if reuse is None and len(kept) >= self._max_connections:
+                idle = next((c for c in kept if c.is_idle()), None)
+                if idle is None:
+                    continue  # the request waits for a connection to free up
+                kept.remove(idle)
+                closing.append(idle)
+            if reuse is None:
+                reuse = self.create_connection(origin)
+                kept.append(reuse)
+            pool_request.assign_to_connection(reuse)
+        return closing
+
+    def _reusable(
+        self, origin: httpcore.Origin, closing: list[AsyncConnectionInterface], *, checked: bool
+    ) -> AsyncConnectionInterface | None:
+        """The first connection that can take a request to origin now; one found expired on the
+        way (unless the sweep just asked them all) is moved to closing."""
+        for connection in list(self._connections):
+            if connection.can_handle_request(origin) and connection.is_available():
+                if checked or not connection.has_expired():
+                    return connection
+                self._connections.remove(connection)
+                closing.append(connection)
+        return None
+
+
+def use_flat_pool(client: httpx.AsyncClient) -> bool:
+    """Make client's default transport plan its pool with FlatPool (True), or leave httpcore's
+    own where this httpcore's pool is not the one FlatPool was written against (False). httpx
+    has no public way to pass a pool, and building one here would copy its TLS, proxy and
+    limit settings: the pool httpx built changes class instead (FlatPool adds no state)."""
+    skip_sniffio_search()
+    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    if type(pool) is not httpcore.AsyncConnectionPool or not all(
+        hasattr(pool, name) for name in _POOL_STATE
+    ):
+        return False
+    pool.__class__ = FlatPool
+    return True
+
+
+def skip_sniffio_search() -> None:
+    """When sniffio is not installed, say so in sys.modules (None there is Python's documented
+    "not importable"): every later ``import sniffio`` fails at once, as before, without
+    searching sys.path again."""
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
