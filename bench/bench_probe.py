@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -307,8 +308,9 @@ def rate(probes_per_s: float, seconds: float, n_targets: int) -> None:
 # ----------------------------------------------------------------------------- targets
 
 
-async def _targets_round(base_url: str, n_targets: int, interval: float, seconds: float) -> tuple[int, int, float, float, list[int]]:
-    """Probes completed, failed, wall s, process CPU s, the client's in-flight count every 10 ms."""
+async def _targets_round(base_url: str, n_targets: int, interval: float, seconds: float) -> tuple[int, int, float, float, float, list[int]]:
+    """Probes completed, failed, wall s, process user and system CPU s, the client's in-flight
+    count every 10 ms."""
     import tempfile
 
     from llmscope_tui.store import SampleStore
@@ -337,39 +339,44 @@ async def _targets_round(base_url: str, n_targets: int, interval: float, seconds
             await anyio.sleep(min(2.0, interval * 1.5))  # connections opened, staggered start over
             done[:] = [0, 0]
             tg.start_soon(watch)
-            cpu0, t0 = time.process_time(), time.perf_counter()
+            use0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
             await anyio.sleep(seconds)
             n, failed = done
-            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            use1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
+            user, system = use1.ru_utime - use0.ru_utime, use1.ru_stime - use0.ru_stime
             sched.stop(0.5)
             tg.cancel_scope.cancel()
         store.close()
-    return n, failed, wall, cpu, in_flight
+    return n, failed, wall, user, system, in_flight
 
 
-def targets(seconds: float, counts: list[int]) -> None:
+def targets(seconds: float, counts: list[int], *, in_flight: bool = True) -> None:
     print("Probes per second against targets: concurrency 64, 5 ms streams, samples stored, server in another process")
-    print(f"{'targets':>8} {'probes':>7} {'failed':>6} {'probes/s':>9} {'CPU ms/probe':>13} {'CPU %':>6}")
+    print(f"{'targets':>8} {'probes':>7} {'failed':>6} {'probes/s':>9} {'CPU ms/probe':>13} {'of it sys':>10} "
+          f"{'CPU %':>6}")
     server = ServerProcess(first_delay=0.005, gap=0.0, tokens=8)
     try:
         for n in counts:
-            probes, failed, wall, cpu, _ = anyio.run(
+            probes, failed, wall, user, system, _ = anyio.run(
                 _targets_round, server.base_url, n, n / 2000, seconds, backend_options=LOOP)
+            cpu = user + system
             print(f"{n:>8} {probes:>7} {failed:>6} {probes / wall:>9.1f} {cpu / max(1, probes) * 1000:>13.3f} "
-                  f"{cpu / wall * 100:>6.0f}")
+                  f"{system / max(1, probes) * 1000:>10.3f} {cpu / wall * 100:>6.0f}")
     finally:
         server.close()
+    if not in_flight:
+        return
     print("In flight: 50 targets every 100 ms, 250 ms streams (max / median, sampled every 10 ms)")
     server = ServerProcess(first_delay=0.25, gap=0.0, tokens=8)
     try:
-        probes, failed, wall, cpu, client = anyio.run(
+        probes, failed, wall, user, system, client = anyio.run(
             _targets_round, server.base_url, 50, 0.1, seconds, backend_options=LOOP)
         opened = server.open_streams()[-len(client):]
     finally:
         server.close()
     print(f"  client in flight: max {max(client)}  median {statistics.median(client):.0f}; server open streams:"
           f" max {max(opened)}  median {statistics.median(opened):.0f}; {probes / wall:.1f} probes/s,"
-          f" {failed} failed, CPU {cpu / max(1, probes) * 1000:.3f} ms/probe")
+          f" {failed} failed, CPU {(user + system) / max(1, probes) * 1000:.3f} ms/probe")
 
 
 def main() -> None:
@@ -391,6 +398,7 @@ def main() -> None:
     tg = sub.add_parser("targets")
     tg.add_argument("--seconds", type=float, default=10)
     tg.add_argument("--counts", type=int, nargs="+", default=[10, 100, 1000])
+    tg.add_argument("--no-in-flight", action="store_true", help="skip the 50-target in-flight round")
     args = parser.parse_args()
     if args.what == "serve":
         serve(args.first_delay, args.gap, args.tokens, args.port_file)
@@ -401,7 +409,7 @@ def main() -> None:
     elif args.what == "rate":
         rate(args.rate, args.seconds, args.targets)
     elif args.what == "targets":
-        targets(args.seconds, args.counts)
+        targets(args.seconds, args.counts, in_flight=not args.no_in_flight)
     else:
         accuracy(400)
         print()

@@ -165,3 +165,17 @@ def test_readable_is_a_peek_that_takes_nothing() -> None:
         theirs.close()
         assert _readable(ours) is True  # the server closed: readable, and the read says b""
     assert _readable(ours) is True  # closed on our side too
+
+
+def test_a_closed_connection_waits_for_the_sweep_and_is_never_handed_out() -> None:
+    pool = _idle_pool(FlatPool, 3)
+    pool._assign_requests_to_connections()  # the sweep
+    first = pool._connections[0]
+    first.closed = True  # type: ignore[attr-defined]
+    first.idle = False  # type: ignore[attr-defined]  # a closed connection is not available
+    request = _request(pool)
+    assert pool._assign_requests_to_connections() == []
+    assert request.connection is pool._connections[1]  # type: ignore[attr-defined]
+    pool._swept_at = float("-inf")  # type: ignore[attr-defined]  # SWEEP_S later
+    pool._assign_requests_to_connections()
+    assert first not in pool._connections

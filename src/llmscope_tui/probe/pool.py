@@ -27,66 +27,82 @@ _POOL_STATE = ("_connections", "_requests", "_max_connections", "_max_keepalive_
 
 
 class FlatPool(httpcore.AsyncConnectionPool):
-    """httpcore's AsyncConnectionPool with _assign_requests_to_connections in O(pool) and one
-    readability check per request: the same connections reused, created and closed in the same
-    order (httpcore 1.0.9's rules), except that an idle connection is asked whether it expired
-    (for HTTP/1.1 a system call) when it is about to be reused, and all idle ones at most every
-    SWEEP_S, instead of all of them every time a request comes or goes."""
+    """httpcore's AsyncConnectionPool, planned without visiting every connection each time a
+    request comes or goes: the same connections reused, created and closed in the same order
+    (httpcore 1.0.9's rules) when it sweeps, which is at most every SWEEP_S or when the pool is
+    full or over its keep-alive limit. Between sweeps a connection is asked whether it expired
+    (for HTTP/1.1 a system call) only when it is about to be reused, and a closed one waits in
+    the list, never handed out, for the next sweep."""
 
-    #: how often every idle connection is asked whether it expired (monotonic seconds)
+    #: how often every connection is asked whether it closed or expired (monotonic seconds)
     SWEEP_S = 1.0
     _swept_at = float("-inf")
 
     def _assign_requests_to_connections(self) -> list[AsyncConnectionInterface]:
         closing: list[AsyncConnectionInterface] = []
-        kept: list[AsyncConnectionInterface] = []
+        pool = self._connections
         now = time.monotonic()
-        sweep = now - self._swept_at >= self.SWEEP_S
+        sweep = (
+            now - self._swept_at >= self.SWEEP_S
+            or len(pool) >= self._max_connections
+            or len(pool) > self._max_keepalive_connections
+        )
         if sweep:
             self._swept_at = now
-        # httpcore closes an idle connection while the pool still holds more connections (idle
-        # or not) than max_keepalive; "left" is that count as its loop removes them one by one
+            self._sweep(closing)
+
+        for pool_request in [request for request in self._requests if request.is_queued()]:
+            origin = pool_request.request.url.origin
+            reuse = self._reusable(origin, closing, checked=sweep)
+            if reuse is None and len(pool) >= self._max_connections:
+                if not sweep:  # what is closed or expired makes room first, as in httpcore
+                    sweep = True
+                    self._sweep(closing)
+                    reuse = self._reusable(origin, closing, checked=True)
+                if reuse is None and len(pool) >= self._max_connections:
+                    idle = next((c for c in pool if c.is_idle()), None)
+                    if idle is None:
+                        continue  # the request waits for a connection to free up
+                    pool.remove(idle)
+                    closing.append(idle)
+            if reuse is None:
+                reuse = self.create_connection(origin)
+                pool.append(reuse)
+            pool_request.assign_to_connection(reuse)
+        return closing
+
+    def _sweep(self, closing: list[AsyncConnectionInterface]) -> None:
+        """httpcore's cleanup pass: drop closed connections, close expired ones and idle ones
+        while the pool still holds more connections (idle or not) than max_keepalive ("left"
+        counts them as they go)."""
+        kept: list[AsyncConnectionInterface] = []
         left = len(self._connections)
         for connection in self._connections:
             if connection.is_closed():
                 left -= 1
-            elif (
-                (sweep or not connection.is_idle()) and connection.has_expired()
-            ) or (connection.is_idle() and left > self._max_keepalive_connections):
+            elif connection.has_expired() or (
+                connection.is_idle() and left > self._max_keepalive_connections
+            ):
                 left -= 1
                 closing.append(connection)
             else:
                 kept.append(connection)
         self._connections[:] = kept
-        kept = self._connections
-
-        for pool_request in [request for request in self._requests if request.is_queued()]:
-            origin = pool_request.request.url.origin
-            reuse = self._reusable(origin, closing, checked=sweep)
-            if reuse is None and len(kept) >= self._max_connections:
-                idle = next((c for c in kept if c.is_idle()), None)
-                if idle is None:
-                    continue  # the request waits for a connection to free up
-                kept.remove(idle)
-                closing.append(idle)
-            if reuse is None:
-                reuse = self.create_connection(origin)
-                kept.append(reuse)
-            pool_request.assign_to_connection(reuse)
-        return closing
 
     def _reusable(
         self, origin: httpcore.Origin, closing: list[AsyncConnectionInterface], *, checked: bool
     ) -> AsyncConnectionInterface | None:
         """The first connection that can take a request to origin now; one found expired on the
         way (unless the sweep just asked them all) is moved to closing."""
-        for connection in list(self._connections):
-            if connection.can_handle_request(origin) and connection.is_available():
-                if checked or not connection.has_expired():
-                    return connection
-                self._connections.remove(connection)
-                closing.append(connection)
-        return None
+        while True:
+            found = next(
+                (c for c in self._connections if c.is_available() and c.can_handle_request(origin)),
+                None,
+            )
+            if found is None or checked or not found.has_expired():
+                return found
+            self._connections.remove(found)
+            closing.append(found)
 
 
 def use_flat_pool(client: httpx.AsyncClient) -> bool:
