@@ -308,7 +308,9 @@ def rate(probes_per_s: float, seconds: float, n_targets: int) -> None:
 # ----------------------------------------------------------------------------- targets
 
 
-async def _targets_round(base_url: str, n_targets: int, interval: float, seconds: float) -> tuple[int, int, float, float, float, list[int]]:
+async def _targets_round(
+    base_url: str, n_targets: int, interval: float, seconds: float, concurrency: int = 64
+) -> tuple[int, int, float, float, float, list[int]]:
     """Probes completed, failed, wall s, process user and system CPU s, the client's in-flight
     count every 10 ms."""
     import tempfile
@@ -326,7 +328,7 @@ async def _targets_round(base_url: str, n_targets: int, interval: float, seconds
             done[1] += 0 if sample.ok else 1
             store.add(sample)
 
-        sched = ProbeScheduler(targets, on_sample, timeouts=Timeouts(5, 10, 20), concurrency=64,
+        sched = ProbeScheduler(targets, on_sample, timeouts=Timeouts(5, 10, 20), concurrency=concurrency,
                                grace_s=5, jitter=0.0)
 
         async def watch() -> None:
@@ -350,15 +352,16 @@ async def _targets_round(base_url: str, n_targets: int, interval: float, seconds
     return n, failed, wall, user, system, in_flight
 
 
-def targets(seconds: float, counts: list[int], *, in_flight: bool = True) -> None:
-    print("Probes per second against targets: concurrency 64, 5 ms streams, samples stored, server in another process")
+def targets(seconds: float, counts: list[int], *, in_flight: bool = True, concurrency: int = 64) -> None:
+    print(f"Probes per second against targets: concurrency {concurrency}, 5 ms streams, samples stored,"
+          " server in another process")
     print(f"{'targets':>8} {'probes':>7} {'failed':>6} {'probes/s':>9} {'CPU ms/probe':>13} {'of it sys':>10} "
           f"{'CPU %':>6}")
     server = ServerProcess(first_delay=0.005, gap=0.0, tokens=8)
     try:
         for n in counts:
             probes, failed, wall, user, system, _ = anyio.run(
-                _targets_round, server.base_url, n, n / 2000, seconds, backend_options=LOOP)
+                _targets_round, server.base_url, n, n / 2000, seconds, concurrency, backend_options=LOOP)
             cpu = user + system
             print(f"{n:>8} {probes:>7} {failed:>6} {probes / wall:>9.1f} {cpu / max(1, probes) * 1000:>13.3f} "
                   f"{system / max(1, probes) * 1000:>10.3f} {cpu / wall * 100:>6.0f}")
@@ -398,6 +401,7 @@ def main() -> None:
     tg = sub.add_parser("targets")
     tg.add_argument("--seconds", type=float, default=10)
     tg.add_argument("--counts", type=int, nargs="+", default=[10, 100, 1000])
+    tg.add_argument("--concurrency", type=int, default=64)
     tg.add_argument("--no-in-flight", action="store_true", help="skip the 50-target in-flight round")
     args = parser.parse_args()
     if args.what == "serve":
@@ -409,7 +413,7 @@ def main() -> None:
     elif args.what == "rate":
         rate(args.rate, args.seconds, args.targets)
     elif args.what == "targets":
-        targets(args.seconds, args.counts, in_flight=not args.no_in_flight)
+        targets(args.seconds, args.counts, in_flight=not args.no_in_flight, concurrency=args.concurrency)
     else:
         accuracy(400)
         print()
