@@ -3,6 +3,7 @@
     python bench/bench_probe.py                 # both, default sizes (about a minute)
     python bench/bench_probe.py accuracy --probes 400
     python bench/bench_probe.py rate --rate 250 --seconds 20
+    python bench/bench_probe.py targets --seconds 10    # probes/s and CPU per probe vs targets
 
 The server (this same file with `serve`) is a raw asyncio server answering OpenAI-style
 streams. For every request it stamps, with perf_counter_ns, when the request arrived and right
@@ -23,6 +24,12 @@ BENCH_UVLOOP=1 runs client and server on uvloop (pip install uvloop), for compar
 Sustained rate: N targets whose intervals add up to --rate probes/s, all through one
 ProbeScheduler. Goal: at least 200 completed streamed probes per second on 2 cores with
 schedule lag p99 under 50 ms.
+
+Probes per second against targets (`targets`): 10, 100 and 1,000 targets asking far more than one
+core can do (concurrency 64, 5 ms streams, every sample stored through SampleStore in a temp
+file), so the figure is the client's ceiling: probes/s and CPU per probe (this process's CPU
+time / probes) should not depend on the number of targets. Then 50 targets every 100 ms on
+250 ms streams: how many streams the server really has open (sampled every 10 ms).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -56,6 +64,8 @@ def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
     and the socket write is a few microseconds: transport.write sends at once on a free socket."""
     stamps: dict[str, list[int]] = {}
     counter = 0
+    active = 0
+    open_samples: list[int] = []
     role = b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
     token = b'data: {"choices":[{"delta":{"content":"tok"}}]}\n\n'
     usage = {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}
@@ -69,7 +79,7 @@ def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
         return b"%x\r\n%s\r\n" % (len(data), data)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal counter
+        nonlocal counter, active
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
@@ -85,10 +95,14 @@ def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
                 if head.startswith(b"GET /stamps"):
                     body = json.dumps(stamps).encode()
                     stamps.clear()
+                    if head.startswith(b"GET /stamps?open"):
+                        body = json.dumps(open_samples).encode()
+                        open_samples.clear()
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n%s" % (len(body), body))
                     continue
                 counter += 1
+                active += 1
                 rid = str(counter)
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                              b"transfer-encoding: chunked\r\nx-request-id: " + rid.encode() + b"\r\n\r\n"
@@ -101,11 +115,19 @@ def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
                         stamps[rid] = [received, time.perf_counter_ns()]
                     writer.write(chunk(token))
                 writer.write(b"".join(chunk(t) for t in tail) + b"0\r\n\r\n")
+                active -= 1
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
+    async def sample_open() -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            if active:
+                open_samples.append(active)
+
     async def main() -> None:
+        asyncio.get_running_loop().create_task(sample_open())
         server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
         Path(port_file).write_text(str(server.sockets[0].getsockname()[1]))
         await asyncio.Event().wait()
@@ -137,6 +159,10 @@ class ServerProcess:
 
     def stamps(self) -> dict[str, list[int]]:
         return httpx.get(self.base_url + "/stamps", timeout=10).json()
+
+    def open_streams(self) -> list[int]:
+        """The server's count of open streams, sampled every 10 ms while any was open."""
+        return httpx.get(self.base_url + "/stamps?open", timeout=10).json()
 
     def close(self) -> None:
         self.proc.terminate()
@@ -279,6 +305,83 @@ def rate(probes_per_s: float, seconds: float, n_targets: int) -> None:
         server.close()
 
 
+# ----------------------------------------------------------------------------- targets
+
+
+async def _targets_round(
+    base_url: str, n_targets: int, interval: float, seconds: float, concurrency: int = 64
+) -> tuple[int, int, float, float, float, list[int]]:
+    """Probes completed, failed, wall s, process user and system CPU s, the client's in-flight
+    count every 10 ms."""
+    import tempfile
+
+    from llmscope_tui.store import SampleStore
+
+    targets = [target(base_url, f"t{i}", interval) for i in range(n_targets)]
+    done = [0, 0]
+    in_flight: list[int] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SampleStore(Path(tmp) / "bench.db")
+
+        def on_sample(sample) -> None:
+            done[0] += 1
+            done[1] += 0 if sample.ok else 1
+            store.add(sample)
+
+        sched = ProbeScheduler(targets, on_sample, timeouts=Timeouts(5, 10, 20), concurrency=concurrency,
+                               grace_s=5, jitter=0.0)
+
+        async def watch() -> None:
+            while True:
+                await anyio.sleep(0.01)
+                in_flight.append(sched.stats.in_flight)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sched.run)
+            await anyio.sleep(min(2.0, interval * 1.5))  # connections opened, staggered start over
+            done[:] = [0, 0]
+            tg.start_soon(watch)
+            use0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            await anyio.sleep(seconds)
+            n, failed = done
+            use1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
+            user, system = use1.ru_utime - use0.ru_utime, use1.ru_stime - use0.ru_stime
+            sched.stop(0.5)
+            tg.cancel_scope.cancel()
+        store.close()
+    return n, failed, wall, user, system, in_flight
+
+
+def targets(seconds: float, counts: list[int], *, in_flight: bool = True, concurrency: int = 64) -> None:
+    print(f"Probes per second against targets: concurrency {concurrency}, 5 ms streams, samples stored,"
+          " server in another process")
+    print(f"{'targets':>8} {'probes':>7} {'failed':>6} {'probes/s':>9} {'CPU ms/probe':>13} {'of it sys':>10} "
+          f"{'CPU %':>6}")
+    server = ServerProcess(first_delay=0.005, gap=0.0, tokens=8)
+    try:
+        for n in counts:
+            probes, failed, wall, user, system, _ = anyio.run(
+                _targets_round, server.base_url, n, n / 2000, seconds, concurrency, backend_options=LOOP)
+            cpu = user + system
+            print(f"{n:>8} {probes:>7} {failed:>6} {probes / wall:>9.1f} {cpu / max(1, probes) * 1000:>13.3f} "
+                  f"{system / max(1, probes) * 1000:>10.3f} {cpu / wall * 100:>6.0f}")
+    finally:
+        server.close()
+    if not in_flight:
+        return
+    print("In flight: 50 targets every 100 ms, 250 ms streams (max / median, sampled every 10 ms)")
+    server = ServerProcess(first_delay=0.25, gap=0.0, tokens=8)
+    try:
+        probes, failed, wall, user, system, client = anyio.run(
+            _targets_round, server.base_url, 50, 0.1, seconds, backend_options=LOOP)
+        opened = server.open_streams()[-len(client):]
+    finally:
+        server.close()
+    print(f"  client in flight: max {max(client)}  median {statistics.median(client):.0f}; server open streams:"
+          f" max {max(opened)}  median {statistics.median(opened):.0f}; {probes / wall:.1f} probes/s,"
+          f" {failed} failed, CPU {(user + system) / max(1, probes) * 1000:.3f} ms/probe")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what")
@@ -295,6 +398,11 @@ def main() -> None:
     r.add_argument("--rate", type=float, default=250)
     r.add_argument("--seconds", type=float, default=20)
     r.add_argument("--targets", type=int, default=50)
+    tg = sub.add_parser("targets")
+    tg.add_argument("--seconds", type=float, default=10)
+    tg.add_argument("--counts", type=int, nargs="+", default=[10, 100, 1000])
+    tg.add_argument("--concurrency", type=int, default=64)
+    tg.add_argument("--no-in-flight", action="store_true", help="skip the 50-target in-flight round")
     args = parser.parse_args()
     if args.what == "serve":
         serve(args.first_delay, args.gap, args.tokens, args.port_file)
@@ -304,6 +412,8 @@ def main() -> None:
         split(args.probes)
     elif args.what == "rate":
         rate(args.rate, args.seconds, args.targets)
+    elif args.what == "targets":
+        targets(args.seconds, args.counts, in_flight=not args.no_in_flight, concurrency=args.concurrency)
     else:
         accuracy(400)
         print()

@@ -21,6 +21,7 @@ import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
 from llmscope_tui.probe.netclock import use_kernel_clock
+from llmscope_tui.probe.pool import use_flat_pool
 from llmscope_tui.probe.stream import Timeouts, internal_error, probe_once
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,14 @@ def make_client(
 ) -> httpx.AsyncClient:
     """One pooled client for all probes: keep-alive like a real app, no read timeout of its own
     (first-token and total limits are enforced by the probe); arrivals stamped by the kernel
-    where it can (probe/netclock.py; kernel_clock=False keeps httpx's own backend, for benches)."""
+    where it can (probe/netclock.py; kernel_clock=False keeps httpx's own backend, for benches);
+    its pool's bookkeeping flat in the number of connections (probe/pool.py)."""
     limits = httpx.Limits(max_connections=concurrency + n_targets, max_keepalive_connections=concurrency + n_targets)
     timeout = httpx.Timeout(connect=timeouts.connect_s, read=None, write=timeouts.connect_s, pool=timeouts.total_s)
     client = httpx.AsyncClient(limits=limits, timeout=timeout, headers={"accept-encoding": "identity"})
     if kernel_clock:
         use_kernel_clock(client)
+    use_flat_pool(client)
     return client
 
 
