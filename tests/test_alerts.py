@@ -337,6 +337,7 @@ async def test_webhook_4xx_is_not_retried() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_a_hanging_receiver_times_out_and_later_alerts_still_go_through() -> None:
     # Alert 1: both attempts hang (0.3 s timeout each); alert 2 is answered at once.
     receiver = Receiver([("hang", 10.0), ("hang", 10.0), 200])

@@ -334,6 +334,7 @@ def _stream_requests() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 def test_streams_pass_through_byte_identical_and_are_measured(
     upstream: ThreadedServer, endpoint: tuple[Endpoint, str]
 ) -> None:
@@ -356,6 +357,7 @@ def test_streams_pass_through_byte_identical_and_are_measured(
 
 
 @pytest.mark.anyio
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_async_streams_pass_through_byte_identical(
     upstream: ThreadedServer, endpoint: tuple[Endpoint, str]
 ) -> None:
@@ -405,6 +407,7 @@ def test_errors_and_odd_bodies_are_reported_not_raised(
     assert got["gpt-4o-mini-2024-07-18"].tokens_in == 120  # gzip decoded
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 def test_a_hanging_endpoint_does_not_delay_the_app(upstream: ThreadedServer) -> None:
     release = threading.Event()
     ep = Endpoint(hang=release)

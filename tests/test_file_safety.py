@@ -70,6 +70,7 @@ def _make_writable(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 def test_a_read_only_data_file_is_refused_at_start_with_one_line(tmp_path: Path) -> None:
     """It used to run, hold every sample in memory, lose them all and exit 0."""
     config = tmp_path / "c.toml"

@@ -36,6 +36,7 @@ def kinds(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e for e in events if e["event"] == kind]
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_a_latency_shift_becomes_violations_and_one_incident_with_one_alert(
     tmp_path: Path, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -63,6 +64,7 @@ async def test_a_latency_shift_becomes_violations_and_one_incident_with_one_aler
         assert incident.open and incident.id == opened[0]["id"] and 1 in incident.rules
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_baselines_survive_a_restart_and_rebaseline_starts_over(
     tmp_path: Path, fake_provider: FakeProvider
 ) -> None:
@@ -245,6 +247,7 @@ async def test_loopback_jitter_opens_nothing_and_a_provider_wide_shift_is_scoped
     assert scopes == {"a1": "provider:openai-compatible", "a2": "provider:openai-compatible"}
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_an_event_source_publishes_between_start_and_stop(
     tmp_path: Path, fake_provider: FakeProvider
 ) -> None:

@@ -227,6 +227,7 @@ async def test_no_first_token_in_time(fake_provider: FakeProvider, fault: str) -
     assert sample.ttft_ms is None
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_slow_stream_hits_the_total_timeout(fake_provider: FakeProvider) -> None:
     fake_provider.script(default=Script(tokens=["a", "b", "c"], token_gap_s=0.4))
     sample = await probe(fake_provider, "openai", Timeouts(connect_s=1, first_token_s=0.3, total_s=0.6))

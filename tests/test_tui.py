@@ -484,6 +484,7 @@ def test_tui_settings_come_from_the_config_file(monkeypatch: pytest.MonkeyPatch,
     assert f"{config}:3" in err and "fps" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_the_theme_named_in_the_config_is_used_and_a_wrong_one_is_reported(tmp_path: Path) -> None:
     settings = load_settings(demo=True, db=tmp_path / "t.db")
     settings.tui.theme = "light"
@@ -623,6 +624,7 @@ async def test_the_chart_title_keeps_the_windows_unit_at_80_columns(tmp_path: Pa
         await pilot.press("q")
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_the_demo_banner_names_the_target_of_the_scripted_incident_at_80_columns(tmp_path: Path) -> None:
     from llmscope_tui.demo import DemoProvider
 
@@ -647,6 +649,7 @@ async def test_the_demo_banner_names_the_target_of_the_scripted_incident_at_80_c
 
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_q_cancels_a_probe_in_flight_after_a_short_grace_and_stores_it(
     tmp_path: Path, fake_provider: FakeProvider
 ) -> None:

@@ -87,6 +87,7 @@ async def test_enter_presses_the_focused_button_only() -> None:
     assert app.answers == [False]
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_buttons_fit_at_80x24_and_at_40_columns() -> None:
     for size in ((80, 24), (40, 20)):
         app = _Asks()

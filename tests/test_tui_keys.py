@@ -63,6 +63,7 @@ def toast_texts(app: LLMScopeApp) -> list[str]:
     return [str(toast.render()) for toast in app.screen.query(Toast)]
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_config_text_in_a_notification_keeps_its_brackets(tmp_path: Path) -> None:
     app = demo_app(tmp_path)
     app.settings.tui.theme = "nosuch"
@@ -121,6 +122,7 @@ async def test_enter_in_a_maximised_incidents_pane_restores_it_and_shows_the_cha
         assert charts.selected == "demo-openai"
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_a_disabled_target_says_why_in_the_targets_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from llmscope_tui.tui.widgets import TargetsTable
 
@@ -216,6 +218,7 @@ async def test_a_modal_footer_shows_the_modal_keys_only(tmp_path: Path) -> None:
             await pilot.pause()
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_no_alert_while_paused_then_one_summary_that_covers_nothing(tmp_path: Path) -> None:
     """Incident alerts wait while paused, then come as one line in the Targets pane's bottom
     border: no toast over the chart or the status counts."""
@@ -237,6 +240,7 @@ async def test_no_alert_while_paused_then_one_summary_that_covers_nothing(tmp_pa
         assert not list(app.screen.query(Toast))
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_l_scrolls_a_table_a_column_at_a_time(tmp_path: Path) -> None:
     from llmscope_tui.tui.widgets import IncidentsTable
 

@@ -87,6 +87,7 @@ async def test_a_maximised_away_pane_is_not_redrawn_but_is_current_when_shown(
         await pilot.press("q")
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_a_pane_not_displayed_is_skipped_and_drawn_when_displayed(tmp_path: Path) -> None:
     """What a narrow layout does (`display: none` on the panes it does not show), whatever sets it."""
     app = make_app(tmp_path)
@@ -107,6 +108,7 @@ async def test_a_pane_not_displayed_is_skipped_and_drawn_when_displayed(tmp_path
         await pilot.press("q")
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_a_pass_of_new_figures_asks_for_no_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A layout pass re-measures and repaints the whole screen: the once-a-second update of the
     status line, the sparklines and the table cells must not ask for one."""

@@ -107,6 +107,7 @@ async def test_the_highlighted_row_is_the_charted_target_and_stays_on_it(tmp_pat
         await pilot.press("q")
 
 
+@pytest.mark.slow  # about a second on a busy machine: the full run (CI) has it
 async def test_figures_are_right_aligned_with_one_precision_a_column(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(160, 30)) as pilot:
