@@ -153,11 +153,14 @@ api_key_env = "LLMSCOPE_TEST_UNSET_KEY"
             row = " ".join(str(cell) for cell in table.get_row("keyless"))
             assert "disabled" in row and "LLMSCOPE_TEST_UNSET_KEY is not set" in row, (width, row)
             # the monitor's start event says the same and keeps it, and which clock stamps arrivals
-            app.monitor.publish({"event": "start", "clock": "kernel", "targets": [
+            app.monitor.publish({"event": "start", "clock": "kernel", "db": str(settings.db_path), "targets": [
                 {"name": "keyless", "enabled": False, "disabled_reason": "LLMSCOPE_TEST_UNSET_KEY is not set"}]})
             app.bridge.redraw()
             assert "LLMSCOPE_TEST_UNSET_KEY is not set" in " ".join(str(c) for c in table.get_row("keyless"))
-            assert "kernel clock" in str(app.query_one("#status").render())
+            status = str(app.query_one("#status").render()).rstrip()
+            # 80 columns: the data file's name first (the clock gives way); wider, both
+            assert status.endswith(settings.db_path.name), status
+            assert ("kernel clock" in status) == (width > 100), status
 
 
 def three_targets(tmp_path: Path, prefix: str = "") -> Any:

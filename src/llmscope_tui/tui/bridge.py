@@ -202,9 +202,13 @@ class Bridge:
         if s.stopped:
             parts.insert(1, f"monitor {s.stopped}")
         room = width - 2 - len(" · ".join(parts)) - len(" · data ")
-        if room < 16 and narrow:
-            parts.remove(f"{s.samples} samples")  # the least needed part gives way to the data file
-            room += len(f" · {s.samples} samples")
+        # the least needed parts give way to the data file's name, in this order
+        for optional in (f"{s.samples} samples", f"{s.clock} clock"):
+            if room >= 16 or not narrow:
+                break
+            if optional in parts:
+                parts.remove(optional)
+                room += len(f" · {optional}")
         line = " · ".join(parts) + f" · data {_fit_path(str(s.db), max(12, room))}"
         if line != self._status_line:  # an unchanged line costs no repaint
             self._status_line = line
