@@ -14,7 +14,8 @@ Clients, each against the same server shape:
   openai SDK     AsyncOpenAI(stream=True): t0 right before create(), first stamp (perf_counter_ns)
                  when the first chunk with content is yielded; matched by x-request-id
   AIPerf         `aiperf profile`, per-request records matched by the X-Request-ID it sends
-  GuideLLM       `guidellm benchmark`: distributions (its p50/p99 TTFT - the truth's p50/p99)
+  GuideLLM       `guidellm run`, per-request records (wall-clock timings, no id) matched to the
+                 truth by arrival order
 The SDK and the tools are heavy and opt-in: they run from another virtualenv named by
 $BENCH_TOOLS_VENV (pip install openai aiperf guidellm there); a missing one prints
 "skipped: not installed". The SDK part runs as `<venv>/bin/python bench_compare.py _sdk ...`,
@@ -39,6 +40,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENV = os.environ.get("BENCH_TOOLS_VENV", "")
 
+CLIENTS = ["ours", "ours+monitor", "ours+TUI", "openai SDK", "AIPerf", "GuideLLM"]
 Truth = dict[str, list[int]]  # request id -> [received_ns, first_content_sent_ns]
 
 
@@ -56,7 +58,7 @@ def _venv_bin(name: str) -> Path | None:
 
 
 async def _sdk_round(base_url: str, concurrency: int, requests: int) -> list[tuple[str, float]]:
-    from openai import AsyncOpenAI  # only in the tools venv
+    from openai import AsyncOpenAI  # type: ignore[import-not-found]  # only in the tools venv
 
     client = AsyncOpenAI(base_url=base_url + "/v1", api_key="bench", max_retries=0)
     out: list[tuple[str, float]] = []
@@ -96,10 +98,6 @@ def sdk_child(base_url: str, concurrency: int, requests: int, out: Path) -> None
 
 def _errors(measured: list[tuple[str, float]], truth: Truth) -> list[float]:
     return [ttft - (truth[rid][1] - truth[rid][0]) / 1e6 for rid, ttft in measured if rid in truth]
-
-
-def _truth_ttfts(stamps: list[list[int]]) -> list[float]:
-    return [(sent - received) / 1e6 for received, sent in stamps]
 
 
 class Cell:
@@ -213,9 +211,26 @@ def aiperf(server_args: tuple[float, float, int], concurrency: int, requests: in
         return {"errors": _errors(measured, cell.server.stamps())}
 
 
+def _match_by_arrival(starts: list[tuple[int, float]], truth: Truth) -> list[float]:
+    """Errors for (request start on CLOCK_MONOTONIC, ttft_ms) records that carry no id: each
+    start, in order, takes the first unclaimed arrival after it. Two requests that swap order on
+    the way only swap the server's TTFTs, which differ by the server's own jitter."""
+    arrivals = sorted(truth.values())
+    errors, i = [], 0
+    for start, ttft in sorted(starts):
+        while i < len(arrivals) and arrivals[i][0] < start:
+            i += 1  # a warm-up request's, or one the tool did not keep
+        if i == len(arrivals):
+            break
+        received, sent = arrivals[i]
+        i += 1
+        errors.append(ttft - (sent - received) / 1e6)
+    return errors
+
+
 def guidellm(server_args: tuple[float, float, int], concurrency: int, requests: int) -> dict[str, Any]:
-    """Distributions: GuideLLM sends no per-request id, so its own p50/p99 TTFT (its JSON report)
-    minus the truth's p50/p99 over the same requests (its warm-up ones, the first to arrive, dropped)."""
+    """GuideLLM sends no request id; its JSON has per-request wall-clock timings, matched to the
+    truth by arrival order (wall clock -> CLOCK_MONOTONIC by one offset taken here)."""
     exe = _venv_bin("guidellm")
     if exe is None:
         return {"skipped": "not installed"}
@@ -229,11 +244,16 @@ def guidellm(server_args: tuple[float, float, int], concurrency: int, requests: 
                            "--tokenizer", f"kind=hf_auto,model={_tokenizer(tmp)}",
                            "--data", "kind=synthetic_text,prompt_tokens=16,output_tokens=4",
                            "--output", f"kind=json,path={tmp / 'out.json'}"], tmp)
+        offset = time.time_ns() - time.perf_counter_ns()
         bench = json.loads((tmp / "out.json").read_text())["benchmarks"][0]
-        ttft = bench["metrics"]["time_to_first_token_ms"]["successful"]
-        truth = _truth_ttfts(sorted(cell.server.stamps().values())[-ttft["count"]:])  # warm-up first
-        return {"dist": {"n": ttft["count"], "p50": ttft["percentiles"]["p50"] - _pct(truth, 0.5),
-                         "p99": ttft["percentiles"]["p99"] - _pct(truth, 0.99)}}
+        starts = []
+        for rec in bench["requests"]["successful"]:
+            t = rec["info"]["timings"]
+            if t.get("first_token_iteration") and t.get("request_start"):
+                starts.append((int(t["request_start"] * 1e9) - offset,  # its TTFT's own definition
+                               (t["first_token_iteration"] - t["request_start"]) * 1000))
+        starts = sorted(starts)[max(0, len(starts) - requests):]  # its warm-up ones are kept too
+        return {"errors": _match_by_arrival(starts, cell.server.stamps())}
 
 
 # ----------------------------------------------------------------------------- table
@@ -242,15 +262,12 @@ def guidellm(server_args: tuple[float, float, int], concurrency: int, requests: 
 def _row(name: str, result: dict[str, Any]) -> str:
     if "skipped" in result:
         return f"  {name:<14} skipped: {result['skipped']}"
-    if "dist" in result:  # a tool without per-request records: its percentiles - the truth's
-        d = result["dist"]
-        return (f"  {name:<14} {d['n']:>5} {d['p50']:>8.3f} {d['p99']:>8.3f}   "
-                f"(distributions: tool p50/p99 - truth p50/p99)")
     e = result["errors"]
     return f"  {name:<14} {len(e):>5} {statistics.median(e):>8.3f} {_pct(e, 0.99):>8.3f}"
 
 
-def run(requests: int, streams: list[int], server_args: tuple[float, float, int]) -> None:
+def run(requests: int, streams: list[int], server_args: tuple[float, float, int],
+        clients: list[str]) -> None:
     import bench_tui
 
     first, gap, tokens = server_args
@@ -264,8 +281,8 @@ def run(requests: int, streams: list[int], server_args: tuple[float, float, int]
             config = bench_tui.write_config(tmp / "config.toml", demo.base_url, tmp / "samples.db",
                                             bench_tui.names())
             for c in streams:
-                print(f"\n{c} stream{'s' if c > 1 else ''}:  {'client':<14} {'n':>5} {'median':>8} "
-                      f"{'p99':>8}", flush=True)
+                print(f"\n{c} stream{'s' if c > 1 else ''} (load average {os.getloadavg()[0]:.2f}):"
+                      f"\n  {'client':<14} {'n':>5} {'median':>8} {'p99':>8}", flush=True)
                 cells = [
                     ("ours", lambda c=c: ours(server_args, c, requests, "plain", None)),
                     ("ours+monitor", lambda c=c: ours(server_args, c, requests, "monitor", config)),
@@ -275,6 +292,8 @@ def run(requests: int, streams: list[int], server_args: tuple[float, float, int]
                     ("GuideLLM", lambda c=c: guidellm(server_args, c, requests)),
                 ]
                 for name, cell in cells:
+                    if name not in clients:
+                        continue
                     print(_row(name, cell()), flush=True)
         finally:
             demo.close()
@@ -294,12 +313,13 @@ def main() -> None:
     parser.add_argument("--first-delay", type=float, default=0.05)
     parser.add_argument("--gap", type=float, default=0.03)
     parser.add_argument("--tokens", type=int, default=4)
+    parser.add_argument("--clients", nargs="+", default=CLIENTS, choices=CLIENTS)
     args = parser.parse_args()
     if args.what == "_sdk":
         sdk_child(args.base_url, args.concurrency, args.requests, args.out)
     else:
         sys.path[:0] = [str(ROOT / "src"), str(BENCH)]
-        run(args.requests, args.streams, (args.first_delay, args.gap, args.tokens))
+        run(args.requests, args.streams, (args.first_delay, args.gap, args.tokens), args.clients)
 
 
 if __name__ == "__main__":
