@@ -2,6 +2,7 @@
 
     python bench/bench_compare.py                                  # 200 requests per cell
     BENCH_TOOLS_VENV=/work/benchtools python bench/bench_compare.py --requests 200 --streams 1 10 50
+    python bench/bench_compare.py --clients ours ours+TUI --streams 50   # a subset
 
 Every cell gets a fresh truth server (bench_clock.py's, in another process): it stamps, on the
 CLOCK_MONOTONIC all processes share, when each request arrived (kernel receive stamp) and right
