@@ -11,7 +11,7 @@ Clients, each against the same server shape:
   ours           probe_once on make_client (kernel clock), alone on its loop
   ours+monitor   the same on the loop of a headless Monitor probing 20 demo targets
   ours+TUI       the same on the loop of an LLMScopeApp's monitor thread while the app renders
-                 20 demo targets (bench_tui.py's harness, Textual headless driver, 160x48)
+                 20 demo targets (tui_ttft.py's harness, Textual headless driver, 160x48)
   openai SDK     AsyncOpenAI(stream=True): t0 right before create(), first stamp (perf_counter_ns)
                  when the first chunk with content is yielded; matched by x-request-id
   AIPerf         `aiperf profile`, per-request records matched by the X-Request-ID it sends
@@ -120,7 +120,7 @@ class Cell:
 def ours(server_args: tuple[float, float, int], concurrency: int, requests: int,
          where: str, config: Path | None) -> dict[str, Any]:
     import bench_clock
-    import bench_tui
+    import tui_ttft
 
     with Cell(server_args) as cell:
         url = cell.server.base_url
@@ -132,10 +132,10 @@ def ours(server_args: tuple[float, float, int], concurrency: int, requests: int,
             measured = asyncio.run(body())
         elif where == "monitor":
             assert config is not None
-            measured = asyncio.run(bench_tui._with_monitor(config, body))["result"]
+            measured = asyncio.run(tui_ttft._with_monitor(config, body))["result"]
         else:
             assert config is not None
-            measured = asyncio.run(bench_tui._with_app(config, "headless", (160, 48), body))["result"]
+            measured = asyncio.run(tui_ttft._with_app(config, "headless", (160, 48), body))["result"]
         return {"errors": _errors(measured, cell.server.stamps())}
 
 
@@ -269,18 +269,18 @@ def _row(name: str, result: dict[str, Any]) -> str:
 
 def run(requests: int, streams: list[int], server_args: tuple[float, float, int],
         clients: list[str]) -> None:
-    import bench_tui
+    import tui_harness
 
     first, gap, tokens = server_args
     print(f"TTFT error against the truth server (client TTFT - server's first-chunk send - request "
           f"arrival, ms); server: first token after {first * 1000:g} ms, then {tokens - 1} more every "
           f"{gap * 1000:g} ms; {requests} requests per cell; load average {os.getloadavg()[0]:.2f}",
           flush=True)
-    with bench_tui.workdir("bench_compare_") as tmp:
-        demo = bench_tui.DemoServer(tmp)
+    with tui_harness.workdir("bench_compare_") as tmp:
+        demo = tui_harness.DemoServer(tmp)
         try:
-            config = bench_tui.write_config(tmp / "config.toml", demo.base_url, tmp / "samples.db",
-                                            bench_tui.names())
+            config = tui_harness.write_config(tmp / "config.toml", demo.base_url, tmp / "samples.db",
+                                              tui_harness.names())
             for c in streams:
                 print(f"\n{c} stream{'s' if c > 1 else ''} (load average {os.getloadavg()[0]:.2f}):"
                       f"\n  {'client':<14} {'n':>5} {'median':>8} {'p99':>8}", flush=True)
