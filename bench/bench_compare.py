@@ -185,8 +185,11 @@ def _tool(name: str, argv: list[str], tmp: Path) -> None:
     log = tmp / f"{name}.log"
     with log.open("w") as out:
         rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, timeout=900).returncode
-    if rc:
-        raise RuntimeError(f"{name} exited {rc}:\n" + "\n".join(log.read_text().splitlines()[-20:]))
+    if rc:  # keep its log: the temp dir goes with the cell
+        kept = Path(tempfile.gettempdir()) / f"bench_compare_{name}_{time.time_ns()}.log"
+        kept.write_text(log.read_text() + "".join(
+            p.read_text() for p in (tmp / "out" / "logs").glob("*.log")))
+        raise RuntimeError(f"{name} exited {rc}; its log: {kept}")
 
 
 def aiperf(server_args: tuple[float, float, int], concurrency: int, requests: int) -> dict[str, Any]:
@@ -295,7 +298,11 @@ def run(requests: int, streams: list[int], server_args: tuple[float, float, int]
                 for name, cell in cells:
                     if name not in clients:
                         continue
-                    print(_row(name, cell()), flush=True)
+                    try:
+                        result = cell()
+                    except RuntimeError as e:  # one tool's failure does not end the comparison
+                        result = {"skipped": f"failed: {e}"}
+                    print(_row(name, result), flush=True)
         finally:
             demo.close()
 
