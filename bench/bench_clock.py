@@ -6,7 +6,8 @@
 The server (this file with `serve`, in another process) stamps its own truth on the one clock
 all processes share (perf_counter_ns = CLOCK_MONOTONIC on Linux): when the request reached it,
 by the kernel's receive stamp of the read that completed it (its own loop's lateness does not
-count), and right before the first content chunk's send() call. Error = our TTFT - (sent -
+count), and right before the first content chunk's send() call, keyed by the request's own
+x-request-id header if it sent one, else by a counter (echoed in the response's x-request-id). Error = our TTFT - (sent -
 received): what the measurement adds. It has two legs: the request leg (t0 -> the request's last
 byte reached the server: h11 building and writing the request, which t0 includes by DESIGN 4)
 and the response leg (sent -> our first-token stamp): the part the arrival clock decides.
@@ -44,8 +45,9 @@ from llmscope_tui.probe import netclock, stream
 from llmscope_tui.probe.scheduler import make_client
 from llmscope_tui.probe.stream import Timeouts, probe_once
 
-ROLE = b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
-TOKEN = b'data: {"choices":[{"delta":{"content":"tok"}}]}\n\n'
+CHUNK = b'data: {"object":"chat.completion.chunk","model":"bench","choices":[%s]}\n\n'  # AIPerf needs "object"
+ROLE = CHUNK % b'{"index":0,"delta":{"role":"assistant","content":""}}'
+TOKEN = CHUNK % b'{"index":0,"delta":{"content":"tok"}}'
 
 
 def _chunk(data: bytes) -> bytes:
@@ -70,8 +72,9 @@ def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
     stamps: dict[str, list[int]] = {}
     counter = 0
     usage = {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}
-    tail = (_chunk(b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n')
-            + _chunk(b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n")
+    tail = (_chunk(CHUNK % b'{"index":0,"delta":{},"finish_reason":"stop"}')
+            + _chunk(b"data: " + json.dumps({"object": "chat.completion.chunk", "model": "bench",
+                                             "choices": [], "usage": usage}).encode() + b"\n\n")
             + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
 
     async def handle(conn: socket.socket) -> None:
@@ -100,8 +103,9 @@ def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
                     await send_now(conn, b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                                          b"content-length: %d\r\n\r\n%s" % (len(body), body))
                     continue
-                counter += 1
-                rid = str(counter)
+                counter += 1  # a client's own x-request-id keys its truth (tools that send one)
+                rid = next((line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"x-request-id:")), "") or str(counter)
                 await send_now(conn, b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                                      b"transfer-encoding: chunked\r\nx-request-id: " + rid.encode() + b"\r\n\r\n"
                                      + _chunk(ROLE))
