@@ -28,18 +28,17 @@ import json
 import random
 import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import anyio
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_probe import ServerProcess as ProbeServerProcess
 from bench_probe import pct, target
 from llmscope_tui.probe import netclock, stream
 from llmscope_tui.probe.scheduler import make_client
@@ -139,27 +138,10 @@ def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
     anyio.run(main)
 
 
-class ServerProcess:
-    def __init__(self, first_delay: float, gap: float, tokens: int) -> None:
-        self.port_file = Path(f"/tmp/llmscope-bench-clock-{time.monotonic_ns()}.port")
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "serve", "--first-delay", str(first_delay), "--gap", str(gap),
-             "--tokens", str(tokens), "--port-file", str(self.port_file)]
-        )
-        deadline = time.monotonic() + 20
-        while not self.port_file.exists() or not self.port_file.read_text():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("bench server did not start")
-            time.sleep(0.05)
-        self.base_url = f"http://127.0.0.1:{self.port_file.read_text()}"
+class ServerProcess(ProbeServerProcess):
+    """This file's truth server in its own process (bench_probe's launcher, our `serve`)."""
 
-    def stamps(self) -> dict[str, list[int]]:
-        return httpx.get(self.base_url + "/stamps", timeout=10).json()
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.port_file.unlink(missing_ok=True)
+    script = __file__
 
 
 # ----------------------------------------------------------------------------- client side

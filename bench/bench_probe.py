@@ -141,13 +141,16 @@ def serve(first_delay: float, gap: float, tokens: int, port_file: str) -> None:
 
 
 class ServerProcess:
-    """The bench server in its own process, so it does not share the client's GIL or loop."""
+    """The bench server in its own process, so it does not share the client's GIL or loop.
+    ``script``: the bench file whose `serve` it runs (bench_clock.py has its own server)."""
+
+    script = __file__
 
     def __init__(self, first_delay: float, gap: float, tokens: int) -> None:
-        self.port_file = Path(f"/tmp/llmscope-bench-{os.getpid()}.port")
+        self.port_file = Path(f"/tmp/llmscope-bench-{os.getpid()}-{time.monotonic_ns()}.port")
         self.port_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "serve", "--first-delay", str(first_delay), "--gap", str(gap),
+            [sys.executable, self.script, "serve", "--first-delay", str(first_delay), "--gap", str(gap),
              "--tokens", str(tokens), "--port-file", str(self.port_file)]
         )
         deadline = time.monotonic() + 20
