@@ -38,11 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_probe import TIMEOUTS, pct, pooled_probes
 from bench_probe import ServerProcess as ProbeServerProcess
-from bench_probe import pct, target
 from llmscope_tui.probe import netclock, stream
 from llmscope_tui.probe.scheduler import make_client
-from llmscope_tui.probe.stream import Timeouts, probe_once
 
 CHUNK = b'data: {"object":"chat.completion.chunk","model":"bench","choices":[%s]}\n\n'  # AIPerf needs "object"
 ROLE = CHUNK % b'{"index":0,"delta":{"role":"assistant","content":""}}'
@@ -149,9 +148,7 @@ class ServerProcess(ProbeServerProcess):
 
 async def _round(base_url: str, concurrency: int, probes: int, kernel: bool,
                  stall_ms: tuple[float, float] | None) -> list[tuple[str, float]]:
-    timeouts = Timeouts(5, 10, 20)
     rng = random.Random(7)
-    out: list[tuple[str, float]] = []
 
     async def staller() -> None:
         assert stall_ms is not None
@@ -159,29 +156,8 @@ async def _round(base_url: str, concurrency: int, probes: int, kernel: bool,
             await anyio.sleep(rng.uniform(0.05, 0.15))
             time.sleep(rng.uniform(*stall_ms) / 1000)  # noqa: ASYNC251 - the loop blocked, as by a render burst
 
-    async with make_client(concurrency, timeouts, kernel_clock=kernel) as client:
-        tgt = target(base_url)
-        async with anyio.create_task_group() as tg:  # warm the pool: every measured probe is pooled
-            for _ in range(concurrency):
-                tg.start_soon(probe_once, client, tgt, None, timeouts)
-        remaining = probes
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                s = await probe_once(client, tgt, None, timeouts)
-                if s.ok and s.request_id:
-                    out.append((s.request_id, s.ttft_ms or 0.0))
-
-        async with anyio.create_task_group() as tg:
-            if stall_ms:
-                tg.start_soon(staller)
-            async with anyio.create_task_group() as workers:
-                for _ in range(concurrency):
-                    workers.start_soon(worker)
-            tg.cancel_scope.cancel()
-    return out
+    async with make_client(concurrency, TIMEOUTS, kernel_clock=kernel) as client:
+        return await pooled_probes(client, base_url, concurrency, probes, staller if stall_ms else None)
 
 
 def run(probes: int, streams: list[int], first_delay: float, gap: float, tokens: int,

@@ -44,7 +44,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -187,27 +189,42 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def _accuracy_round(base_url: str, concurrency: int, probes: int) -> list[tuple[str, float]]:
-    timeouts = Timeouts(5, 10, 20)
+    async with make_client(concurrency, TIMEOUTS) as client:
+        return await pooled_probes(client, base_url, concurrency, probes)
+
+
+TIMEOUTS = Timeouts(5, 10, 20)
+
+
+async def pooled_probes(
+    client: Any, base_url: str, concurrency: int, probes: int,
+    during: Callable[[], Awaitable[None]] | None = None,
+) -> list[tuple[str, float]]:
+    """``probes`` probes, ``concurrency`` at a time, after warming the pool so every measured
+    probe takes the same (pooled) path; (request id, TTFT ms) of the ok ones. ``during`` runs
+    beside them (a loop staller) and is cancelled when they are done."""
+    tgt = target(base_url)
     out: list[tuple[str, float]] = []
-    async with make_client(concurrency, timeouts) as client:
-        tgt = target(base_url)
-        # warm the pool so every measured probe has the same (pooled) path
-        async with anyio.create_task_group() as tg:
-            for _ in range(concurrency):
-                tg.start_soon(probe_once, client, tgt, None, timeouts)
-        remaining = probes
+    async with anyio.create_task_group() as tg:
+        for _ in range(concurrency):
+            tg.start_soon(probe_once, client, tgt, None, TIMEOUTS)
+    remaining = probes
 
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                s = await probe_once(client, tgt, None, timeouts)
-                if s.ok and s.request_id:
-                    out.append((s.request_id, s.ttft_ms or 0.0))
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            s = await probe_once(client, tgt, None, TIMEOUTS)
+            if s.ok and s.request_id:
+                out.append((s.request_id, s.ttft_ms or 0.0))
 
-        async with anyio.create_task_group() as tg:
+    async with anyio.create_task_group() as tg:
+        if during is not None:
+            tg.start_soon(during)
+        async with anyio.create_task_group() as workers:
             for _ in range(concurrency):
-                tg.start_soon(worker)
+                workers.start_soon(worker)
+        tg.cancel_scope.cancel()
     return out
 
 
