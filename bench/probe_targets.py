@@ -1,0 +1,92 @@
+"""`python bench/bench_probe.py targets`: probes per second and CPU per probe against the number
+of targets (10, 100, 1,000), and the streams really in flight with 50 targets; the server and
+the target are bench_probe.py's (see its docstring)."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import anyio
+
+from bench_probe import LOOP, ServerProcess, target
+from llmscope_tui.probe.scheduler import ProbeScheduler
+from llmscope_tui.probe.stream import Timeouts
+
+
+async def _targets_round(
+    base_url: str, n_targets: int, interval: float, seconds: float, concurrency: int = 64
+) -> tuple[int, int, float, float, float, list[int]]:
+    """Probes completed, failed, wall s, process user and system CPU s, the client's in-flight
+    count every 10 ms."""
+    import tempfile
+
+    from llmscope_tui.store import SampleStore
+
+    targets = [target(base_url, f"t{i}", interval) for i in range(n_targets)]
+    done = [0, 0]
+    in_flight: list[int] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SampleStore(Path(tmp) / "bench.db")
+
+        def on_sample(sample) -> None:
+            done[0] += 1
+            done[1] += 0 if sample.ok else 1
+            store.add(sample)
+
+        sched = ProbeScheduler(targets, on_sample, timeouts=Timeouts(5, 10, 20), concurrency=concurrency,
+                               grace_s=5, jitter=0.0)
+
+        async def watch() -> None:
+            while True:
+                await anyio.sleep(0.01)
+                in_flight.append(sched.stats.in_flight)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sched.run)
+            await anyio.sleep(min(2.0, interval * 1.5))  # connections opened, staggered start over
+            done[:] = [0, 0]
+            tg.start_soon(watch)
+            use0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            await anyio.sleep(seconds)
+            n, failed = done
+            use1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
+            user, system = use1.ru_utime - use0.ru_utime, use1.ru_stime - use0.ru_stime
+            sched.stop(0.5)
+            tg.cancel_scope.cancel()
+        store.close()
+    return n, failed, wall, user, system, in_flight
+
+
+def targets(seconds: float, counts: list[int], *, in_flight: bool = True, concurrency: int = 64) -> None:
+    print(f"Probes per second against targets: concurrency {concurrency}, 5 ms streams, samples stored,"
+          " server in another process")
+    print(f"{'targets':>8} {'probes':>7} {'failed':>6} {'probes/s':>9} {'CPU ms/probe':>13} {'of it sys':>10} "
+          f"{'CPU %':>6}")
+    server = ServerProcess(first_delay=0.005, gap=0.0, tokens=8)
+    try:
+        for n in counts:
+            probes, failed, wall, user, system, _ = anyio.run(
+                _targets_round, server.base_url, n, n / 2000, seconds, concurrency, backend_options=LOOP)
+            cpu = user + system
+            print(f"{n:>8} {probes:>7} {failed:>6} {probes / wall:>9.1f} {cpu / max(1, probes) * 1000:>13.3f} "
+                  f"{system / max(1, probes) * 1000:>10.3f} {cpu / wall * 100:>6.0f}")
+    finally:
+        server.close()
+    if not in_flight:
+        return
+    print("In flight: 50 targets every 100 ms, 250 ms streams (max / median, sampled every 10 ms)")
+    server = ServerProcess(first_delay=0.25, gap=0.0, tokens=8)
+    try:
+        probes, failed, wall, user, system, client = anyio.run(
+            _targets_round, server.base_url, 50, 0.1, seconds, backend_options=LOOP)
+        opened = server.open_streams()[-len(client):]
+    finally:
+        server.close()
+    print(f"  client in flight: max {max(client)}  median {statistics.median(client):.0f}; server open streams:"
+          f" max {max(opened)}  median {statistics.median(opened):.0f}; {probes / wall:.1f} probes/s,"
+          f" {failed} failed, CPU {(user + system) / max(1, probes) * 1000:.3f} ms/probe")
+
+
