@@ -173,3 +173,18 @@ async def test_the_first_frame_has_the_footer_and_nothing_shifts_when_data_comes
         await pilot.pause()
         assert {sel: app.query_one(sel).region for sel in first} == first
         assert footer.region.y == 23
+
+
+def test_a_costs_card_figure_is_never_cut_short() -> None:
+    """At 120 columns `projected month-end: $202.72` read `$202.7` (four cards cut to a quarter)."""
+    from types import SimpleNamespace
+
+    from llmscope_tui.tui.widgets.costs import CostData, render_costs
+
+    summary = SimpleNamespace(today=0.0046, month=0.0046, projected_month_end=202.72, by_provider={}, unpriced=[])
+    data = CostData(summary=summary, overhead_day=15.51)
+    for width in (40, 80, 116, 160, 200):
+        text = render_costs(data, width).plain
+        assert "projected month-end: $202.72" in text and "probe overhead: $15.51/day" in text, (width, text)
+        cards = [line for line in text.split("\n") if "today:" in line or "overhead:" in line or "month" in line]
+        assert all(len(line) <= width for line in cards), (width, text)

@@ -62,15 +62,18 @@ def render_costs(data: CostData, width: int) -> Text:
         ("projected month-end", format_usd(s.projected_month_end)),
         ("probe overhead", "-" if data.overhead_day is None else f"{format_usd(data.overhead_day)}/day"),
     ]
-    card_w = max(18, (width - 2) // 2) if width < 100 else max(18, (width - 4) // 4)
+    # four cards a line, else two, else one: as many as fit whole (a figure is never cut short)
+    needed = max(len(f"{title}: {value}") for title, value in cards) + 1
+    per_line = next((n for n in (4, 2) if width >= n * needed), 1)
+    card_w = max(needed, width // per_line)
     line = Text()
     for i, (title, value) in enumerate(cards):
         cell = Text(f"{title}: ", style="dim")
         cell.append(value, style="bold")
-        cell.truncate(card_w - 1, pad=True)
+        cell.pad_right(max(0, card_w - 1 - cell.cell_len))
         line.append_text(cell)
         line.append(" ")
-        if width < 100 and i % 2 == 1 and i < len(cards) - 1:
+        if (i + 1) % per_line == 0 and i < len(cards) - 1:
             line.append("\n")
     text.append_text(line)
     if s.by_provider:
