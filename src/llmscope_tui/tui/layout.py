@@ -78,15 +78,12 @@ class PaneLayout:
     def apply(self, plan: Plan) -> bool:
         """Set the arrangement; True when it changed (the panes then redraw at their sizes)."""
         screen = self.screen
-        if screen is None:
-            return False
-        if plan == self.plan:
+        if screen is None or plan == self.plan:
             return False
         self.plan = plan
         screen.set_class(plan.mode == "stack", "-stack")
         screen.set_class(plan.mode == "grid", "-grid")
-        for view in VIEWS:
-            screen.set_class(self.view == view, f"-show-{view}")
+        self.show(self.view)
         screen.query_one("#targets-pane").styles.max_height = plan.targets_height
         return True
 
