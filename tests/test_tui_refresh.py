@@ -159,6 +159,10 @@ async def test_a_store_read_is_drawn_by_the_next_pass_not_one_of_its_own(
     async with app.run_test(size=(160, 40)) as pilot:
         table = app.query_one(TargetsTable)
         await settle(pilot, app)
+        for _ in range(3):  # layout follow-ups (a resize, the sparklines shown) drawn and done
+            await pilot.pause()
+            app.bridge.redraw()
+        await pilot.pause()
         monkeypatch.setattr("llmscope_tui.tui.bridge.SLOW_PANES_EVERY_S", 1e9)  # the next pass: not yet
         drawn = count_calls(app.query_one(ChartsPane), "render_state", monkeypatch)
         stats = SimpleNamespace(metrics={"ttft_ms": SimpleNamespace(p50=111.0, p95=222.0)})
