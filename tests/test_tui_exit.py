@@ -69,3 +69,18 @@ async def test_textual_s_own_exit_stops_the_monitor_first(tmp_path: Path) -> Non
         await _until(lambda: monitor.reasons != [], "the monitor told to stop")
     assert monitor.reasons[0] == "exit"
     assert app._monitor_done.is_set()
+
+
+async def test_an_app_shut_down_without_an_exit_message_leaves_no_monitor_thread(tmp_path: Path) -> None:
+    """A host that shuts the app down directly (run_test does) gets no ExitApp: the monitor still
+    stops and its thread ends, so no probe loop outlives the app (nor runs into interpreter exit)."""
+    monitor = _RecordingMonitor()
+    app = LLMScopeApp(load_settings(demo=True, db=tmp_path / "x.db"), monitor=monitor,  # type: ignore[arg-type]
+                      store_every_s=60)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.1)
+        thread = app.monitor_thread._thread
+        assert thread.is_alive()
+    assert monitor.reasons == ["exit"]
+    assert app._monitor_done.is_set()
+    assert not thread.is_alive()

@@ -256,17 +256,30 @@ class LLMScopeApp(AppVariables, KeyActions):
     async def on_exit_app(self) -> None:
         """Textual's own way out (in a browser: the tab closed, or serve asked the app to quit):
         the monitor stops with the data safe, as with q, within the watchdog's bound."""
+        await self._stop_monitor_on_the_way_out()
+
+    async def on_unmount(self) -> None:
+        """Shutdown without an exit message (an embedding host or a test's run_test): the monitor
+        still stops and its thread ends, so no probe loop outlives the app. After q it has
+        already stopped and this returns at once."""
+        await self._stop_monitor_on_the_way_out()
+        thread = getattr(self, "monitor_thread", None)
+        if thread is not None:
+            await asyncio.to_thread(thread.join, self.shutdown_timeout_s)
+
+    async def _stop_monitor_on_the_way_out(self) -> None:
         thread = getattr(self, "monitor_thread", None)
         if thread is None:
             return  # not started: nothing to stop
-        if not self.quitting:
-            self.quitting = True
-            thread.stop("exit", grace_s=QUIT_GRACE_S)
-        self._arm_watchdog(self.shutdown_timeout_s + SIGNAL_WATCHDOG_S)
-        try:
-            await asyncio.wait_for(asyncio.shield(self._monitor_done.wait()), self.shutdown_timeout_s)
-        except TimeoutError:
-            pass
+        if not self._monitor_done.is_set():
+            if not self.quitting:
+                self.quitting = True
+                thread.stop("exit", grace_s=QUIT_GRACE_S)
+            self._arm_watchdog(self.shutdown_timeout_s + SIGNAL_WATCHDOG_S)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._monitor_done.wait()), self.shutdown_timeout_s)
+            except TimeoutError:
+                pass
         self._remove_signals()  # the handlers name this app: none left behind once it is gone
 
     async def _on_signal(self, name: str) -> None:

@@ -72,6 +72,11 @@ class MonitorThread:
         self._started.set()
         await self.monitor.run()
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (it ends once the monitor has stopped)."""
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
     def call(self, fn: Callable[..., _T], *args: Any, timeout: float = 5.0) -> _T:
         """Run fn(*args) on the monitor's loop and return its result (directly, when the monitor
         is not running: then nothing else touches it)."""
