@@ -76,7 +76,9 @@ class FileViewer(Monitor):
         if self._stop_requested:
             self._wake.set()
         await anyio.to_thread.run_sync(self._start)
-        self.publish({**self._start_event(), "viewer": {"pid": self.holder.pid, "since": self.holder.since}})
+        # a viewer stamps nothing: which clock the holder uses is its own start event's to say
+        self.publish({**self._start_event(), "clock": None,
+                      "viewer": {"pid": self.holder.pid, "since": self.holder.since}})
         while not self._stop_requested:
             with anyio.move_on_after(self.every_s):
                 await self._wake.wait()
