@@ -127,9 +127,11 @@ async def test_a_viewer_shows_what_the_holder_writes_and_b_says_why_it_does_noth
         async with app.run_test(size=(120, 40)) as pilot:
             await _wait(pilot, lambda: "VIEWER: PID 4242 writes this file" in str(app.query_one("#banner").render()),
                         "the viewer banner")
-            status = str(app.query_one("#status").render())
-            assert status.startswith("VIEWER")
-            assert "clock" not in status  # a viewer stamps no probes: it names no clock
+            # the viewer has marked where the file ends (samples written before that are history)
+            await _wait(pilot, lambda: viewer._last_id >= 10 and app.state.demo, "the viewer's start event")
+            assert str(app.query_one("#status").render()).startswith("VIEWER")
+            app.bridge.render_status()
+            assert "clock" not in app.bridge._status_line  # a viewer stamps no probes: it names no clock
             before = app.state.samples
             store.add_many(_sample(time.time() - 5 + i * 0.1, ttft=210.0) for i in range(7))
             incident = Incident(id=1, target="demo-openai", provider="openai", opened_ts=now - 3, start_ts=now - 4,
