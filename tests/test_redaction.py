@@ -171,7 +171,7 @@ async def test_the_monitor_publishes_error_events_redacted(tmp_path: Path, fake_
 
 
 def test_ingest_refusals_never_quote_a_key() -> None:
-    from llmscope_tui.ingest.records import RecordError, parse_record
+    from llmscope_tui.ingest import RecordError, parse_record
 
     key = "ingest-key-0099887766"
     redaction.remember(key)

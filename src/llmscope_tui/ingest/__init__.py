@@ -16,6 +16,14 @@ characters, so a record cannot inject escape sequences into the live view. Nothi
 HTTP or imports Textual.
 """
 
+from llmscope_tui.ingest.checks import (
+    MAX_LISTED_ERRORS,
+    MAX_RECORDS,
+    BodyError,
+    IngestConfigError,
+    IngestError,
+    RecordError,
+)
 from llmscope_tui.ingest.importer import MAX_LINE_BYTES, ImportReport, import_file
 from llmscope_tui.ingest.options import (
     API_KEY_ENV,
@@ -26,18 +34,7 @@ from llmscope_tui.ingest.options import (
     check_bind,
     is_loopback,
 )
-from llmscope_tui.ingest.records import (
-    MAX_LISTED_ERRORS,
-    MAX_RECORDS,
-    RECORD_FIELDS,
-    BodyError,
-    IngestConfigError,
-    IngestError,
-    Record,
-    RecordError,
-    parse_body,
-    parse_record,
-)
+from llmscope_tui.ingest.records import RECORD_FIELDS, Record, parse_body, parse_record
 
 __all__ = [
     "API_KEY_ENV",

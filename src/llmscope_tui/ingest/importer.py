@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from llmscope_tui.ingest.records import IngestConfigError, RecordError, loads, parse_record
+from llmscope_tui.ingest.checks import IngestConfigError, RecordError
+from llmscope_tui.ingest.records import loads, parse_record
 from llmscope_tui.model import Sample
 
 #: At most this many bytes in one line of an imported file (the endpoint's default body limit).

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from llmscope_tui.ingest.records import IngestConfigError
+from llmscope_tui.ingest.checks import IngestConfigError
 from llmscope_tui.loopback import is_loopback
 from llmscope_tui.redaction import remember
 

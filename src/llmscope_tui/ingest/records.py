@@ -11,158 +11,27 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
-import re
 import time
-import unicodedata
-from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
 
-from llmscope_tui.model import ErrorKind, Sample
-from llmscope_tui.redaction import scrub
-
-#: At most this many records in one request body.
-MAX_RECORDS = 1000
-#: How many per-record errors a 400 body lists (the message names the first).
-MAX_LISTED_ERRORS = 20
-
-_MIN_TS = 946_684_800.0  # 2000-01-01T00:00:00Z
-_MAX_FUTURE_S = 86_400.0  # a day of clock skew, no more
-_MAX_MS = 86_400_000.0  # one call lasting more than a day is a unit mistake
-_MAX_TOKENS = 2**53 - 1
-_MAX_LEN = {"provider": 100, "model": 200, "project": 100, "tag": 100, "request_id": 200}
-_ERROR_KINDS = tuple(kind.value for kind in ErrorKind)
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,60}")
-
-
-# -- errors ------------------------------------------------------------------------------------------
-
-
-class IngestError(Exception):
-    """Base of the ingest errors."""
-
-
-class RecordError(IngestError, ValueError):
-    """One record is not acceptable; ``field`` names the culprit. ``str()`` is "field: message"."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class BodyError(IngestError):
-    """A request body that is refused as a whole: ``status`` (400 or 413) and a human message.
-
-    ``errors`` lists the refused records as ``{"record": n, "field": f, "message": m}``
-    (records counted from 1), at most :data:`MAX_LISTED_ERRORS` of them.
-    """
-
-    def __init__(self, status: int, message: str, errors: Sequence[dict[str, Any]] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.errors = list(errors)
-
-
-class IngestConfigError(IngestError):
-    """A setup problem (bind address without a key, unreadable import file): one line for the user."""
-
-
-def _refuse(field: str, message: str) -> PydanticCustomError:
-    # The message travels in the context, so braces in a shown value are never formatted.
-    return PydanticCustomError("llmscope", "{message}", {"field": field, "message": message})
-
-
-# -- value checks ------------------------------------------------------------------------------------
-
-
-def _describe(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=True, default=repr) if not isinstance(value, float) else repr(value)
-    text = scrub(text)  # a refused value is quoted back to the sender and on stderr: never a key
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _string(value: Any, name: str, *, required: bool = False) -> str | None:
-    if value is None:
-        if required:
-            raise _refuse(name, "required (a non-empty string)")
-        return None
-    if not isinstance(value, str):
-        raise _refuse(name, f"expected a string, got {_describe(value)}")
-    value = value.strip()
-    if not value:
-        raise _refuse(name, "must not be empty")
-    limit = _MAX_LEN[name]
-    if len(value) > limit:
-        raise _refuse(name, f"longer than {limit} characters ({len(value)})")
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
-        raise _refuse(name, "contains control characters")
-    return value
-
-
-def _tokens(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > _MAX_TOKENS:
-        raise _refuse(name, f"expected a non-negative integer, got {_describe(value)}")
-    return value
-
-
-def _millis(value: Any, name: str) -> float | None:
-    if value is None:
-        return None
-    if not _is_number(value) or not math.isfinite(value) or value < 0:
-        raise _refuse(name, f"expected a non-negative number of milliseconds, got {_describe(value)}")
-    if value > _MAX_MS:
-        raise _refuse(name, f"{value:g} ms is more than a day; send milliseconds")
-    return float(value)
-
-
-def _timestamp(value: Any, now: float) -> float:
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise _refuse("ts", f"expected epoch seconds or an ISO-8601 time, got {_describe(value)}") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        ts = moment.timestamp()
-    elif _is_number(value) and math.isfinite(value):
-        ts = float(value)
-    else:
-        raise _refuse("ts", f"expected epoch seconds or an ISO-8601 time, got {_describe(value)}")
-    if ts < _MIN_TS:
-        raise _refuse("ts", f"{_describe(value)} is before 2000-01-01")
-    if ts > now + _MAX_FUTURE_S:
-        hint = ""
-        if _is_number(value) and _MIN_TS <= ts / 1000 <= now + _MAX_FUTURE_S:
-            hint = " (it looks like milliseconds; send epoch seconds)"
-        raise _refuse("ts", f"{_describe(value)} is more than a day in the future{hint}")
-    return ts
-
-
-def _error_kind_for_status(status: int) -> str:
-    if status == 529:
-        return ErrorKind.OVERLOADED.value
-    if status == 429:
-        return ErrorKind.RATE_LIMIT.value
-    if status in (401, 403):
-        return ErrorKind.AUTH.value
-    if 500 <= status <= 599:
-        return ErrorKind.SERVER_ERROR.value
-    return ErrorKind.CLIENT_ERROR.value
-
+from llmscope_tui.ingest.checks import (
+    ERROR_KINDS,
+    MAX_LISTED_ERRORS,
+    MAX_RECORDS,
+    PLAIN_NAME,
+    BodyError,
+    RecordError,
+    checked_millis,
+    checked_string,
+    checked_timestamp,
+    checked_tokens,
+    describe,
+    error_kind_for_status,
+    refuse,
+)
+from llmscope_tui.model import Sample
 
 # -- the record --------------------------------------------------------------------------------------
 
@@ -192,41 +61,41 @@ class Record(BaseModel):
     @field_validator("provider", "model", mode="plain")
     @classmethod
     def _required_name(cls, value: Any, info: ValidationInfo) -> str | None:
-        return _string(value, str(info.field_name), required=True)
+        return checked_string(value, str(info.field_name), required=True)
 
     @field_validator("project", "request_id", mode="plain")
     @classmethod
     def _name(cls, value: Any, info: ValidationInfo) -> str | None:
-        return _string(value, str(info.field_name))
+        return checked_string(value, str(info.field_name))
 
     @field_validator("tokens_in", "tokens_out", "tokens_cached", "tokens_cache_write", mode="plain")
     @classmethod
     def _count(cls, value: Any, info: ValidationInfo) -> int | None:
-        return _tokens(value, str(info.field_name))
+        return checked_tokens(value, str(info.field_name))
 
     @field_validator("tokens_reasoning", mode="plain")
     @classmethod
     def _reasoning(cls, value: Any, info: ValidationInfo) -> int | None:
-        reasoning = _tokens(value, "tokens_reasoning")
+        reasoning = checked_tokens(value, "tokens_reasoning")
         cached, written, tokens_in, tokens_out = (
             info.data.get(k) for k in ("tokens_cached", "tokens_cache_write", "tokens_in", "tokens_out")
         )
         for name, part in (("tokens_cached", cached), ("tokens_cache_write", written)):
             if part is not None and tokens_in is None:
-                raise _refuse(name, "given without tokens_in (tokens_in counts all input, cached included)")
+                raise refuse(name, "given without tokens_in (tokens_in counts all input, cached included)")
         if cached is not None and tokens_in is not None and cached > tokens_in:
-            raise _refuse(
+            raise refuse(
                 "tokens_cached",
                 f"{cached} is more than tokens_in {tokens_in} (tokens_in counts all input, cached included)",
             )
         if written is not None and tokens_in is not None and (cached or 0) + written > tokens_in:
-            raise _refuse(
+            raise refuse(
                 "tokens_cache_write",
                 f"{written} plus tokens_cached {cached or 0} is more than tokens_in {tokens_in} "
                 "(tokens_in counts all input, cache reads and writes included)",
             )
         if reasoning is not None and tokens_out is not None and reasoning > tokens_out:
-            raise _refuse(
+            raise refuse(
                 "tokens_reasoning",
                 f"{reasoning} is more than tokens_out {tokens_out} (reasoning tokens are part of tokens_out)",
             )
@@ -235,28 +104,28 @@ class Record(BaseModel):
     @field_validator("latency_ms", mode="plain")
     @classmethod
     def _latency(cls, value: Any) -> float | None:
-        return _millis(value, "latency_ms")
+        return checked_millis(value, "latency_ms")
 
     @field_validator("ttft_ms", mode="plain")
     @classmethod
     def _ttft(cls, value: Any, info: ValidationInfo) -> float | None:
-        ttft, latency = _millis(value, "ttft_ms"), info.data.get("latency_ms")
+        ttft, latency = checked_millis(value, "ttft_ms"), info.data.get("latency_ms")
         if ttft is not None and latency is not None and ttft > latency:
-            raise _refuse("ttft_ms", f"{ttft:g} is more than latency_ms {latency:g}")
+            raise refuse("ttft_ms", f"{ttft:g} is more than latency_ms {latency:g}")
         return ttft
 
     @field_validator("http_status", mode="plain")
     @classmethod
     def _status(cls, value: Any) -> int | None:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 100 <= value <= 599):
-            raise _refuse("http_status", f"expected an HTTP status code 100-599, got {_describe(value)}")
+            raise refuse("http_status", f"expected an HTTP status code 100-599, got {describe(value)}")
         return value
 
     @field_validator("error_kind", mode="plain")
     @classmethod
     def _error_kind(cls, value: Any) -> str | None:
-        if value is not None and (not isinstance(value, str) or value not in _ERROR_KINDS):
-            raise _refuse("error_kind", f"expected one of {', '.join(_ERROR_KINDS)}; got {_describe(value)}")
+        if value is not None and (not isinstance(value, str) or value not in ERROR_KINDS):
+            raise refuse("error_kind", f"expected one of {', '.join(ERROR_KINDS)}; got {describe(value)}")
         return value
 
     @field_validator("ok", mode="plain")
@@ -270,22 +139,22 @@ class Record(BaseModel):
         elif isinstance(value, int) and value in (0, 1):
             ok = bool(value)
         else:
-            raise _refuse("ok", f"expected true/false (or 1/0), got {_describe(value)}")
+            raise refuse("ok", f"expected true/false (or 1/0), got {describe(value)}")
         if ok and error_kind is not None:
-            raise _refuse("ok", f"is true but error_kind is {error_kind!r}")
+            raise refuse("ok", f"is true but error_kind is {error_kind!r}")
         return ok
 
     @field_validator("ts", mode="plain")
     @classmethod
     def _ts(cls, value: Any, info: ValidationInfo) -> float | None:
-        return None if value is None else _timestamp(value, (info.context or {}).get("now", time.time()))
+        return None if value is None else checked_timestamp(value, (info.context or {}).get("now", time.time()))
 
     @field_validator("tag", mode="plain")
     @classmethod
     def _tag(cls, value: Any, info: ValidationInfo) -> str | None:
-        tag, project = _string(value, "tag"), info.data.get("project")
+        tag, project = checked_string(value, "tag"), info.data.get("project")
         if project is not None and tag is not None and project != tag:
-            raise _refuse("tag", "give project or tag, not both")
+            raise refuse("tag", "give project or tag, not both")
         return tag
 
 
@@ -305,7 +174,7 @@ def _first_error(exc: ValidationError) -> RecordError:
     error = unknown[0] if unknown else errors[0]
     if error["type"] == "extra_forbidden":
         name = str(error["loc"][0])
-        shown = name if _PLAIN_NAME.fullmatch(name) else _describe(name)
+        shown = name if PLAIN_NAME.fullmatch(name) else describe(name)
         close = difflib.get_close_matches(name, RECORD_FIELDS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f" (known fields: {', '.join(RECORD_FIELDS)})"
         return RecordError(shown, f"unknown field{hint}")
@@ -321,7 +190,7 @@ def parse_record(obj: Any, *, now: float) -> Sample:
     ``now`` (epoch seconds) is the default ``ts`` and the reference for "too far in the future".
     """
     if not isinstance(obj, dict):
-        raise RecordError("record", f"expected a JSON object, got {_describe(obj)}")
+        raise RecordError("record", f"expected a JSON object, got {describe(obj)}")
     try:
         record = Record.model_validate(obj, context={"now": now})
     except ValidationError as exc:
@@ -330,7 +199,7 @@ def parse_record(obj: Any, *, now: float) -> Sample:
     error_kind = record.error_kind
     status = record.http_status
     if not record.ok and error_kind is None and status is not None and not 200 <= status < 300:
-        error_kind = _error_kind_for_status(status)
+        error_kind = error_kind_for_status(status)
     project = record.project or record.tag
     provider = record.provider.lower()
     sample = Sample(
@@ -398,7 +267,7 @@ def parse_body(body: bytes, *, now: float | None = None, max_records: int = MAX_
         if len(records) > max_records:
             raise BodyError(413, f"too many records in one request: {len(records)} (at most {max_records})")
     else:
-        raise BodyError(400, f"expected a JSON object or a list of objects, got {_describe(data)}")
+        raise BodyError(400, f"expected a JSON object or a list of objects, got {describe(data)}")
 
     samples: list[Sample] = []
     errors: list[dict[str, Any]] = []
