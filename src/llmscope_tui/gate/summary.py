@@ -213,7 +213,8 @@ def format_table(summary: dict[str, Any]) -> str:
     """The summary for a person: one row per target, then the baseline comparison."""
     head = (
         f"llmscope-tui: summary: {summary['samples']} probes in {summary['duration_s']:.1f}s "
-        f"({summary['reason']}), {summary['incidents']} incidents, {summary['violations']} rule firings"
+        f"({summary['reason']}), {_plural(summary['incidents'], 'incident')}, "
+        f"{_plural(summary['violations'], 'rule firing')}"
     )
     columns = ("target", "samples", "ok", "errors", "err %", "TTFT p50", "TTFT p95", "lat p50", "lat p95", "incidents")
     rows = [
@@ -240,9 +241,13 @@ def format_table(summary: dict[str, Any]) -> str:
             unit = _unit(row["metric"])
             lines.append(
                 f"  {row['target']} {row['metric']}: p50 {_num(row['p50'], unit)}{change} vs center "
-                f"{_num(row['center'], unit)}, UCL {_num(row['ucl'], unit)}; {row['violations']} rule firings"
+                f"{_num(row['center'], unit)}, UCL {_num(row['ucl'], unit)}; {_plural(row['violations'], 'rule firing')}"
             )
     return "\n".join(lines)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _unit(metric: str) -> str:
