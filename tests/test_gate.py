@@ -22,10 +22,20 @@ from llmscope_tui.model import Sample
 from llmscope_tui.monitor import RunSummary
 from llmscope_tui.spc import compute_baseline
 
-jsonschema = pytest.importorskip("jsonschema", reason="the test extra installs jsonschema")
+try:
+    import jsonschema as _jsonschema
+except ImportError:  # the test extra installs it; the schema tests then skip, saying so
+    _jsonschema = None
+
+
+def assert_valid(name: str, doc: Any) -> None:
+    """The document passes its schema (checked where jsonschema is installed, as in CI)."""
+    if _jsonschema is not None:
+        assert not list(validator(name).iter_errors(doc))
 
 
 def validator(name: str) -> Any:
+    jsonschema = pytest.importorskip("jsonschema", reason="the test extra installs jsonschema")
     schema = json.loads(schema_path(name).read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
@@ -104,7 +114,12 @@ def test_summary_figures_come_from_the_runs_own_probes() -> None:
         {"check": "error", "target": "b", "detail": "3 failed probes (1 network, 2 rate_limit)"},
         {"check": "violation", "target": "a", "detail": "ttft_ms: 2 rule firings (rules 1,5)"},
     ]
-    assert not list(validator("summary").iter_errors(summary))
+    assert_valid("summary", summary)
+
+
+def test_the_shipped_schemas_are_valid_json_schemas() -> None:
+    for name in ("summary", "baseline"):
+        assert validator(name).schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
 @pytest.mark.parametrize(
@@ -140,7 +155,7 @@ def test_the_table_then_what_failed_then_the_json_file(tmp_path: Path) -> None:
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     written = json.loads(out.read_text())
     assert written["exit_code"] == 1 and written["fail_on"] == ["error"]
-    assert not list(validator("summary").iter_errors(written))
+    assert_valid("summary", written)
     err = io.StringIO()
     assert conclude(rec, run, fail_on=("budget",), duration_s=30.0, stderr=err) == 0
     assert err.getvalue().splitlines()[-1] == "llmscope-tui: --fail-on budget: passed"
@@ -156,20 +171,20 @@ def _ttfts(rec: RunRecorder, target: str) -> list[float]:
 # -- baseline files ---------------------------------------------------------------------------
 
 
-def make_data_file(db: Path, ttfts: list[float], *, baseline_n: int | None = 10) -> list[Sample]:
+def make_data_file(db: Path, ttfts: list[float], *, baseline_n: int | None = 10, start: float = 1000.0) -> list[Sample]:
     """A data file with one target's probes and, with ``baseline_n``, the frozen baseline a run
     would have saved from its first ``baseline_n`` of them."""
     from llmscope_tui.store import SampleStore
 
     store = SampleStore(db)
-    samples = [Sample(ts=1000.0 + i, target="t", provider="openai", model="m", ok=1, ttft_ms=v, latency_ms=v * 2)
+    samples = [Sample(ts=start + i, target="t", provider="openai", model="m", ok=1, ttft_ms=v, latency_ms=v * 2)
                for i, v in enumerate(ttfts)]
     store.add_many(samples)
     if baseline_n:
         for metric in ("ttft_ms", "latency_ms"):
             values = [s.metric(metric) for s in samples[:baseline_n]]
             b = compute_baseline(values, transform="log")  # type: ignore[arg-type]
-            store.save_baseline("t", metric, b.center, b.sigma, b.n_used, "log", 1000.0, 1000.0 + baseline_n - 1)
+            store.save_baseline("t", metric, b.center, b.sigma, b.n_used, "log", start, start + baseline_n - 1)
     store.close()
     return samples
 
@@ -193,7 +208,7 @@ def test_save_the_frozen_baselines_of_a_data_file_and_read_them_back(tmp_path: P
     save(path, found)
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     doc = json.loads(path.read_text())
-    assert not list(validator("baseline").iter_errors(doc))
+    assert_valid("baseline", doc)
     ttft = next(e for e in doc["baselines"] if e["metric"] == "ttft_ms")
     expected = compute_baseline(ttfts[:10], transform="log")
     assert ttft["center"] == pytest.approx(expected.center) and ttft["sigma"] == pytest.approx(expected.sigma)
@@ -218,7 +233,8 @@ def test_save_limits_from_a_window_as_rebaseline_would(tmp_path: Path) -> None:
     assert (ttft.center, ttft.sigma, ttft.n, ttft.mr_bar) == pytest.approx(
         (expected.center, expected.sigma, expected.n_used, expected.mr_bar))
     doc = found.to_json()
-    assert doc["source"] == "window" and not list(validator("baseline").iter_errors(doc))
+    assert doc["source"] == "window"
+    assert_valid("baseline", doc)
 
 
 def good_baseline_doc() -> dict[str, Any]:
@@ -251,7 +267,7 @@ def test_a_broken_baseline_file_is_one_line_naming_what(tmp_path: Path, change: 
     path = tmp_path / "b.json"
     path.write_text(json.dumps(doc))
     assert load(path).limits[0].center == 5.0  # the good one loads
-    assert not list(validator("baseline").iter_errors(doc))
+    assert_valid("baseline", doc)
     change(doc)
     path.write_text(json.dumps(doc))
     with pytest.raises(BaselineFileError) as raised:
@@ -346,8 +362,67 @@ def test_the_run_beside_the_baseline_it_was_judged_against(tmp_path: Path) -> No
     assert row["p50"] == pytest.approx(p50) and row["center"] == pytest.approx(150.0)
     assert row["change"] == pytest.approx(p50 / 150.0 - 1) and row["violations"] == 2
     assert row["ucl"] == pytest.approx(150.0 * math.exp(0.3))
-    assert not list(validator("summary").iter_errors(summary))
+    assert_valid("summary", summary)
     lines = format_table(summary).splitlines()
     assert lines[-2] == f"against the baselines of {tmp_path / 'b.json'} (taken 2026-12-02T10:00:00.000Z):"
     assert lines[-1] == (f"  a ttft_ms: p50 {p50:,.1f} ms ({(p50 / 150 - 1) * 100:+.0f} %) vs center 150.0 ms, "
                          f"UCL {150 * math.exp(0.3):,.1f} ms; 2 rule firings")
+
+
+def test_the_summary_to_stdout_when_the_log_goes_to_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    rec, run, _ = recorded_run()
+    assert conclude(rec, run, fail_on=(), count=80, summary_json=Path("-")) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)  # stdout holds the JSON alone; the table is on stderr
+    assert summary["exit_code"] == 0
+    assert_valid("summary", summary)
+    assert captured.err.startswith("llmscope-tui: summary: 78 probes")
+
+
+def test_baseline_save_from_a_window_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "ref.db"
+    ttfts = [100.0 + (i % 5) * 4 for i in range(40)]
+    make_data_file(db, ttfts, start=time.time() - 3600)  # one probe a second, an hour ago
+    out = tmp_path / "b.json"
+    assert main(["baseline", "save", str(out), "--db", str(db), "--since", "2h", "--until", "30m"]) == 0
+    printed = capsys.readouterr().out
+    assert f"saved 2 baselines of t to {out}" in printed
+    assert "  t itl_ms: fewer than 2 usable samples in the window, not saved" in printed  # none stored
+    doc = json.loads(out.read_text())
+    assert doc["source"] == "window"
+    assert_valid("baseline", doc)
+    ttft = next(e for e in doc["baselines"] if e["metric"] == "ttft_ms")
+    assert ttft["n"] == 40 and ttft["reference"] == ttfts
+    expected = compute_baseline(ttfts, transform=doc["transform"])
+    assert ttft["center"] == pytest.approx(expected.center) and ttft["sigma"] == pytest.approx(expected.sigma)
+
+
+def test_a_real_run_writes_a_summary_the_schema_accepts(
+    tmp_path: Path, fake_provider: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fake_provider import Script
+
+    fake_provider.script(default=Script(first_token_delay_s=0.005, tokens=["a", "b"], token_gap_s=0.001))
+    fake_provider.enqueue(Script(status=503))
+    config = tmp_path / "c.toml"
+    config.write_text(f"""
+[monitor]
+interval = "20ms"
+timeout = "5s"
+
+[[targets]]
+name = "fake"
+provider = "openai-compatible"
+model = "m"
+base_url = "{fake_provider.base_url}/v1"
+""")
+    out = tmp_path / "s.json"
+    code = main(["--headless", "--config", str(config), "--db", str(tmp_path / "s.db"), "--count", "4",
+                 "--log-file", str(tmp_path / "log.jsonl"), "--fail-on", "error", "--summary-json", str(out)])
+    assert code == 1
+    summary = json.loads(out.read_text())
+    assert_valid("summary", summary)
+    (target,) = summary["targets"]
+    assert (target["samples"], target["ok"], target["errors"], target["error_rate"]) == (4, 3, 1, 0.25)
+    assert summary["failures"] == [{"check": "error", "target": "fake", "detail": "1 failed probes (1 server_error)"}]
+    assert capsys.readouterr().err.splitlines()[-1] == "llmscope-tui: --fail-on error: 1 failed probes (fake: 1 server_error)"

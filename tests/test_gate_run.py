@@ -14,8 +14,6 @@ import pytest
 from llmscope_tui.cli import main
 from llmscope_tui.gate.summary import schema_path
 
-jsonschema = pytest.importorskip("jsonschema", reason="the test extra installs jsonschema")
-
 # 200-240 ms to the first token, then 1 s: a 4x shift. The incident policy needs the median up
 # by min_effect (90 % here) over consecutive probes, so the passing run would need ~180 ms of
 # machine delay in a row to fail: not a timing margin a loaded CI machine eats.
@@ -57,6 +55,7 @@ def _script(delay: float) -> Any:
 
 
 def summary_errors(path: Path) -> list[str]:
+    jsonschema = pytest.importorskip("jsonschema", reason="the test extra installs jsonschema")
     schema = json.loads(schema_path("summary").read_text())
     return [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(json.loads(path.read_text()))]
 
