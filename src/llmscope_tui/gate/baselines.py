@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -104,7 +105,7 @@ class SavedLimits:
             "created": utc(self.created_ts),
             "window_start": None if self.window_start is None else utc(self.window_start),
             "window_end": None if self.window_end is None else utc(self.window_end),
-            "reference": list(self.reference),
+            "reference": [round(v, 3) for v in self.reference],  # 1 us / 0.001 token/s: finer than any stamp
         }
 
 
@@ -240,13 +241,22 @@ def save(path: Path, baselines: BaselineSet) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(baselines.to_json(), f, indent=2)
-            f.write("\n")
+            f.write(_readable(baselines.to_json()))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     baselines.path = path
+
+
+_NUMBER_LIST = re.compile(r"\[\s+([-+0-9.eE,\s]+?)\s+\]")
+
+
+def _readable(doc: dict[str, Any]) -> str:
+    """Indented JSON with each list of numbers on one line: the limits stay readable in a
+    review, not buried under a thousand reference points one per line."""
+    text = json.dumps(doc, indent=2)
+    return _NUMBER_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
 
 
 # -- reading one back -------------------------------------------------------------------------
