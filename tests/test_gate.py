@@ -296,6 +296,9 @@ def test_bad_baseline_files_and_flags_exit_2_with_one_line(tmp_path: Path, capsy
     assert capsys.readouterr().err.strip() == f"llmscope-tui: {notjson}: not JSON (Expecting property name enclosed in double quotes at line 1)"
     assert main(["--headless", "--count", "1", "--demo", "--summary-json", "-"]) == 2
     assert "stdout carries the log" in capsys.readouterr().err
+    assert main(["--headless", "--demo", "--summary-json", str(tmp_path / "s.json")]) == 2  # unbounded
+    assert capsys.readouterr().err == (
+        "llmscope-tui: --summary-json summarises a bounded run: give --count N or --duration TIME too\n")
     assert main(["--headless", "--count", "1", "--demo", "--db", str(tmp_path / "d.db"),
                  "--summary-json", str(tmp_path)]) == 2
     assert f"{tmp_path}: cannot write the summary there" in capsys.readouterr().err

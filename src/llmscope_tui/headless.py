@@ -196,7 +196,8 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
             ready = session.settings
             monitor = session.monitor()
             monitor.subscribe(writer)
-            monitor.subscribe(recorder)
+            if options.count is not None or options.duration_s is not None:
+                monitor.subscribe(recorder)  # a summary is of a bounded run: memory stays bounded
             if options.baselines is not None:
                 _judge_against(options.baselines, monitor)
             endpoints = _endpoints(monitor, options, exporter)

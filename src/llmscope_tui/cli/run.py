@@ -60,6 +60,8 @@ def run_log(args: argparse.Namespace) -> int:
             baselines = load(args.baseline_from.expanduser())
         except BaselineFileError as exc:
             return fail(str(exc))
+    if args.summary_json is not None and args.count is None and args.duration is None:
+        return fail("--summary-json summarises a bounded run: give --count N or --duration TIME too")
     if args.summary_json is not None and str(args.summary_json) == "-" and args.log_file is None:
         return fail("--summary-json -: stdout carries the log; give --log-file too, or a file for the summary")
     options = HeadlessOptions(
