@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Iterable
@@ -26,7 +25,7 @@ from typing import Any
 from llmscope_tui import __version__
 from llmscope_tui.incidents.detector import REFERENCE_MAX
 from llmscope_tui.model import Metric
-from llmscope_tui.paths import FILE_MODE, private_dir
+from llmscope_tui.paths import write_private
 from llmscope_tui.spc import D2, TRANSFORMS, Baseline, compute_baseline
 
 BASELINE_FORMAT = "llmscope-tui/baselines"
@@ -236,16 +235,7 @@ def from_store(
 
 def save(path: Path, baselines: BaselineSet) -> None:
     """Write the file 0600 through a temporary file (a half-written baseline is never read)."""
-    private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(_readable(baselines.to_json()))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_private(path, _readable(baselines.to_json()))
     baselines.path = path
 
 

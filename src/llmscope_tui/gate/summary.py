@@ -26,7 +26,7 @@ from llmscope_tui.gate.baselines import BaselineSet, utc
 from llmscope_tui.gate.checks import EXIT_OK, EXIT_USAGE, exit_code, failure_records
 from llmscope_tui.model import Metric, not_the_providers_fault
 from llmscope_tui.monitor import RunSummary
-from llmscope_tui.paths import FILE_MODE, private_dir
+from llmscope_tui.paths import private_dir, write_private
 
 SUMMARY_FORMAT = "llmscope-tui/summary"
 SUMMARY_FORMAT_VERSION = 1
@@ -291,17 +291,7 @@ def write_summary(path: Path, summary: dict[str, Any], stdout: IO[str] | None = 
         out.write(text)
         out.flush()
         return
-    private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_private(path, text)
 
 
 def conclude(
