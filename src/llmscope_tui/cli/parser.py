@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary-json",
         metavar="FILE",
         type=Path,
-        help="at the end, write the run's summary as JSON here (0600; - for stdout with --log-file); docs/ci.md",
+        help="at the end of a bounded run (--count, --duration), write its summary as JSON here "
+        "(0600; - for stdout with --log-file); docs/ci.md",
     )
     parser.add_argument(
         "--baseline-from",
