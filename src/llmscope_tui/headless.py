@@ -25,6 +25,15 @@ import anyio
 from llmscope_tui.background_writer import BackgroundWriter, TextOutput
 from llmscope_tui.config import Settings
 from llmscope_tui.costs import format_usd
+from llmscope_tui.gate import BaselineFileError, BaselineSet, RunRecorder, conclude
+from llmscope_tui.gate.checks import (
+    EXIT_FAILED_CHECK,
+    EXIT_OK,
+    EXIT_USAGE,
+    exit_code,
+    failed_checks,
+)
+from llmscope_tui.gate.summary import check_writable
 from llmscope_tui.ingest import IngestOptions
 from llmscope_tui.metrics import MetricsExporter
 from llmscope_tui.monitor import Monitor, RunSummary
@@ -33,7 +42,17 @@ from llmscope_tui.server import BindError, Endpoints
 from llmscope_tui.session import demo_ready
 from llmscope_tui.store.holder import hold
 
-EXIT_OK, EXIT_FAILED_CHECK, EXIT_USAGE = 0, 1, 2
+__all__ = [
+    "EXIT_FAILED_CHECK",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "HeadlessError",
+    "HeadlessOptions",
+    "exit_code",
+    "failed_checks",
+    "format_event",
+    "run_headless",
+]
 
 
 @dataclass(slots=True)
@@ -46,6 +65,8 @@ class HeadlessOptions:
     fail_on: tuple[str, ...] = ()
     format: str = "json"  # "json" (DESIGN 8 log) or "text" (one readable line per event)
     ingest: IngestOptions | None = None
+    summary_json: Path | None = None  # the end-of-run summary as JSON (schemas/summary.schema.json)
+    baselines: BaselineSet | None = None  # frozen limits to judge against from the first probe
 
 
 class HeadlessError(Exception):
@@ -154,53 +175,31 @@ def _open_log(path: Path | None) -> IO[str]:
         raise HeadlessError(f"{path}: cannot open log file: {exc.strerror or exc}") from None
 
 
-def failed_checks(summary: RunSummary, fail_on: tuple[str, ...]) -> list[str]:
-    """What a bounded run found among the ``--fail-on`` checks, one line each, saying where."""
-    found = []
-    if "incident" in fail_on and summary.incidents:
-        first = summary.first_incident or ""
-        more = f" (and {summary.incidents - 1} more)" if summary.incidents > 1 else ""
-        found.append(f"incident: {first}{more}")
-    if "error" in fail_on and summary.errors:
-        where = "; ".join(
-            f"{target}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
-            for target, kinds in sorted(summary.errors_by.items())
-        )
-        found.append(f"error: {summary.errors} failed probes ({where})")
-    if "violation" in fail_on and summary.violations:
-        where = ", ".join(f"{key} {n}" for key, n in sorted(summary.violations_by.items()))
-        found.append(f"violation: {summary.violations} SPC rule firings ({where})")
-    if "budget" in fail_on and summary.budgets_exceeded:
-        found.append(f"budget: {', '.join(summary.budgets_exceeded)} reached 100 %")
-    return found
-
-
-def exit_code(summary: RunSummary, fail_on: tuple[str, ...], stderr: IO[str] | None = None) -> int:
-    """DESIGN 8 exit codes for a finished run; a failed check, or samples that never reached
-    the data file, are named on ``stderr``."""
-    found = failed_checks(summary, fail_on)
-    if summary.unsaved:
-        print(f"llmscope-tui: {summary.unsaved} samples could not be saved to the data file", file=stderr or sys.stderr)
-        return EXIT_FAILED_CHECK
-    if not found:
-        return EXIT_OK
-    for line in found:
-        print(f"llmscope-tui: --fail-on {line}", file=stderr or sys.stderr)
-    return EXIT_FAILED_CHECK
-
-
 def run_headless(settings: Settings, options: HeadlessOptions) -> int:
-    """Run until stopped or bounded by duration/count; returns the process exit code."""
+    """Run until stopped or bounded by duration/count; returns the process exit code.
+
+    The summary (table, ``--fail-on`` lines) goes to stderr once the log is closed, so it comes
+    after the log's last line on a terminal and never mixes into a JSON-lines stdout."""
+    if options.summary_json is not None and str(options.summary_json) != "-":
+        try:
+            check_writable(options.summary_json)
+        except OSError as exc:
+            raise HeadlessError(f"{options.summary_json}: cannot write the summary there: {exc.strerror or exc}") from None
     stream = _open_log(options.log_file)
     out = BackgroundWriter(stream, name="log")
     writer = TextWriter(out) if options.format == "text" else JsonLinesWriter(out)
     exporter = MetricsExporter() if options.metrics_port is not None else None
     endpoints: Endpoints | None = None
+    recorder = RunRecorder()
     try:
         with demo_ready(settings) as session, hold(session.settings.db_path):  # one monitor per data file
             ready = session.settings
             monitor = session.monitor()
             monitor.subscribe(writer)
+            if options.count is not None or options.duration_s is not None:
+                monitor.subscribe(recorder)  # a summary is of a bounded run: memory stays bounded
+            if options.baselines is not None:
+                _judge_against(options.baselines, monitor)
             endpoints = _endpoints(monitor, options, exporter)
             if exporter is not None:
                 monitor.subscribe(exporter)
@@ -218,13 +217,31 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
                 summary = anyio.run(_run, monitor, options, endpoints)
             except BaseExceptionGroup as group:
                 raise _sole_error(group) from None
-            return exit_code(summary, options.fail_on)
     finally:
         if endpoints is not None:
             endpoints.close()
         out.close()  # every queued line written, waiting a bounded time for a slow reader
         if stream is not sys.stdout:
             stream.close()
+    return conclude(recorder, summary, fail_on=options.fail_on, count=options.count, duration_s=options.duration_s,
+                    baselines=options.baselines, summary_json=options.summary_json)
+
+
+def _judge_against(baselines: BaselineSet, monitor: Monitor) -> None:
+    """Use a baseline file's limits from the first probe (one line on stderr says so, and what
+    it leaves unused); a file that cannot serve this run stops it (exit 2)."""
+    try:
+        notes = baselines.check_against(monitor.settings)
+    except BaselineFileError as exc:
+        raise HeadlessError(str(exc)) from None
+    monitor.on_prepared.append(baselines.apply)
+    print(
+        f"llmscope-tui: judging against {baselines.path} ({len(baselines.limits)} limits of "
+        f"{', '.join(baselines.targets())}, taken {baselines.created})",
+        file=sys.stderr,
+    )
+    for note in notes:
+        print(f"llmscope-tui: baseline: {note}", file=sys.stderr)
 
 
 def _sole_error(group: BaseExceptionGroup) -> BaseException:

@@ -99,6 +99,9 @@ class Monitor:
         )
         self.incidents = IncidentEngine(PolicySettings.from_spc(settings.spc), settings.targets)
         self.budgets = BudgetTracker(settings.budgets, clock=wall_clock)
+        #: Called with the monitor once the data file's state is restored, before the first
+        #: probe (in a worker thread): e.g. limits from a baseline file replace what it restored.
+        self.on_prepared: list[Callable[[Monitor], None]] = []
 
     # -- events ----------------------------------------------------------------------------
 
@@ -247,6 +250,8 @@ class Monitor:
             self.prices.is_priced(target.provider, target.model)
         self.charts.restore()
         self._restore_incidents()
+        for hook in self.on_prepared:
+            hook(self)
         self.budgets.seed(self._spend_since, self.store.first_sample_ts())
 
     def _restore_incidents(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import IO
 
@@ -83,3 +84,20 @@ def private_file(path: Path) -> Path:
     private_dir(path.parent)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
     return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a whole small file (a summary, a baseline) 0600 in a 0700 folder, through a
+    temporary file beside it and os.replace: a reader sees the old file or all of the new one."""
+    private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

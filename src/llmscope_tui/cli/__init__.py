@@ -1,5 +1,5 @@
 """The `llmscope-tui` command: run (live view), --headless, export, check-config, ingest, report,
-rebaseline, serve.
+rebaseline, baseline save, serve.
 
 Every user mistake (bad flag, bad config, unreadable file) ends in one line on stderr and exit
 code 2, never a traceback. parser.py has the flags, run.py the faces, commands.py the
@@ -34,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return commands.report(args)
         if args.command == "rebaseline":
             return commands.rebaseline(args)
+        if args.command == "baseline":
+            return commands.baseline_save(args)
         if args.command == "serve":
             return serve(args)
         if wants_tui(args):

@@ -1,5 +1,5 @@
 """The subcommands that work on a data file or a config: export, check-config, ingest, report,
-rebaseline."""
+rebaseline, baseline save."""
 
 from __future__ import annotations
 
@@ -222,3 +222,47 @@ def rebaseline(args: argparse.Namespace) -> int:
     finally:
         store.close()
         holding.release()
+
+
+def baseline_save(args: argparse.Namespace) -> int:
+    """Write SPC limits for ``--baseline-from``: the data file's frozen baselines, or limits from
+    a time window (as ``rebaseline --since`` computes them, without changing the data file).
+    Reads the data file only, so it works while a monitor writes it."""
+    from llmscope_tui.gate.baselines import BaselineFileError, from_store, save
+    from llmscope_tui.store import StoreError
+
+    settings = settings_for(args)
+    db = resolve_db(args, settings)
+    if args.until is not None and args.since is None:
+        return fail("--until needs --since (the window start)")
+    now = time.time()
+    since = None if args.since is None else now - args.since
+    until = None if args.until is None else now - args.until
+    if since is not None and until is not None and until <= since:
+        return fail("--since must be further back than --until")
+    try:
+        with _open_reader(args, settings) as store:
+            if args.target and args.target not in store.targets():
+                known = ", ".join(store.targets()) or "none"
+                return fail(f"--target {args.target}: no samples of it in {db} (known: {known})")
+            found = from_store(store, settings.spc, data_file=str(db), target=args.target, since=since,
+                               until=until, now=now)
+    except (StoreError, BaselineFileError) as exc:
+        return fail(str(exc))
+    if not found.limits:
+        what = "no successful samples in that window" if since is not None else (
+            "no frozen baselines yet (a run freezes them after [spc] baseline_samples good samples)")
+        return fail(f"{db}: {what}; nothing to save")
+    path = Path(args.file).expanduser()
+    try:
+        save(path, found)
+    except OSError as exc:
+        return fail(f"{path}: cannot write the baseline file: {exc.strerror or exc}")
+    for lim in found.limits:
+        unit = "/s" if lim.metric == "tps" else " ms"
+        print(f"  {lim.target} {lim.metric}: center {lim.value(lim.center):,.4g}{unit}, "
+              f"UCL {lim.value(lim.ucl):,.4g}{unit}, LCL {lim.value(lim.lcl):,.4g}{unit} from {lim.n} samples")
+    for skipped in found.skipped:
+        print(f"  {skipped}: fewer than 2 usable samples in the window, not saved")
+    print(f"{PROG}: saved {len(found.limits)} baselines of {', '.join(found.targets())} to {path}")
+    return 0

@@ -121,6 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 (naming what and where on stderr) if an incident opened, a probe failed, an SPC "
         "rule fired or a budget reached 100 %%; repeatable",
     )
+    parser.add_argument(
+        "--summary-json",
+        metavar="FILE",
+        type=Path,
+        help="at the end of a bounded run (--count, --duration), write its summary as JSON here "
+        "(0600; - for stdout with --log-file); docs/ci.md",
+    )
+    parser.add_argument(
+        "--baseline-from",
+        metavar="FILE",
+        type=Path,
+        help="judge probes against the SPC limits of a file from 'baseline save' from the first one, "
+        "instead of learning limits in this run",
+    )
 
     parser.add_argument(
         "--ingest-port",
@@ -173,4 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     rebase.add_argument("--target", metavar="NAME", help="only this target (default: all)")
     rebase.add_argument("--since", metavar="AGE", type=_duration, help="window start, as an age (e.g. 3h)")
     rebase.add_argument("--until", metavar="AGE", type=_duration, help="window end, as an age (default: now)")
+    base = sub.add_parser("baseline", parents=[common], help="save SPC limits to a file for --baseline-from (docs/ci.md)")
+    base_sub = base.add_subparsers(dest="baseline_command", metavar="ACTION", required=True, parser_class=_Parser)
+    save = base_sub.add_parser(
+        "save",
+        parents=[common],
+        help="write the data file's frozen baselines (or, with --since, limits from a time window) to FILE",
+    )
+    save.add_argument("file", metavar="FILE", type=Path)
+    save.add_argument("--target", metavar="NAME", help="only this target (default: all)")
+    save.add_argument("--since", metavar="AGE", type=_duration, help="new limits from samples since this age (e.g. 3h)")
+    save.add_argument("--until", metavar="AGE", type=_duration, help="window end, as an age (default: now)")
     return parser

@@ -21,7 +21,7 @@ CHILD_GRACE_S = 4.0
 SERVE_EXIT_S = CHILD_GRACE_S + 4.0
 
 #: Flags that only make sense for a log run: with any of them and no --tui, no UI opens.
-_LOG_FLAGS = ("format", "log_file", "duration", "count", "fail_on")
+_LOG_FLAGS = ("format", "log_file", "duration", "count", "fail_on", "summary_json", "baseline_from")
 
 
 def wants_tui(args: argparse.Namespace) -> bool:
@@ -52,6 +52,18 @@ def run_log(args: argparse.Namespace) -> int:
     check_runnable(settings, ingest=args.ingest_port is not None)
     if not settings.demo and not settings.targets:
         print(f"{PROG}: {settings.config_file} has no [[targets]]: ingest only, on port {args.ingest_port}", file=sys.stderr)
+    baselines = None
+    if args.baseline_from is not None:
+        from llmscope_tui.gate.baselines import BaselineFileError, load
+
+        try:
+            baselines = load(args.baseline_from.expanduser())
+        except BaselineFileError as exc:
+            return fail(str(exc))
+    if args.summary_json is not None and args.count is None and args.duration is None:
+        return fail("--summary-json summarises a bounded run: give --count N or --duration TIME too")
+    if args.summary_json is not None and str(args.summary_json) == "-" and args.log_file is None:
+        return fail("--summary-json -: stdout carries the log; give --log-file too, or a file for the summary")
     options = HeadlessOptions(
         log_file=args.log_file,
         duration_s=args.duration,
@@ -62,6 +74,8 @@ def run_log(args: argparse.Namespace) -> int:
         # Not a terminal and not --headless (a pipe, `| tee`): readable lines, as the UI would say.
         format=args.format or ("json" if args.headless else "text"),
         ingest=IngestOptions.from_env(args.ingest_port, args.ingest_host) if args.ingest_port is not None else None,
+        summary_json=args.summary_json.expanduser() if args.summary_json is not None else None,
+        baselines=baselines,
     )
     handlers = logfile.attach_headless()  # tracebacks to the log file, one line on stderr
     try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 from statistics import median
@@ -190,6 +191,17 @@ class ShiftDetector:
         self._learn(hold)
         self.last = self._status()
         return self.last
+
+    def seed(self, values: Iterable[float]) -> bool:
+        """Start from a reference taken elsewhere (a saved baseline's points, in the metric's
+        unit) instead of learning one: the next point is judged. False, and nothing changed,
+        with fewer than 2 usable values."""
+        ys = [math.log(v) for v in values if v > 0 and math.isfinite(v)]
+        if len(ys) < 2:
+            return False
+        self.reset()
+        self._start_reference(ys[-REFERENCE_MAX:])
+        return True
 
     def _start_reference(self, values: list[float]) -> None:
         """The baseline: drop points beyond 3 sigma (moving-range sigma, as the charts do)."""

@@ -167,6 +167,13 @@ class IncidentEngine:
         state = self._targets.get(target)
         return state.detectors.get(metric) if state is not None else None
 
+    def seed(self, target: str, metric: str, values: Sequence[float]) -> bool:
+        """A metric's reference from a saved baseline (``--baseline-from``): its detector judges
+        the target's next probe. False for an unknown target or metric, or too few values."""
+        state = self._targets.get(target)
+        detector = state.detectors.get(metric) if state is not None else None
+        return detector.seed(values) if detector is not None else False
+
     # -- feeding -----------------------------------------------------------------------------
 
     def observe(

@@ -141,7 +141,15 @@ class ChartBank:
         start = self._baseline_start.pop(key, ts)
         self._save(key, baseline, start, ts)
 
-    def _save(self, key: tuple[str, str], baseline: Baseline, start: float, end: float) -> None:
+    def load(self, target: str, metric: str, baseline: Baseline, start: float | None, end: float | None) -> None:
+        """Limits taken elsewhere (a baseline file, ``--baseline-from``): the chart tests the very
+        next point against them, and they become the data file's active baseline."""
+        key = (target, metric)
+        self.charts[key] = self._frozen_chart(baseline.center, baseline.sigma)
+        self._baseline_start.pop(key, None)
+        self._save(key, baseline, start, end)
+
+    def _save(self, key: tuple[str, str], baseline: Baseline, start: float | None, end: float | None) -> None:
         """Persist frozen limits, so a restart monitors against them at once."""
         if self.store is not None:
             b = baseline
