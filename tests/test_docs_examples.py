@@ -109,3 +109,48 @@ def test_ingest_example_runs_and_reports(
         assert (sample.tokens_in, sample.tokens_out) == (20, 5)
         assert sample.latency_ms is not None
     assert sum(s.ttft_ms is not None for s in ep.samples) == records - 1  # the streamed call
+
+
+LIBRARY = examples("library.md")
+OWN_SERVER = "http://127.0.0.1:8000"  # the one URL the library page spells out
+NUMBER = r"\d+(\.\d+)?"
+#: example -> the lines it prints, as regular expressions
+LIBRARY_EXPECTED = {
+    "probe-sync": [rf"TTFT {NUMBER} ms, latency {NUMBER} ms, 5 tokens out"],
+    "probe-async": [rf"openai/gpt-4o-mini: ok=1 ttft_ms={NUMBER}", rf"ollama/llama3\.2: ok=1 ttft_ms={NUMBER}"],
+    "probe-own-server": ["1"],
+    "watch": [r"ollama/llama3\.2 ok", "openai/gpt-4o-mini ok", "2 samples, 0 failed"],
+    "monitor": ["start", "sample", "stop", "count reached"],
+}
+
+
+def test_library_page_tags_its_examples() -> None:
+    assert sorted(LIBRARY) == sorted(LIBRARY_EXPECTED)
+    assert [name for name, code in LIBRARY.items() if OWN_SERVER in code] == ["probe-own-server"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    # the watch example waits a second for its second target's first probe
+    [pytest.param(n, marks=pytest.mark.slow) if n == "watch" else n for n in LIBRARY_EXPECTED],
+)
+def test_library_example_runs(
+    name: str,
+    fake: FakeProvider,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{fake.base_url}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-docs-openai")
+    monkeypatch.setenv("OLLAMA_HOST", fake.base_url)
+    monkeypatch.chdir(tmp_path)  # the watch example writes probes.db where it runs
+    run_example(LIBRARY[name].replace(OWN_SERVER, fake.base_url), name)
+    lines = capsys.readouterr().out.splitlines()
+    if name == "watch":
+        lines = sorted(lines[:2]) + lines[2:]  # the two targets' samples come in either order
+    expected = LIBRARY_EXPECTED[name]
+    assert len(lines) == len(expected), lines
+    for line, pattern in zip(lines, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    assert len(fake.requests) == (2 if name in ("probe-async", "watch") else 1)
