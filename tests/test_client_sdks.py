@@ -168,6 +168,27 @@ def test_an_httpx2_client_keeps_its_elapsed_and_is_timed_by_it(
     assert (sample.tokens_in, sample.tokens_out) == (20, 5)
 
 
+@pytest.mark.anyio
+async def test_an_httpx2_async_stream_passes_through_and_is_measured(
+    fake: FakeProvider, ingest: tuple[Endpoint, str]
+) -> None:
+    """Without any SDK: an httpx2.AsyncClient's streamed call, read chunk by chunk."""
+    ep, url = ingest
+    body = {"model": "m", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
+    async with httpx2.AsyncClient(base_url=fake.base_url) as http:
+        reporter = instrument(http, endpoint=url, project="sdk")
+        async with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            received = b"".join([chunk async for chunk in response.aiter_raw()])
+        assert reporter.flush(10.0)
+        reporter.close()
+    content = fake.last_request.wait_done().content  # the content frames the fake wrote
+    assert len(content) == 5 and all(frame in received for frame in content)
+    assert received.endswith(b"data: [DONE]\n\n")
+    (sample,) = ep.samples
+    assert (sample.model, sample.tokens_in, sample.tokens_out, sample.ok) == ("m", 20, 5, 1)
+    assert sample.ttft_ms is not None and sample.latency_ms is not None and sample.latency_ms >= 30
+
+
 def test_instrument_names_what_it_takes() -> None:
     with pytest.raises(TypeError, match=r"needs an httpx2 or httpx Client or AsyncClient, got builtins\.object"):
         instrument(object())  # type: ignore[arg-type]
