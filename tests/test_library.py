@@ -149,6 +149,8 @@ async def test_probe_once_refuses_a_target_it_cannot_probe(fake: FakeProvider) -
     assert not fake.requests
     sample = await probe_once(unset, api_key=KEY, priced=False)  # a key given: probed
     assert sample.ok == 1
+    later = await probe_once(unset, env={"OPENAI_API_KEY": KEY}, priced=False)  # set since
+    assert later.ok == 1
     with pytest.raises(RuntimeError, match="inside a running event loop: use `await probe_once"):
         probe_once_sync(unset, api_key=KEY)
 

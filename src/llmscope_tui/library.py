@@ -131,15 +131,16 @@ async def probe_once(
     Each call opens its own connection (a cold probe: ``connect_ms`` is part of the TTFT);
     for probes on an interval over kept-alive connections, run the monitor (:func:`watch`).
     A provider's failure is a sample with ``ok == 0`` and an ``error_kind``, never an
-    exception; ValueError for a target that cannot be probed (disabled, unknown protocol).
+    exception; ValueError for a target that cannot be probed (disabled and its key variable
+    still unset, an unknown protocol).
     ``priced``: fill ``cost_usd`` from genai-prices (loaded once per process, in a thread)."""
     if target.protocol not in PROTOCOLS:
         raise ValueError(f"target {target.name!r}: unknown protocol {target.protocol!r}; one of: {', '.join(sorted(PROTOCOLS))}")
     if api_key is None:
-        if target.disabled_reason is not None:
-            raise ValueError(f"target {target.name!r} is disabled: {target.disabled_reason}")
         source = os.environ if env is None else env
         api_key = source.get(target.api_key_env) if target.api_key_env else None
+        if not api_key and target.disabled_reason is not None:  # its key variable is still unset
+            raise ValueError(f"target {target.name!r} is disabled: {target.disabled_reason}")
     timeouts = timeouts or Timeouts()
     client = make_client(1, timeouts)
     try:
