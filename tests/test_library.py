@@ -194,6 +194,18 @@ async def test_leaving_the_block_stops_the_run(fake: FakeProvider, tmp_path: Pat
 
 
 @pytest.mark.anyio
+async def test_an_error_in_the_block_stops_the_run_and_is_raised_as_itself(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    with pytest.raises(KeyError, match="the reader's own"):
+        async with watch(_settings(fake, tmp_path), env=ENV) as events:
+            async for event in events:
+                if event["event"] == "sample":
+                    raise KeyError("the reader's own")
+    assert events.summary is not None and events.summary.reason == "stopped"
+
+
+@pytest.mark.anyio
 async def test_a_run_that_cannot_start_raises_its_error_at_the_blocks_end(fake: FakeProvider, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -241,7 +241,8 @@ async def watch(
     ``events.stop()`` or leave the block, which stops it and waits for it to close the data
     file). ``settings`` come from :func:`~llmscope_tui.config.load_settings` or are built
     directly (``Settings(config_file=None, targets=[...], db_path=Path(...))``). An error that
-    ends the run (the data file cannot be opened) is raised when the block exits."""
+    ends the run (the data file cannot be opened) is raised when the block exits, and so is an
+    exception of the block itself, once the run has stopped (as itself, not in a group)."""
     from llmscope_tui.monitor import Monitor
 
     if max_buffer < 1:
@@ -268,14 +269,19 @@ async def watch(
         finally:
             send.close()
 
+    body_error: Exception | None = None
     with receive:
         async with anyio.create_task_group() as tg:
             tg.start_soon(run)
             try:
                 yield events
+            except Exception as exc:  # noqa: BLE001 - the block's own: raised as itself, below
+                body_error = exc
             finally:
                 if events.summary is None and events._error is None:
                     monitor.stop("stopped")
+    if body_error is not None:  # after the run stopped: not wrapped in the task group's ExceptionGroup
+        raise body_error
     if events._error is not None:
         raise events._error
 
