@@ -1,7 +1,7 @@
 """instrument() with the SDKs people have today, offline against the fake provider.
 
-openai 3, anthropic 2 and google-genai 3 are built on httpx2 (pydantic's fork of httpx) and
-refuse an httpx client; instrument() takes an httpx2 one as well as an httpx one. Each SDK
+openai 3, anthropic 2 and google-genai 3 are built on httpx2 (pydantic's fork of httpx);
+anthropic refuses an httpx client. instrument() takes an httpx2 one as well as an httpx one. Each SDK
 makes a plain and a streamed call through an instrumented httpx2 client, sync and async, and
 the records must reach the real ingest routes with the fake's usage, the model, timings and
 source "app". An SDK that is not installed skips its tests (they are in the test extra).

@@ -1,7 +1,8 @@
 """Which httpx a client or response comes from: httpx itself, or httpx2 (pydantic's fork).
 
-The openai (3.x), anthropic (2.x) and google-genai (3.x) SDKs are built on httpx2 and refuse an
-httpx client; older code passes an httpx one. The two packages have the same API under
+The openai (3.x), anthropic (2.x) and google-genai (3.x) SDKs are built on httpx2 (anthropic
+refuses an httpx client; openai 3.57 and google-genai 3.6 take either); older code passes an
+httpx one. The two packages have the same API under
 different names, and neither's classes are instances of the other's, so the hook asks each
 object's class which package it belongs to (walking the MRO, so subclasses such as an SDK's
 own client count) and takes that package's base classes from ``sys.modules``: httpx2 is never
