@@ -136,6 +136,22 @@ def test_sdk_sync_calls_are_reported(name: str, fake: FakeProvider, ingest: tupl
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["openai", "google-genai"])  # anthropic 2 refuses an httpx client
+def test_sdk_calls_through_an_httpx_client_are_reported(
+    name: str, fake: FakeProvider, ingest: tuple[Endpoint, str]
+) -> None:
+    sdk = _sdk(name)
+    ep, url = ingest
+    with httpx.Client() as http:
+        reporter = instrument(http, endpoint=url, project="sdk")
+        texts = _sync_calls(name, sdk, fake.base_url, http)
+        assert reporter.flush(10.0)
+        reporter.close()
+    assert texts == [TEXT, TEXT]
+    _check_records(name, ep.samples)
+
+
+@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", list(SDKS))
 async def test_sdk_async_calls_are_reported(name: str, fake: FakeProvider, ingest: tuple[Endpoint, str]) -> None:
