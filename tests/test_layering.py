@@ -28,6 +28,7 @@ CORE_MODULES = [
     "llmscope_tui.report",
     "llmscope_tui.ingest",
     "llmscope_tui.client",
+    "llmscope_tui.library",
 ]
 
 

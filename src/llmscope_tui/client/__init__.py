@@ -2,15 +2,16 @@
 
 ::
 
-    import httpx, openai
+    import httpx2, openai
     from llmscope_tui.client import instrument
 
-    http = httpx.Client()
+    http = httpx2.Client()
     instrument(http, project="checkout")
     client = openai.OpenAI(http_client=http)
 
-:func:`instrument` adds a response event hook to an ``httpx.Client`` or ``httpx.AsyncClient``
-(and so to the openai and anthropic SDKs, which accept one). For every call to a recognised LLM
+:func:`instrument` adds a response event hook to an ``httpx2`` or ``httpx`` ``Client`` /
+``AsyncClient`` (and so to the openai 3, anthropic 2 and google-genai 3 SDKs, which take an
+httpx2 one; see flavour.py). For every call to a recognised LLM
 endpoint -- OpenAI chat completions / completions / responses (and every OpenAI-compatible
 server, Azure included), Anthropic messages, Gemini generateContent / streamGenerateContent,
 Ollama chat / generate -- it records the provider, the model, the token usage (DESIGN 4
@@ -48,7 +49,7 @@ the app abandons before its end marker is reported as ``cancelled``; a JSON body
 The package, one job per module: ``routing`` (URL -> wire format and provider), ``observe``
 (the pass-through stream wrappers), ``summary`` (observation -> record, through the wire
 readers), ``delivery`` (posting batches, retried with stamina), ``reporter`` (the queue and its
-thread), ``hooks`` (:func:`instrument`).
+thread), ``hooks`` (:func:`instrument`), ``flavour`` (httpx or httpx2).
 """
 
 from __future__ import annotations

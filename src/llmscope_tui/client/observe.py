@@ -1,7 +1,9 @@
 """Observing a response as the app reads it: byte references with arrival stamps, and its end.
 
 The app's thread only stamps a clock and keeps references here; reading what the bytes meant
-happens later in the reporter's thread (summary.py). Nothing here raises into the app.
+happens later in the reporter's thread (summary.py). Nothing here raises into the app. A
+response of httpx or of httpx2 (flavour.py) gets a pass-through stream of its own package's
+base class, since each package checks that a response's stream is one of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from llmscope_tui.client import flavour
 from llmscope_tui.client.routing import Route
 from llmscope_tui.wire.base import request_id
 from llmscope_tui.wire.errors import classify_exception
@@ -54,7 +57,8 @@ class Observation:
         "wall_close",
     )
 
-    def __init__(self, route: Route, response: httpx.Response, on_finish: Callable[[Observation], None]) -> None:
+    def __init__(self, route: Route, response: Any, on_finish: Callable[[Observation], None]) -> None:
+        """``response``: an httpx or httpx2 Response, its body not read yet (or already in memory)."""
         self.on_finish = on_finish
         self.route = route
         self.status = response.status_code
@@ -66,9 +70,9 @@ class Observation:
         if route.url_model is None:
             try:
                 self.request_body = response.request.content  # already in memory for SDK calls
-            except httpx.RequestNotRead:  # a streaming request body: the model must come from the response
-                self.request_body = None
-        self.response_ref: weakref.ref[httpx.Response] | None = weakref.ref(response)
+            except Exception:  # noqa: BLE001 - RequestNotRead (httpx's or httpx2's): a streaming
+                self.request_body = None  # request body, so the model must come from the response
+        self.response_ref: weakref.ref[Any] | None = weakref.ref(response)
         self.start_ns = time.perf_counter_ns()
         self.head: list[Chunk] = []
         self.head_bytes = 0
@@ -146,7 +150,7 @@ class Observation:
         self.body_dropped = True
 
 
-class SyncObserved(httpx.SyncByteStream):
+class _SyncPassThrough:
     """Passes the inner stream's chunks through unchanged, showing each to the observation."""
 
     def __init__(self, inner: Any, obs: Observation) -> None:
@@ -159,6 +163,11 @@ class SyncObserved(httpx.SyncByteStream):
                 self._obs.add(chunk)
                 yield chunk
 
+    @property
+    def elapsed(self) -> Any:
+        """The inner stream's: httpx2's Response.elapsed is read from its stream."""
+        return getattr(self._inner, "elapsed", None)
+
     def close(self) -> None:
         t_close = time.perf_counter_ns()
         try:
@@ -167,8 +176,8 @@ class SyncObserved(httpx.SyncByteStream):
             self._obs.finish(t_close)
 
 
-class AsyncObserved(httpx.AsyncByteStream):
-    """The async twin of :class:`SyncObserved`; it awaits nothing of its own."""
+class _AsyncPassThrough:
+    """The async twin of :class:`_SyncPassThrough`; it awaits nothing of its own."""
 
     def __init__(self, inner: Any, obs: Observation) -> None:
         self._inner = inner
@@ -180,9 +189,40 @@ class AsyncObserved(httpx.AsyncByteStream):
                 self._obs.add(chunk)
                 yield chunk
 
+    @property
+    def elapsed(self) -> Any:
+        """The inner stream's: httpx2's Response.elapsed is read from its stream."""
+        return getattr(self._inner, "elapsed", None)
+
     async def aclose(self) -> None:
         t_close = time.perf_counter_ns()
         try:
             await self._inner.aclose()
         finally:
             self._obs.finish(t_close)
+
+
+class SyncObserved(_SyncPassThrough, httpx.SyncByteStream):
+    """The pass-through for an httpx response read synchronously."""
+
+
+class AsyncObserved(_AsyncPassThrough, httpx.AsyncByteStream):
+    """The pass-through for an httpx response read asynchronously."""
+
+
+#: package -> (sync, async) pass-through classes; httpx2's are made on its first response.
+_STREAM_CLASSES: dict[str, tuple[type[Any], type[Any]]] = {"httpx": (SyncObserved, AsyncObserved)}
+
+
+def observed_stream(package: str, inner: Any, obs: Observation, is_async: bool) -> Any:
+    """A pass-through of ``inner`` that is an instance of ``package``'s (httpx or httpx2) own
+    SyncByteStream / AsyncByteStream, as that package's Response requires."""
+    classes = _STREAM_CLASSES.get(package)
+    if classes is None:
+        mod = flavour.module(package)
+        classes = (
+            type("SyncObserved", (_SyncPassThrough, mod.SyncByteStream), {"__module__": __name__}),
+            type("AsyncObserved", (_AsyncPassThrough, mod.AsyncByteStream), {"__module__": __name__}),
+        )
+        _STREAM_CLASSES[package] = classes
+    return classes[1 if is_async else 0](inner, obs)

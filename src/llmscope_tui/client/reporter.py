@@ -17,11 +17,10 @@ from collections import deque
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-import httpx
-
 from llmscope_tui.client import summary
 from llmscope_tui.client.delivery import Delivery
-from llmscope_tui.client.observe import AsyncObserved, Observation, SyncObserved
+from llmscope_tui.client.flavour import package_of
+from llmscope_tui.client.observe import Observation, observed_stream
 from llmscope_tui.client.routing import route
 
 log = logging.getLogger("llmscope_tui.client")
@@ -121,7 +120,8 @@ class Reporter:
 
     # -- the app side (never raises, never blocks beyond a short lock) ------------------------------
 
-    def _on_response(self, response: httpx.Response, is_async: bool) -> None:
+    def _on_response(self, response: Any, is_async: bool) -> None:
+        """The hook's work, for an httpx or httpx2 Response whose body the app has yet to read."""
         try:
             if self._closed:
                 return
@@ -135,8 +135,8 @@ class Reporter:
                 obs.exhausted = True
                 obs.finish(time.perf_counter_ns())
                 return
-            inner = response.stream
-            response.stream = AsyncObserved(inner, obs) if is_async else SyncObserved(inner, obs)
+            package = package_of(response, "Response") or "httpx"
+            response.stream = observed_stream(package, response.stream, obs, is_async)
         except Exception as exc:  # noqa: BLE001 - nothing raises into the app
             self._note_error("could not observe a response", exc)
 

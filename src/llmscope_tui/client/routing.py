@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-import httpx
+from typing import Protocol
 
 from llmscope_tui.wire import PROTOCOLS
 from llmscope_tui.wire.base import FrameReader
@@ -44,6 +43,17 @@ _FORMAT_PROVIDER = {
 _GEMINI_PATH = re.compile(r"/models/([^/:]+):(?:stream)?generateContent$", re.IGNORECASE)
 
 
+class URLLike(Protocol):
+    """What route() reads of a URL: httpx.URL and httpx2.URL both have it."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """An LLM call: its wire format (a key of READERS), provider, and the model its URL names."""
@@ -57,7 +67,7 @@ class Route:
         return READERS[self.fmt]
 
 
-def route(url: httpx.URL, provider: str | None) -> Route | None:
+def route(url: URLLike, provider: str | None) -> Route | None:
     """The route of a call to ``url``, or None when it is not an LLM call we can read."""
     path = url.path.rstrip("/")
     url_model = None
@@ -77,7 +87,7 @@ def route(url: httpx.URL, provider: str | None) -> Route | None:
     return Route(fmt, provider or _provider_of(url, fmt), url_model)
 
 
-def _provider_of(url: httpx.URL, fmt: str) -> str:
+def _provider_of(url: URLLike, fmt: str) -> str:
     host = (url.host or "").lower()
     provider = _HOSTS.get(host)
     if provider is None:

@@ -26,7 +26,10 @@ def classify_status(status: int, body_error_type: str | None = None) -> ErrorKin
 
 
 def classify_exception(exc: BaseException) -> ErrorKind:
-    """Map a transport exception raised by httpx to an error kind."""
+    """Map a transport exception raised by httpx (or httpx2, whose classes have the same
+    names in another package: an instrumented SDK's) to an error kind."""
+    if type(exc).__module__.startswith("httpx2"):
+        return _classify_by_name({cls.__name__ for cls in type(exc).__mro__})
     if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
         return ErrorKind.TIMEOUT_CONNECT
     if isinstance(exc, httpx.ReadTimeout):
@@ -36,6 +39,17 @@ def classify_exception(exc: BaseException) -> ErrorKind:
     if isinstance(exc, (httpx.TransportError, OSError)):
         return ErrorKind.NETWORK
     if isinstance(exc, (UnicodeDecodeError, httpx.DecodingError)):
+        return ErrorKind.MALFORMED
+    return ErrorKind.NETWORK
+
+
+def _classify_by_name(names: set[str]) -> ErrorKind:
+    """classify_exception's mapping by class name, for httpx2's exceptions."""
+    if names & {"ConnectTimeout", "PoolTimeout"}:
+        return ErrorKind.TIMEOUT_CONNECT
+    if "TimeoutException" in names:
+        return ErrorKind.TIMEOUT_TOTAL
+    if "DecodingError" in names:
         return ErrorKind.MALFORMED
     return ErrorKind.NETWORK
 
