@@ -37,7 +37,7 @@ def families(text: str) -> dict[str, object]:
 
 
 def test_samples_become_histograms_in_seconds_and_counters() -> None:
-    exporter = MetricsExporter()
+    exporter = MetricsExporter("here")
     exporter(sample_event())
     exporter(sample_event(ok=0, error_kind="rate_limit", ttft_ms=None, latency_ms=None))
     exporter({"event": "violation", "target": "gpt", "metric": "ttft_ms", "rule": 1})
@@ -47,10 +47,24 @@ def test_samples_become_histograms_in_seconds_and_counters() -> None:
     count = next(s for s in ttft.samples if s.name.endswith("_count"))  # type: ignore[attr-defined]
     total = next(s for s in ttft.samples if s.name.endswith("_sum"))  # type: ignore[attr-defined]
     assert count.value == 1 and total.value == 0.25
-    assert count.labels == {"target": "gpt", "provider": "openai", "model": "gpt-4o-mini"}
+    assert count.labels == {"target": "gpt", "provider": "openai", "model": "gpt-4o-mini", "location": "here"}
     assert "llmscope_probes_total" in text and 'error_kind="rate_limit"' in text
-    assert 'llmscope_violations_total{metric="ttft_ms",rule="1",target="gpt"} 1.0' in text
+    assert 'llmscope_violations_total{location="here",metric="ttft_ms",rule="1",target="gpt"} 1.0' in text
     assert "llmscope_up" in fams
+
+
+def test_every_series_carries_the_location() -> None:
+    """A fleet's Prometheus tells its probes apart by ``location``: no series may lack it."""
+    exporter = MetricsExporter("eu-west")
+    exporter(sample_event())
+    exporter(sample_event(ok=0, error_kind="network"))
+    exporter({"event": "violation", "target": "gpt", "metric": "ttft_ms", "rule": 1})
+    exporter({"event": "incident", "state": "opened", "target": "gpt", "scope": "target", "severity": "warning"})
+    exporter({"event": "error", "where": "store", "message": "disk full"})
+    series = [s for f in text_string_to_metric_families(exporter.render().decode()) for s in f.samples]
+    assert len({s.name for s in series}) >= 20
+    assert all(s.labels.get("location") == "eu-west" for s in series), [s for s in series if "location" not in s.labels]
+    assert any(s.name == "llmscope_build_info" for s in series)
 
 
 @pytest.mark.anyio
@@ -76,17 +90,17 @@ async def test_metrics_endpoint_serves_text_format_0_0_4() -> None:
 
 
 def test_incidents_are_counted_and_the_open_one_is_a_gauge() -> None:
-    exporter = MetricsExporter()
+    exporter = MetricsExporter("x")
     opened = {"event": "incident", "state": "opened", "target": "gpt", "scope": "provider:openai", "severity": "warning"}
     exporter(opened)
     exporter({**opened, "state": "updated", "severity": "critical"})
     text = exporter.render().decode()
-    assert 'llmscope_incidents_total{scope="provider",severity="warning",target="gpt"} 1.0' in text
-    assert 'llmscope_incident_open{severity="critical",target="gpt"} 1.0' in text
-    assert 'llmscope_incident_open{severity="warning",target="gpt"} 0.0' in text
+    assert 'llmscope_incidents_total{location="x",scope="provider",severity="warning",target="gpt"} 1.0' in text
+    assert 'llmscope_incident_open{location="x",severity="critical",target="gpt"} 1.0' in text
+    assert 'llmscope_incident_open{location="x",severity="warning",target="gpt"} 0.0' in text
     exporter({**opened, "state": "closed", "severity": "critical"})
     text = exporter.render().decode()
-    assert 'llmscope_incident_open{severity="critical",target="gpt"} 0.0' in text
+    assert 'llmscope_incident_open{location="x",severity="critical",target="gpt"} 0.0' in text
 
 
 
