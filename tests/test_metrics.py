@@ -134,3 +134,39 @@ def test_a_scrape_is_what_prometheus_clients_own_server_gives() -> None:
         assert body == their_body and body
     filtered = render_metrics(exporter.registry, "", "", "name[]=llmscope_probes_total")[1].decode()
     assert "llmscope_probes_total" in filtered and "llmscope_ttft" not in filtered
+
+
+def test_tokens_are_counted_in_every_direction() -> None:
+    exporter = MetricsExporter("x")
+    exporter(sample_event(tokens_in=100, tokens_out=40, tokens_cached=60, tokens_cache_write=30, tokens_reasoning=25))
+    text = exporter.render().decode()
+    for direction, value in (("in", 100), ("out", 40), ("cached", 60), ("cache_write", 30), ("reasoning", 25)):
+        line = (f'llmscope_tokens_total{{direction="{direction}",location="x",model="gpt-4o-mini",'
+                f'provider="openai",target="gpt"}} {value:.1f}')  # fmt: skip
+        assert line in text
+
+
+def test_budgets_show_from_the_first_scrape_not_only_after_an_alert() -> None:
+    """Spend at 10 % of a budget (no threshold crossed, no budget event) is on the gauge;
+    a sample adds to it; a period that ended since reads 0 until the next sample."""
+    from datetime import UTC, datetime
+
+    from llmscope_tui.costs import Budget, BudgetTracker
+
+    now = [datetime(2026, 3, 10, 12, tzinfo=UTC).timestamp()]
+    tracker = BudgetTracker([Budget("all", 50.0, "month"), Budget("openai-daily", 2.0, "day", "provider:openai")],
+                            clock=lambda: now[0])  # fmt: skip
+    tracker.seed(lambda budget, since: 5.0 if budget.name == "all" else 0.0)
+    exporter = MetricsExporter("x")
+    exporter.watch_budgets(tracker.spent_now)
+    text = exporter.render().decode()
+    assert 'llmscope_budget_spent_usd{budget="all",location="x",period="month"} 5.0' in text
+    assert 'llmscope_budget_limit_usd{budget="all",location="x",period="month"} 50.0' in text
+    assert 'llmscope_budget_spent_usd{budget="openai-daily",location="x",period="day"} 0.0' in text
+    assert not tracker.observe(type("S", (), {"cost_usd": 0.25, "provider": "openai", "target": "gpt"})())
+    text = exporter.render().decode()
+    assert 'llmscope_budget_spent_usd{budget="openai-daily",location="x",period="day"} 0.25' in text
+    now[0] += 86400  # the next day: the daily budget starts again
+    text = exporter.render().decode()
+    assert 'llmscope_budget_spent_usd{budget="openai-daily",location="x",period="day"} 0.0' in text
+    assert 'llmscope_budget_spent_usd{budget="all",location="x",period="month"} 5.25' in text

@@ -204,6 +204,7 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
             endpoints = _endpoints(monitor, options, exporter)
             if exporter is not None:
                 monitor.subscribe(exporter)
+                exporter.watch_budgets(monitor.budgets.spent_now)
                 print(
                     f"llmscope-tui: metrics on http://{options.metrics_host}:{endpoints.metrics_port}/metrics",
                     file=sys.stderr,
