@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -206,3 +208,27 @@ def test_a_headless_run_exports_to_the_collector(collector: Collector, tmp_path:
     events = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines()]
     timed = [e for e in events if e["event"] == "sample" and e["latency_ms"] is not None]
     assert timed and sum(p.count for p in points) == len(timed)  # every sample of the run, sent at its end
+
+
+@pytest.mark.slow  # the stop waits its timeout (1 s) for a collector that never answers
+def test_a_collector_that_is_down_is_one_line_on_our_log(caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("opentelemetry.sdk", reason=NO_EXTRA)
+    import socket
+
+    from llmscope_tui.otlp import OtlpExporter
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exporter = OtlpExporter(f"http://127.0.0.1:{port}", "x", interval_s=3600)
+    exporter(sample())
+    with caplog.at_level(logging.WARNING):
+        exporter.close(timeout_s=1)
+        deadline = time.monotonic() + 30  # the SDK's thread says its last word after close()
+        while not [r for r in caplog.records if r.name == "llmscope_tui.otlp"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    ours = [r for r in caplog.records if r.name == "llmscope_tui.otlp"]
+    assert len(ours) == 1, [r.getMessage() for r in ours]
+    assert f"OTLP export to http://127.0.0.1:{port}/v1/metrics failed" in ours[0].getMessage()
+    assert "\n" not in ours[0].getMessage()
+    assert not [r for r in caplog.records if r.name.startswith("opentelemetry")]  # nothing else said

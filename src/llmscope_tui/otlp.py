@@ -11,7 +11,10 @@ are read by the exporter itself from OTEL_EXPORTER_OTLP_HEADERS; we never log th
 from __future__ import annotations
 
 import importlib.util
+import logging
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'llmscope-tui[otlp]'"
 
@@ -47,6 +50,27 @@ def missing_packages() -> str | None:
     return None
 
 
+class _FailuresToOurLog(logging.Handler):
+    """The SDK's log, as ours: a failed export is one line on our log (scrubbed, like every
+    line of it) naming the URL and the cause; its retry chatter is dropped."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.url = url
+        self.cause = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = str(record.msg)
+        if text.startswith("Transient error") and record.args:
+            self.cause = str(record.args[0])  # why the retries that come to nothing fail
+        elif text.startswith("Shutdown in progress"):  # the stop cut the last export's retries short
+            log.warning("OTLP export to %s failed at the stop: %s", self.url, self.cause or "no answer")
+        elif record.levelno >= logging.ERROR:
+            cause = f" ({self.cause})" if self.cause and "max retries" in record.getMessage() else ""
+            log.warning("OTLP export to %s failed: %s%s", self.url, record.getMessage(), cause)
+            self.cause = ""
+
+
 class OtlpExporter:
     """A monitor subscriber that records samples into OpenTelemetry histograms and exports them
     every ``interval_s`` from the SDK's own thread; :meth:`close` sends what is left."""
@@ -61,7 +85,15 @@ class OtlpExporter:
         from llmscope_tui.metrics import LATENCY_BUCKETS
 
         self.location = location
-        exporter = OTLPMetricExporter(endpoint=endpoint.rstrip("/") + "/v1/metrics")
+        url = endpoint.rstrip("/") + "/v1/metrics"
+        # The SDK's log goes to ours for the rest of the process: its export thread may still
+        # report the last export after close() has returned.
+        sdk_log = logging.getLogger("opentelemetry")
+        for handler in [h for h in sdk_log.handlers if isinstance(h, _FailuresToOurLog)]:
+            sdk_log.removeHandler(handler)
+        sdk_log.addHandler(_FailuresToOurLog(url))
+        sdk_log.propagate = False  # not Python's last-resort handler: raw, several lines a failure
+        exporter = OTLPMetricExporter(endpoint=url)
         reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval_s * 1000)
         resource = Resource.create(
             {"service.name": "llmscope-tui", "service.version": version, "llmscope.location": location}
@@ -99,5 +131,6 @@ class OtlpExporter:
                 self.tokens.record(event[field], {**attributes, "gen_ai.token.type": kind})
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Export what was recorded since the last export, then stop the SDK's thread."""
+        """Export what was recorded since the last export, then stop the SDK's thread (a
+        collector that does not answer costs at most about ``timeout_s``)."""
         self.provider.shutdown(timeout_millis=timeout_s * 1000)
