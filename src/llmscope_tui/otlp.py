@@ -61,7 +61,7 @@ class _FailuresToOurLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         text = str(record.msg)
-        if text.startswith("Transient error") and record.args:
+        if text.startswith("Transient error") and isinstance(record.args, tuple) and record.args:
             self.cause = str(record.args[0])  # why the retries that come to nothing fail
         elif text.startswith("Shutdown in progress"):  # the stop cut the last export's retries short
             log.warning("OTLP export to %s failed at the stop: %s", self.url, self.cause or "no answer")
