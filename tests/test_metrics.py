@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import anyio
 import httpx
 import pytest
@@ -170,3 +173,28 @@ def test_budgets_show_from_the_first_scrape_not_only_after_an_alert() -> None:
     text = exporter.render().decode()
     assert 'llmscope_budget_spent_usd{budget="openai-daily",location="x",period="day"} 0.0' in text
     assert 'llmscope_budget_spent_usd{budget="all",location="x",period="month"} 5.25' in text
+
+
+@pytest.mark.slow  # a real headless run against the fake provider: about a second
+def test_a_headless_run_serves_its_budgets_and_location(
+    tmp_path: Path, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The headless face wires the budgets into the exporter it serves, with the run's location."""
+    from llmscope_tui import headless
+    from llmscope_tui.config import load_settings
+
+    made: list[MetricsExporter] = []
+    monkeypatch.setattr(headless, "MetricsExporter", lambda location: made.append(MetricsExporter(location)) or made[-1])
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[monitor]\ninterval = "100ms"\nlocation = "lab-2"\n'
+        f'[[budgets]]\nname = "probes"\nlimit_usd = 20\nperiod = "day"\n'
+        f'[[targets]]\nname = "fake"\nprovider = "openai-compatible"\nmodel = "gpt-4o-mini"\n'
+        f'base_url = "{fake_provider.base_url}/v1"\n'
+    )
+    settings = load_settings(config, env={}, db=tmp_path / "s.db")
+    options = headless.HeadlessOptions(count=2, metrics_port=0, log_file=tmp_path / "log")
+    assert headless.run_headless(settings, options) == 0
+    text = made[0].render().decode()
+    assert 'llmscope_budget_limit_usd{budget="probes",location="lab-2",period="day"} 20.0' in text
+    assert 'llmscope_probes_total{location="lab-2",model="gpt-4o-mini",provider="openai-compatible",target="fake"} 2.0' in text
