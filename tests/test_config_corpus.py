@@ -26,17 +26,17 @@ CORPUS = [
     (
         "unknown-table",
         "[monitr]\ninterval = '5s'\n",
-        "1: monitr: unknown key (expected one of: alerts, budgets, monitor, prices, spc, targets, tui)",
+        "1: monitr: unknown key (expected one of: alerts, budgets, monitor, otlp, prices, spc, targets, tui)",
     ),
     (
         "unknown-top-key",
         "# my config\ncolour = 'red'\n",
-        "2: colour: unknown key (expected one of: alerts, budgets, monitor, prices, spc, targets, tui)",
+        "2: colour: unknown key (expected one of: alerts, budgets, monitor, otlp, prices, spc, targets, tui)",
     ),
     (
         "unknown-monitor-key",
         "[monitor]\nconcurency = 3\n",
-        "2: monitor.concurency: unknown key (expected one of: concurrency, connect_timeout, db, first_token_timeout, interval, retention_days, timeout)",
+        "2: monitor.concurency: unknown key (expected one of: concurrency, connect_timeout, db, first_token_timeout, interval, location, retention_days, timeout)",
     ),
     (
         "unknown-spc-key",
@@ -81,7 +81,7 @@ CORPUS = [
     (
         "dotted-in-table",
         "[monitor]\ninterval = '5s'\nfoo.bar = 1\n",
-        "3: monitor.foo: unknown key (expected one of: concurrency, connect_timeout, db, first_token_timeout, interval, retention_days, timeout)",
+        "3: monitor.foo: unknown key (expected one of: concurrency, connect_timeout, db, first_token_timeout, interval, location, retention_days, timeout)",
     ),
     (
         "dotted-quoted",

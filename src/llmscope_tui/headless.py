@@ -188,10 +188,12 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     stream = _open_log(options.log_file)
     out = BackgroundWriter(stream, name="log")
     writer = TextWriter(out) if options.format == "text" else JsonLinesWriter(out)
-    exporter = MetricsExporter() if options.metrics_port is not None else None
+    exporter = MetricsExporter(settings.location) if options.metrics_port is not None else None
     endpoints: Endpoints | None = None
     recorder = RunRecorder()
+    otlp = None
     try:
+        otlp = _otlp_exporter(settings)
         with demo_ready(settings) as session, hold(session.settings.db_path):  # one monitor per data file
             ready = session.settings
             monitor = session.monitor()
@@ -200,9 +202,12 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
                 monitor.subscribe(recorder)  # a summary is of a bounded run: memory stays bounded
             if options.baselines is not None:
                 _judge_against(options.baselines, monitor)
+            if otlp is not None:
+                monitor.subscribe(otlp)
             endpoints = _endpoints(monitor, options, exporter)
             if exporter is not None:
                 monitor.subscribe(exporter)
+                exporter.watch_budgets(monitor.budgets.spent_now)
                 print(
                     f"llmscope-tui: metrics on http://{options.metrics_host}:{endpoints.metrics_port}/metrics",
                     file=sys.stderr,
@@ -220,6 +225,8 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     finally:
         if endpoints is not None:
             endpoints.close()
+        if otlp is not None:
+            otlp.close()  # the last measurements reach the collector
         out.close()  # every queued line written, waiting a bounded time for a slow reader
         if stream is not sys.stdout:
             stream.close()
@@ -242,6 +249,20 @@ def _judge_against(baselines: BaselineSet, monitor: Monitor) -> None:
     )
     for note in notes:
         print(f"llmscope-tui: baseline: {note}", file=sys.stderr)
+
+
+def _otlp_exporter(settings: Settings) -> Any:
+    """The OTLP exporter when [otlp] endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) is set, else None;
+    imported only then, so a run without it never loads opentelemetry."""
+    if settings.otlp.endpoint is None:
+        return None
+    from llmscope_tui import __version__
+    from llmscope_tui.otlp import OtlpExporter, missing_packages
+
+    problem = missing_packages()
+    if problem is not None:
+        raise HeadlessError(problem)
+    return OtlpExporter(settings.otlp.endpoint, settings.location, settings.otlp.interval_s, __version__)
 
 
 def _sole_error(group: BaseExceptionGroup) -> BaseException:

@@ -20,7 +20,7 @@ from pydantic import (
     WrapValidator,
 )
 
-from llmscope_tui.config.providers import PRESETS
+from llmscope_tui.config.providers import PRESETS, url_problem
 from llmscope_tui.config.settings import (
     FPS_RANGE,
     MAX_CONCURRENCY,
@@ -28,6 +28,7 @@ from llmscope_tui.config.settings import (
     MAX_RETENTION_DAYS,
     MAX_TIMEOUT_S,
     MAX_TOKENS,
+    location_problem,
 )
 from llmscope_tui.costs import Budget, CostConfigError, PriceOverride, parse_budgets, parse_price
 from llmscope_tui.durations import MAX_DURATION_S, parse_duration
@@ -167,6 +168,14 @@ class MonitorTable(_Table):
     concurrency: Annotated[int, _count_up_to(MAX_CONCURRENCY)] | None = None
     retention_days: Days | None = None
     db: str | None = None
+    location: Annotated[str, AfterValidator(_location)] | None = None
+
+
+def _location(value: str) -> str:
+    problem = location_problem(value)
+    if problem is not None:
+        raise Problem(problem)
+    return value.strip()
 
 
 def _rules(value: list[Any]) -> list[Any]:
@@ -221,6 +230,18 @@ class AlertsTable(_Table):
     webhook_url: Annotated[str, AfterValidator(_http_url)] | None = None
     cooldown: Duration | None = None
     bell: bool | None = None
+
+
+def _base_url(value: str) -> str:
+    problem = url_problem(value)
+    if problem is not None:
+        raise Problem(problem)
+    return value
+
+
+class OtlpTable(_Table):
+    endpoint: Annotated[str, AfterValidator(_base_url)] | None = None
+    interval: Interval | None = None
 
 
 _LOW_FPS, _HIGH_FPS = FPS_RANGE
@@ -310,6 +331,7 @@ class ConfigFile(_Table):
     spc: Annotated[SpcTable, _table("spc")] = SpcTable()
     alerts: Annotated[AlertsTable, _table("alerts")] = AlertsTable()
     tui: Annotated[TuiTable, _table("tui")] = TuiTable()
+    otlp: Annotated[OtlpTable, _table("otlp")] = OtlpTable()
     budgets: Annotated[list[Budget], PlainValidator(_budgets)] = []
     prices: Annotated[list[PriceOverride], PlainValidator(_prices)] = []
     targets: Annotated[
@@ -326,5 +348,6 @@ TABLES: dict[Loc, type[BaseModel]] = {
     ("spc",): SpcTable,
     ("alerts",): AlertsTable,
     ("tui",): TuiTable,
+    ("otlp",): OtlpTable,
     ("targets", "*"): TargetTable,
 }

@@ -6,9 +6,11 @@ only ever sees these objects, so none of it imports pydantic.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from llmscope_tui import redaction
 from llmscope_tui.costs import Budget, PriceOverride
@@ -25,6 +27,27 @@ MAX_CONCURRENCY = 1000
 MAX_TOKENS = 100_000
 MAX_RETENTION_DAYS = 3650.0
 FPS_RANGE = (0.2, 30.0)
+#: A location label longer than this is a mistake (it is on every Prometheus series).
+MAX_LOCATION_CHARS = 64
+
+
+def location_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a location label (None: it can). It goes on every series a fleet's
+    Prometheus stores, so it is short, printable and not blank."""
+    if not value.strip():
+        return "must not be blank"
+    if len(value) > MAX_LOCATION_CHARS:
+        return f"at most {MAX_LOCATION_CHARS} characters, got {len(value)}"
+    if not value.isprintable():
+        return f"must be printable text, got {value!r}"
+    return None
+
+
+def default_location() -> str:
+    """The machine's short host name (``probe-eu1`` of ``probe-eu1.example.net``), so two hosts
+    differ out of the box; "unknown" when the system has none."""
+    name = socket.gethostname().split(".")[0].strip()
+    return name if name and location_problem(name) is None else "unknown"
 
 
 class ConfigError(Exception):
@@ -75,6 +98,17 @@ class TuiSettings:
 
 
 @dataclass(slots=True)
+class OtlpSettings:
+    """[otlp]: optional OpenTelemetry export (the `otlp` extra); off while endpoint is None.
+
+    ``endpoint`` is the collector's base URL (``http://127.0.0.1:4318``); /v1/metrics is added.
+    Headers (an API key for a hosted backend) come only from OTEL_EXPORTER_OTLP_HEADERS."""
+
+    endpoint: str | None = None
+    interval_s: float = 15.0
+
+
+@dataclass(slots=True)
 class Settings:
     """Everything the monitor needs, resolved and checked."""
 
@@ -88,9 +122,13 @@ class Settings:
     first_token_timeout_s: float = 20.0
     concurrency: int = 8
     retention_days: float = 7.0
+    #: where this probe runs: the ``location`` label of every metric series (a fleet tells its
+    #: probes apart by it), and in the headless ``start`` event
+    location: str = field(default_factory=default_location)
     spc: SpcSettings = field(default_factory=SpcSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     tui: TuiSettings = field(default_factory=TuiSettings)
+    otlp: OtlpSettings = field(default_factory=OtlpSettings)
     budgets: list[Budget] = field(default_factory=list)
     prices: list[PriceOverride] = field(default_factory=list)
     #: Where each value came from when it was not the default,
@@ -108,10 +146,16 @@ class Settings:
         """Tell the redaction registry every secret this configuration can send or receive:
         each target's key variable (custom names too), every variable named like a key
         (LLMSCOPE_API_KEY, OPENAI_API_KEY, ...), credential header values,
-        a URL's password and key-like query values, the webhook URL (it is its own credential)."""
+        a URL's password and key-like query values, the webhook URL (it is its own credential),
+        the OTLP headers' values."""
         names = [t.api_key_env for t in self.targets]
         redaction.remember_environment(env, names)
         for target in self.targets:
             redaction.remember_headers(target.extra_headers)
             redaction.remember_url(target.base_url)
         redaction.remember_url(self.alerts.webhook_url, path_is_secret=True)
+        redaction.remember_url(self.otlp.endpoint)
+        # OTLP headers ("api-key=...,x-team=...", URL-encoded) carry a hosted backend's key: every value
+        for variable in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS"):
+            pairs = [item.partition("=") for item in env.get(variable, "").split(",")]
+            redaction.remember(*(value.strip() for _, _, value in pairs), *(unquote(v.strip()) for _, _, v in pairs))
