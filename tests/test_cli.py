@@ -108,6 +108,12 @@ def test_check_config_demo(capsys: pytest.CaptureFixture[str]) -> None:
     assert "demo" in capsys.readouterr().out
 
 
+def test_check_config_shows_the_location(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMSCOPE_LOCATION", "eu-west-1")
+    assert main(["check-config"]) == 0
+    assert "location:     eu-west-1  (from LLMSCOPE_LOCATION)" in capsys.readouterr().out
+
+
 @pytest.mark.slow  # a real process or real-time stream: seconds
 def test_headless_count_writes_json_lines_and_the_data_file(tmp_path: Path, fake_provider: object) -> None:
     db = tmp_path / "s.db"

@@ -99,6 +99,24 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert settings.sources["db"] == "LLMSCOPE_DB"
 
 
+def test_location_defaults_to_the_short_host_name_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "probe-eu1.example.net")
+    assert load_settings(write(tmp_path, GOOD), env={}).location == "probe-eu1"
+    config = write(tmp_path, GOOD.replace("concurrency = 4", 'concurrency = 4\nlocation = "eu-west"'))
+    settings = load_settings(config, env={})
+    assert (settings.location, settings.sources["location"]) == ("eu-west", str(config))
+    settings = load_settings(config, env={"LLMSCOPE_LOCATION": "us-east"})
+    assert (settings.location, settings.sources["location"]) == ("us-east", "LLMSCOPE_LOCATION")
+    with pytest.raises(ConfigError, match="^environment variable LLMSCOPE_LOCATION: must be printable"):
+        load_settings(config, env={"LLMSCOPE_LOCATION": "a\tb"})
+    monkeypatch.setattr(socket, "gethostname", lambda: "")
+    assert load_settings(None, env={}).location == "unknown"
+
+
 def test_monitoring_interval_is_an_alias(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, GOOD), env={"MONITORING_INTERVAL": "2m"})
     assert settings.interval_s == 120
@@ -173,6 +191,10 @@ def test_missing_explicit_file(tmp_path: Path) -> None:
         ("[spc]\nclose_after = 0\n", ":2: spc.close_after: must be at least 1"),
         ("[alerts]\nwebhook_url = 'slack'\n", ":2: alerts.webhook_url"),
         ("[monitor\n", "invalid TOML"),
+        ("[monitor]\nlocation = '  '\n", ":2: monitor.location: must not be blank"),
+        ("[monitor]\nlocation = 3\n", ":2: monitor.location: expected a string"),
+        ('[monitor]\nlocation = "eu\\n1"\n', ":2: monitor.location: must be printable text"),
+        ("[monitor]\nlocation = '" + "x" * 65 + "'\n", ":2: monitor.location: at most 64 characters"),
     ],
 )
 def test_each_mistake_is_one_line_with_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:

@@ -36,7 +36,7 @@ CORPUS = [
     (
         "unknown-monitor-key",
         "[monitor]\nconcurency = 3\n",
-        "2: monitor.concurency: unknown key (expected one of: concurrency, connect_timeout, db, first_token_timeout, interval, retention_days, timeout)",
+        "2: monitor.concurency: unknown key (expected one of: concurrency, connect_timeout, db, first_token_timeout, interval, location, retention_days, timeout)",
     ),
     (
         "unknown-spc-key",
@@ -81,7 +81,7 @@ CORPUS = [
     (
         "dotted-in-table",
         "[monitor]\ninterval = '5s'\nfoo.bar = 1\n",
-        "3: monitor.foo: unknown key (expected one of: concurrency, connect_timeout, db, first_token_timeout, interval, retention_days, timeout)",
+        "3: monitor.foo: unknown key (expected one of: concurrency, connect_timeout, db, first_token_timeout, interval, location, retention_days, timeout)",
     ),
     (
         "dotted-quoted",

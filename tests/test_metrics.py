@@ -37,7 +37,7 @@ def families(text: str) -> dict[str, object]:
 
 
 def test_samples_become_histograms_in_seconds_and_counters() -> None:
-    exporter = MetricsExporter()
+    exporter = MetricsExporter("here")
     exporter(sample_event())
     exporter(sample_event(ok=0, error_kind="rate_limit", ttft_ms=None, latency_ms=None))
     exporter({"event": "violation", "target": "gpt", "metric": "ttft_ms", "rule": 1})
@@ -47,10 +47,24 @@ def test_samples_become_histograms_in_seconds_and_counters() -> None:
     count = next(s for s in ttft.samples if s.name.endswith("_count"))  # type: ignore[attr-defined]
     total = next(s for s in ttft.samples if s.name.endswith("_sum"))  # type: ignore[attr-defined]
     assert count.value == 1 and total.value == 0.25
-    assert count.labels == {"target": "gpt", "provider": "openai", "model": "gpt-4o-mini"}
+    assert count.labels == {"target": "gpt", "provider": "openai", "model": "gpt-4o-mini", "location": "here"}
     assert "llmscope_probes_total" in text and 'error_kind="rate_limit"' in text
-    assert 'llmscope_violations_total{metric="ttft_ms",rule="1",target="gpt"} 1.0' in text
+    assert 'llmscope_violations_total{location="here",metric="ttft_ms",rule="1",target="gpt"} 1.0' in text
     assert "llmscope_up" in fams
+
+
+def test_every_series_carries_the_location() -> None:
+    """A fleet's Prometheus tells its probes apart by ``location``: no series may lack it."""
+    exporter = MetricsExporter("eu-west")
+    exporter(sample_event())
+    exporter(sample_event(ok=0, error_kind="network"))
+    exporter({"event": "violation", "target": "gpt", "metric": "ttft_ms", "rule": 1})
+    exporter({"event": "incident", "state": "opened", "target": "gpt", "scope": "target", "severity": "warning"})
+    exporter({"event": "error", "where": "store", "message": "disk full"})
+    series = [s for f in text_string_to_metric_families(exporter.render().decode()) for s in f.samples]
+    assert len({s.name for s in series}) >= 20
+    assert all(s.labels.get("location") == "eu-west" for s in series), [s for s in series if "location" not in s.labels]
+    assert any(s.name == "llmscope_build_info" for s in series)
 
 
 @pytest.mark.anyio
@@ -76,17 +90,17 @@ async def test_metrics_endpoint_serves_text_format_0_0_4() -> None:
 
 
 def test_incidents_are_counted_and_the_open_one_is_a_gauge() -> None:
-    exporter = MetricsExporter()
+    exporter = MetricsExporter("x")
     opened = {"event": "incident", "state": "opened", "target": "gpt", "scope": "provider:openai", "severity": "warning"}
     exporter(opened)
     exporter({**opened, "state": "updated", "severity": "critical"})
     text = exporter.render().decode()
-    assert 'llmscope_incidents_total{scope="provider",severity="warning",target="gpt"} 1.0' in text
-    assert 'llmscope_incident_open{severity="critical",target="gpt"} 1.0' in text
-    assert 'llmscope_incident_open{severity="warning",target="gpt"} 0.0' in text
+    assert 'llmscope_incidents_total{location="x",scope="provider",severity="warning",target="gpt"} 1.0' in text
+    assert 'llmscope_incident_open{location="x",severity="critical",target="gpt"} 1.0' in text
+    assert 'llmscope_incident_open{location="x",severity="warning",target="gpt"} 0.0' in text
     exporter({**opened, "state": "closed", "severity": "critical"})
     text = exporter.render().decode()
-    assert 'llmscope_incident_open{severity="critical",target="gpt"} 0.0' in text
+    assert 'llmscope_incident_open{location="x",severity="critical",target="gpt"} 0.0' in text
 
 
 
@@ -120,3 +134,39 @@ def test_a_scrape_is_what_prometheus_clients_own_server_gives() -> None:
         assert body == their_body and body
     filtered = render_metrics(exporter.registry, "", "", "name[]=llmscope_probes_total")[1].decode()
     assert "llmscope_probes_total" in filtered and "llmscope_ttft" not in filtered
+
+
+def test_tokens_are_counted_in_every_direction() -> None:
+    exporter = MetricsExporter("x")
+    exporter(sample_event(tokens_in=100, tokens_out=40, tokens_cached=60, tokens_cache_write=30, tokens_reasoning=25))
+    text = exporter.render().decode()
+    for direction, value in (("in", 100), ("out", 40), ("cached", 60), ("cache_write", 30), ("reasoning", 25)):
+        line = (f'llmscope_tokens_total{{direction="{direction}",location="x",model="gpt-4o-mini",'
+                f'provider="openai",target="gpt"}} {value:.1f}')  # fmt: skip
+        assert line in text
+
+
+def test_budgets_show_from_the_first_scrape_not_only_after_an_alert() -> None:
+    """Spend at 10 % of a budget (no threshold crossed, no budget event) is on the gauge;
+    a sample adds to it; a period that ended since reads 0 until the next sample."""
+    from datetime import UTC, datetime
+
+    from llmscope_tui.costs import Budget, BudgetTracker
+
+    now = [datetime(2026, 3, 10, 12, tzinfo=UTC).timestamp()]
+    tracker = BudgetTracker([Budget("all", 50.0, "month"), Budget("openai-daily", 2.0, "day", "provider:openai")],
+                            clock=lambda: now[0])  # fmt: skip
+    tracker.seed(lambda budget, since: 5.0 if budget.name == "all" else 0.0)
+    exporter = MetricsExporter("x")
+    exporter.watch_budgets(tracker.spent_now)
+    text = exporter.render().decode()
+    assert 'llmscope_budget_spent_usd{budget="all",location="x",period="month"} 5.0' in text
+    assert 'llmscope_budget_limit_usd{budget="all",location="x",period="month"} 50.0' in text
+    assert 'llmscope_budget_spent_usd{budget="openai-daily",location="x",period="day"} 0.0' in text
+    assert not tracker.observe(type("S", (), {"cost_usd": 0.25, "provider": "openai", "target": "gpt"})())
+    text = exporter.render().decode()
+    assert 'llmscope_budget_spent_usd{budget="openai-daily",location="x",period="day"} 0.25' in text
+    now[0] += 86400  # the next day: the daily budget starts again
+    text = exporter.render().decode()
+    assert 'llmscope_budget_spent_usd{budget="openai-daily",location="x",period="day"} 0.0' in text
+    assert 'llmscope_budget_spent_usd{budget="all",location="x",period="month"} 5.25' in text

@@ -152,6 +152,7 @@ async def test_application_usage_is_ingested_priced_and_reported(tmp_path: Path,
     assert monitor.summary.samples == len(kinds(events, "sample")) - 2  # app usage is not a probe
     assert kinds(events, "start")[0]["ingest"] == url
     assert kinds(events, "start")[0]["clock"] == clock_in_use()  # who stamps response arrivals
+    assert kinds(events, "start")[0]["location"] == settings.location  # where this probe runs
     with open_readonly(settings.db_path) as store:
         summary = cost_summary(store, PriceBook(settings.prices))
         assert summary.by_source["app"] == pytest.approx(3.0)

@@ -194,7 +194,7 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     stream = _open_log(options.log_file)
     out = BackgroundWriter(stream, name="log")
     writer = TextWriter(out) if options.format == "text" else JsonLinesWriter(out)
-    exporter = MetricsExporter() if options.metrics_port is not None else None
+    exporter = MetricsExporter(settings.location) if options.metrics_port is not None else None
     endpoints: Endpoints | None = None
     try:
         with demo_ready(settings) as session, hold(session.settings.db_path):  # one monitor per data file
@@ -204,6 +204,7 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
             endpoints = _endpoints(monitor, options, exporter)
             if exporter is not None:
                 monitor.subscribe(exporter)
+                exporter.watch_budgets(monitor.budgets.spent_now)
                 print(
                     f"llmscope-tui: metrics on http://{options.metrics_host}:{endpoints.metrics_port}/metrics",
                     file=sys.stderr,

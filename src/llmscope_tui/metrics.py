@@ -1,93 +1,173 @@
 """Prometheus exposition of the monitor's events (DESIGN 8), via prometheus_client.
 
 A plain scrape gets text format 0.0.4; a Prometheus that asks for OpenMetrics gets that.
-Histograms are in seconds, counters end in _total, labels are target/provider/model/error_kind.
+Histograms are in seconds, counters end in _total, labels are target/provider/model/error_kind,
+and every series carries ``location`` (``[monitor] location``): a fleet's probes differ by it.
 Each exporter has its own registry, so tests and several monitors in one process do not collide.
 It is served at /metrics by :mod:`llmscope_tui.server`, with the rest of what we serve.
+docs/metrics.md ("Prometheus metrics") lists every series and why the buckets are what they are.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from llmscope_tui import __version__
+from llmscope_tui.config.settings import default_location
 
-_LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0)
-_ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0)
-_LABELS = ("target", "provider", "model")
+#: Bucket bounds per doubling: consecutive bounds differ by 2 ** (1/6) ~ 1.1225, so
+#: histogram_quantile (linear inside a bucket) is off by at most 12.2 % whatever the data, and by
+#: a few % for the spread real latencies have (docs/metrics.md derives and measures it).
+BUCKETS_PER_DOUBLING = 6
+
+
+def geometric_buckets(low: float, high: float, per_doubling: int = BUCKETS_PER_DOUBLING) -> tuple[float, ...]:
+    """Bounds 2 ** (i / per_doubling) from the last one at or below ``low`` to the first at or
+    above ``high``, rounded to 4 significant digits so that ``le`` labels stay readable."""
+    first = math.floor(per_doubling * math.log2(low) + 1e-9)
+    last = math.ceil(per_doubling * math.log2(high) - 1e-9)
+    return tuple(float(f"{2 ** (i / per_doubling):.4g}") for i in range(first, last + 1))
+
+
+#: TTFT and latency, 5 ms to 60 s (83 bounds); mean inter-token latency, 0.5 ms to 2 s (73).
+LATENCY_BUCKETS = geometric_buckets(0.005, 60.0)
+ITL_BUCKETS = geometric_buckets(0.0005, 2.0)
+_LABELS = ("target", "provider", "model", "location")
+#: Sample field -> the ``direction`` label of llmscope_tokens_total ("in" counts cached and
+#: cache writes too, as tokens_in does; "out" counts reasoning, as tokens_out does).
+TOKEN_DIRECTIONS = (
+    ("tokens_in", "in"),
+    ("tokens_out", "out"),
+    ("tokens_cached", "cached"),
+    ("tokens_cache_write", "cache_write"),
+    ("tokens_reasoning", "reasoning"),
+)
+
+#: () -> [(budget name, period "day"|"month", spent so far this period, limit)], thread-safe.
+BudgetSource = Callable[[], list[tuple[str, str, float, float]]]
+
+
+class _BudgetCollector(Collector):
+    """Budget spend and limits read at scrape time, so a budget shows from the first scrape
+    (at 10 % as at 100 %), not only once a threshold alert has fired."""
+
+    def __init__(self, source: BudgetSource, location: str) -> None:
+        self.source = source
+        self.location = location
+
+    def describe(self) -> list[Metric]:
+        return list(self._families([]))
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(self.source())
+
+    def _families(self, budgets: list[tuple[str, str, float, float]]) -> Iterator[Metric]:
+        labels = ("budget", "period", "location")
+        spent = GaugeMetricFamily(
+            "llmscope_budget_spent_usd", "Spend counted against the budget this period, US dollars", labels=labels
+        )
+        limit = GaugeMetricFamily("llmscope_budget_limit_usd", "The budget's limit per period, US dollars", labels=labels)
+        for name, period, spent_usd, limit_usd in budgets:
+            spent.add_metric((name, period, self.location), spent_usd)
+            limit.add_metric((name, period, self.location), limit_usd)
+        yield spent
+        yield limit
 
 
 class MetricsExporter:
     """Subscribes to monitor events and keeps Prometheus series up to date."""
 
-    def __init__(self) -> None:
+    def __init__(self, location: str | None = None) -> None:
+        self.location = default_location() if location is None else location
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.info = Gauge("llmscope_build_info", "llmscope-tui version", ("version",), registry=r)
-        self.info.labels(__version__).set(1)
+        self.info = Gauge("llmscope_build_info", "llmscope-tui version", ("version", "location"), registry=r)
+        self.info.labels(__version__, self.location).set(1)
         self.probes = Counter("llmscope_probes", "Probes completed, ok or not", _LABELS, registry=r)
         self.errors = Counter(
-            "llmscope_probe_errors", "Failed probes by error kind", (*_LABELS, "error_kind"), registry=r
+            "llmscope_probe_errors",
+            "Failed probes by error kind",
+            ("target", "provider", "model", "error_kind", "location"),
+            registry=r,
         )
         self.ttft = Histogram(
-            "llmscope_ttft_seconds", "Time to first token", _LABELS, buckets=_LATENCY_BUCKETS, registry=r
+            "llmscope_ttft_seconds", "Time to first token", _LABELS, buckets=LATENCY_BUCKETS, registry=r
         )
         self.latency = Histogram(
-            "llmscope_latency_seconds", "Request start to last token", _LABELS, buckets=_LATENCY_BUCKETS, registry=r
+            "llmscope_latency_seconds", "Request start to last token", _LABELS, buckets=LATENCY_BUCKETS, registry=r
         )
         self.itl = Histogram(
-            "llmscope_itl_seconds", "Mean inter-token latency per probe", _LABELS, buckets=_ITL_BUCKETS, registry=r
+            "llmscope_itl_seconds", "Mean inter-token latency per probe", _LABELS, buckets=ITL_BUCKETS, registry=r
         )
         self.tps = Gauge("llmscope_tokens_per_second", "Output tokens/s of the last successful probe", _LABELS, registry=r)
-        self.tokens = Counter("llmscope_tokens", "Tokens used by probes", (*_LABELS, "direction"), registry=r)
+        self.tokens = Counter(
+            "llmscope_tokens",
+            "Tokens used by probes, by direction (in, out, cached, cache_write, reasoning)",
+            ("target", "provider", "model", "direction", "location"),
+            registry=r,
+        )
         self.cost = Counter("llmscope_cost_usd", "Spend on probes in US dollars (priced models)", _LABELS, registry=r)
         self.up = Gauge("llmscope_up", "1 when the target's last probe succeeded", _LABELS, registry=r)
         self.last = Gauge(
             "llmscope_last_probe_timestamp_seconds", "Unix time of the target's last probe", _LABELS, registry=r
         )
         self.violations = Counter(
-            "llmscope_violations", "SPC rule firings", ("target", "metric", "rule"), registry=r
+            "llmscope_violations", "SPC rule firings", ("target", "metric", "rule", "location"), registry=r
         )
         self.incidents = Counter(
-            "llmscope_incidents", "Incidents opened (DESIGN 6b)", ("target", "scope", "severity"), registry=r
+            "llmscope_incidents", "Incidents opened (DESIGN 6b)", ("target", "scope", "severity", "location"), registry=r
         )
         self.incident_open = Gauge(
             "llmscope_incident_open",
             "1 while the target has an open incident, with its severity",
-            ("target", "severity"),
+            ("target", "severity", "location"),
             registry=r,
         )
-        self.store_errors = Counter("llmscope_store_errors", "Failures to write the data file", registry=r)
+        self.store_errors = Counter(
+            "llmscope_store_errors", "Failures to write the data file", ("location",), registry=r
+        )
+        self.store_errors.labels(self.location)  # a zero from the first scrape, as before the label
+
+    def watch_budgets(self, source: BudgetSource) -> None:
+        """Serve llmscope_budget_spent_usd and llmscope_budget_limit_usd from ``source``, called
+        at each scrape (from the server's thread: it must only read)."""
+        self.registry.register(_BudgetCollector(source, self.location))
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "sample":
             self._sample(event)
         elif kind == "violation":
-            self.violations.labels(event["target"], event["metric"], str(event["rule"])).inc()
+            self.violations.labels(event["target"], event["metric"], str(event["rule"]), self.location).inc()
         elif kind == "incident":
             self._incident(event)
         elif kind == "error" and event.get("where") == "store":
-            self.store_errors.inc()
+            self.store_errors.labels(self.location).inc()
 
     def _incident(self, event: dict[str, Any]) -> None:
         target, severity = event["target"], event.get("severity") or "warning"
         if event["state"] == "opened":
-            self.incidents.labels(target, str(event.get("scope") or "target").split(":")[0], severity).inc()
+            scope = str(event.get("scope") or "target").split(":")[0]
+            self.incidents.labels(target, scope, severity, self.location).inc()
         for level in ("info", "warning", "critical"):  # one series per target says the current severity
-            self.incident_open.labels(target, level).set(
+            self.incident_open.labels(target, level, self.location).set(
                 1 if event["state"] != "closed" and level == severity else 0
             )
 
     def _sample(self, s: dict[str, Any]) -> None:
-        labels = (s["target"], s["provider"], s["model"])
+        target, provider, model = s["target"], s["provider"], s["model"]
+        labels = (target, provider, model, self.location)
         self.probes.labels(*labels).inc()
         self.last.labels(*labels).set(s["ts"])
         self.up.labels(*labels).set(1 if s["ok"] else 0)
         if not s["ok"]:
-            self.errors.labels(*labels, s["error_kind"] or "unknown").inc()
+            self.errors.labels(target, provider, model, s["error_kind"] or "unknown", self.location).inc()
             return
         if s.get("ttft_ms") is not None:
             self.ttft.labels(*labels).observe(s["ttft_ms"] / 1000)
@@ -97,10 +177,9 @@ class MetricsExporter:
             self.itl.labels(*labels).observe(s["itl_ms"] / 1000)
         if s.get("tps") is not None:
             self.tps.labels(*labels).set(s["tps"])
-        if s.get("tokens_in"):
-            self.tokens.labels(*labels, "in").inc(s["tokens_in"])
-        if s.get("tokens_out"):
-            self.tokens.labels(*labels, "out").inc(s["tokens_out"])
+        for field, direction in TOKEN_DIRECTIONS:
+            if s.get(field):
+                self.tokens.labels(target, provider, model, direction, self.location).inc(s[field])
         if s.get("cost_usd"):
             self.cost.labels(*labels).inc(s["cost_usd"])
 

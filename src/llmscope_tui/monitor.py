@@ -220,6 +220,7 @@ class Monitor:
             "event": "start",
             "ts": self.wall_clock(),
             "version": __version__,
+            "location": s.location,
             "demo": s.demo,
             "config": str(s.config_file) if s.config_file else None,
             "db": str(s.db_path),

@@ -86,6 +86,8 @@ def check_config(args: argparse.Namespace) -> int:
         f"(connect {settings.connect_timeout_s:g}s, first token {settings.first_token_timeout_s:g}s), "
         f"concurrency {settings.concurrency}, retention {settings.retention_days:g} days\n"
     )
+    where = settings.sources.get("location")
+    out.write(f"location:     {settings.location}{f'  (from {where})' if where else '  (host name)'}\n")
     spc = settings.spc
     out.write(
         f"spc:          baseline {spc.baseline_samples} samples, transform {spc.transform}, "

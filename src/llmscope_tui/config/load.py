@@ -29,6 +29,7 @@ from llmscope_tui.config.settings import (
     MAX_RETENTION_DAYS,
     ConfigError,
     Settings,
+    location_problem,
 )
 from llmscope_tui.durations import parse_duration
 from llmscope_tui.model import Target
@@ -187,6 +188,9 @@ def _apply_file(file: ConfigFile, path: Path, settings: Settings) -> None:
         settings.concurrency = monitor.concurrency
     if monitor.retention_days is not None:
         settings.retention_days = monitor.retention_days
+    if monitor.location is not None:
+        settings.location = monitor.location
+        settings.sources["location"] = str(path)
     if monitor.db is not None:
         settings.db_path = (path.parent / Path(monitor.db).expanduser()).resolve()
         settings.sources["db"] = str(path)
@@ -306,6 +310,12 @@ def _apply_env(env: Mapping[str, str], settings: Settings) -> None:
             )
         settings.retention_days = days
         settings.sources["retention_days"] = var
+    if env.get("LLMSCOPE_LOCATION"):
+        problem = location_problem(env["LLMSCOPE_LOCATION"])
+        if problem is not None:
+            raise ConfigError(f"environment variable LLMSCOPE_LOCATION: {problem}")
+        settings.location = env["LLMSCOPE_LOCATION"].strip()
+        settings.sources["location"] = "LLMSCOPE_LOCATION"
     if env.get("LLMSCOPE_DB"):
         settings.db_path = Path(env["LLMSCOPE_DB"]).expanduser()
         settings.sources["db"] = "LLMSCOPE_DB"

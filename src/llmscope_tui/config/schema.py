@@ -28,6 +28,7 @@ from llmscope_tui.config.settings import (
     MAX_RETENTION_DAYS,
     MAX_TIMEOUT_S,
     MAX_TOKENS,
+    location_problem,
 )
 from llmscope_tui.costs import Budget, CostConfigError, PriceOverride, parse_budgets, parse_price
 from llmscope_tui.durations import MAX_DURATION_S, parse_duration
@@ -167,6 +168,14 @@ class MonitorTable(_Table):
     concurrency: Annotated[int, _count_up_to(MAX_CONCURRENCY)] | None = None
     retention_days: Days | None = None
     db: str | None = None
+    location: Annotated[str, AfterValidator(_location)] | None = None
+
+
+def _location(value: str) -> str:
+    problem = location_problem(value)
+    if problem is not None:
+        raise Problem(problem)
+    return value.strip()
 
 
 def _rules(value: list[Any]) -> list[Any]:

@@ -6,6 +6,7 @@ only ever sees these objects, so none of it imports pydantic.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,27 @@ MAX_CONCURRENCY = 1000
 MAX_TOKENS = 100_000
 MAX_RETENTION_DAYS = 3650.0
 FPS_RANGE = (0.2, 30.0)
+#: A location label longer than this is a mistake (it is on every Prometheus series).
+MAX_LOCATION_CHARS = 64
+
+
+def location_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a location label (None: it can). It goes on every series a fleet's
+    Prometheus stores, so it is short, printable and not blank."""
+    if not value.strip():
+        return "must not be blank"
+    if len(value) > MAX_LOCATION_CHARS:
+        return f"at most {MAX_LOCATION_CHARS} characters, got {len(value)}"
+    if not value.isprintable():
+        return f"must be printable text, got {value!r}"
+    return None
+
+
+def default_location() -> str:
+    """The machine's short host name (``probe-eu1`` of ``probe-eu1.example.net``), so two hosts
+    differ out of the box; "unknown" when the system has none."""
+    name = socket.gethostname().split(".")[0].strip()
+    return name if name and location_problem(name) is None else "unknown"
 
 
 class ConfigError(Exception):
@@ -88,6 +110,9 @@ class Settings:
     first_token_timeout_s: float = 20.0
     concurrency: int = 8
     retention_days: float = 7.0
+    #: where this probe runs: the ``location`` label of every metric series (a fleet tells its
+    #: probes apart by it), and in the headless ``start`` event
+    location: str = field(default_factory=default_location)
     spc: SpcSettings = field(default_factory=SpcSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     tui: TuiSettings = field(default_factory=TuiSettings)

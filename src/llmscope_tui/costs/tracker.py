@@ -88,6 +88,15 @@ class BudgetTracker:
         now = self._now()
         return [self._status(b, now) for b in self.budgets]
 
+    def spent_now(self) -> list[tuple[str, str, float, float]]:
+        """(name, period, spent this period, limit) per budget, for a metrics scrape. It only
+        reads (safe from another thread); a period that ended since the last sample reads 0."""
+        now = self.clock()
+        return [
+            (b.name, b.period, 0.0 if now >= self._period_end.get(b.name, math.inf) else self._spent[b.name], b.limit_usd)
+            for b in self.budgets
+        ]
+
     def should_pause(self, target: Any) -> bool:
         """True while a budget covering this target is spent past its pause_probes_at."""
         return self.alerter.should_pause(target)
