@@ -5,6 +5,7 @@ The opt-in check against a real Prometheus server is bench/bench_metrics_accurac
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -104,3 +105,19 @@ def test_promtool_finds_nothing_wrong_in_a_scrape() -> None:
     for scrape in (text, exporter.render().decode()):
         result = subprocess.run(["promtool", "check", "metrics"], input=scrape, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stdout + result.stderr
+
+
+@pytest.mark.slow  # about a minute: a demo probe scraped by a real Prometheus
+@pytest.mark.skipif(
+    os.environ.get("LLMSCOPE_PROMETHEUS") != "1" or shutil.which("prometheus") is None,
+    reason="opt-in: LLMSCOPE_PROMETHEUS=1 and the prometheus binary (Debian: apt-get install prometheus)",
+)
+def test_a_real_prometheus_reads_percentiles_within_10_percent() -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    from bench_metrics_accuracy import run
+
+    rows = run(duration_s=45.0, old=False)
+    assert {r["target"] for r in rows} == {"demo-openai", "demo-anthropic", "demo-gemini", "demo-ollama"}
+    assert all(r["n"] >= 20 for r in rows)
+    worst = max(rows, key=lambda r: abs(r["window_error"]))
+    assert abs(worst["window_error"]) <= 0.10, worst
