@@ -126,6 +126,33 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     assert done.returncode == 0 and unit.name not in done.stderr, done.stderr
 
 
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_the_system_call_filter_lets_through_what_a_probe_calls() -> None:
+    """A probe run under strace called these beyond the basics (numpy's OpenBLAS calls mbind at
+    import): a filter that denies one would kill the service at start, or fail it later."""
+    service = unit_entries()["Service"]
+    denied: set[str] = set()
+    for key, value in service:
+        if key == "SystemCallFilter" and value.startswith("~"):
+            for group in value[1:].split():
+                denied |= syscall_group(group)
+    assert not denied & {"mbind", "sched_getaffinity", "recvmsg", "setsockopt", "fdatasync", "clone3"}
+    assert ("SystemCallErrorNumber", "EPERM") in service
+
+
+def syscall_group(group: str) -> set[str]:
+    """The system calls of a systemd group such as @privileged, nested groups expanded."""
+    if not group.startswith("@"):
+        return {group}
+    out = subprocess.run(["systemd-analyze", "syscall-filter", group], capture_output=True, text=True, timeout=60)
+    names: set[str] = set()
+    for line in out.stdout.splitlines()[1:]:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names |= syscall_group(line)
+    return names
+
+
 # --- Docker --------------------------------------------------------------------------------
 
 
