@@ -26,12 +26,12 @@ CORPUS = [
     (
         "unknown-table",
         "[monitr]\ninterval = '5s'\n",
-        "1: monitr: unknown key (expected one of: alerts, budgets, monitor, prices, spc, targets, tui)",
+        "1: monitr: unknown key (expected one of: alerts, budgets, monitor, otlp, prices, spc, targets, tui)",
     ),
     (
         "unknown-top-key",
         "# my config\ncolour = 'red'\n",
-        "2: colour: unknown key (expected one of: alerts, budgets, monitor, prices, spc, targets, tui)",
+        "2: colour: unknown key (expected one of: alerts, budgets, monitor, otlp, prices, spc, targets, tui)",
     ),
     (
         "unknown-monitor-key",

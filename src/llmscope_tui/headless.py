@@ -196,11 +196,15 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     writer = TextWriter(out) if options.format == "text" else JsonLinesWriter(out)
     exporter = MetricsExporter(settings.location) if options.metrics_port is not None else None
     endpoints: Endpoints | None = None
+    otlp = None
     try:
+        otlp = _otlp_exporter(settings)
         with demo_ready(settings) as session, hold(session.settings.db_path):  # one monitor per data file
             ready = session.settings
             monitor = session.monitor()
             monitor.subscribe(writer)
+            if otlp is not None:
+                monitor.subscribe(otlp)
             endpoints = _endpoints(monitor, options, exporter)
             if exporter is not None:
                 monitor.subscribe(exporter)
@@ -223,9 +227,25 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
     finally:
         if endpoints is not None:
             endpoints.close()
+        if otlp is not None:
+            otlp.close()  # the last measurements reach the collector
         out.close()  # every queued line written, waiting a bounded time for a slow reader
         if stream is not sys.stdout:
             stream.close()
+
+
+def _otlp_exporter(settings: Settings) -> Any:
+    """The OTLP exporter when [otlp] endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) is set, else None;
+    imported only then, so a run without it never loads opentelemetry."""
+    if settings.otlp.endpoint is None:
+        return None
+    from llmscope_tui import __version__
+    from llmscope_tui.otlp import OtlpExporter, missing_packages
+
+    problem = missing_packages()
+    if problem is not None:
+        raise HeadlessError(problem)
+    return OtlpExporter(settings.otlp.endpoint, settings.location, settings.otlp.interval_s, __version__)
 
 
 def _sole_error(group: BaseExceptionGroup) -> BaseException:

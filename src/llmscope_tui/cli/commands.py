@@ -99,6 +99,9 @@ def check_config(args: argparse.Namespace) -> int:
         f"min_effect {spc.min_effect * 100:g}% and {spc.min_change_ms:g} ms, cusum k {spc.cusum_k:g} h {spc.cusum_h:g}, "
         f"close after {spc.close_after} quiet probes, a new level accepted {accept}\n"
     )
+    otlp_problem = _write_otlp(settings, out)
+    if otlp_problem is not None:
+        return fail(otlp_problem)
     if settings.demo:
         out.write("targets:      4 simulated demo targets (openai, anthropic, gemini, ollama protocols)\n")
         return 0
@@ -119,6 +122,19 @@ def check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return fail(str(exc))
     return 0
+
+
+def _write_otlp(settings: Settings, out: Any) -> str | None:
+    """The OTLP line (never its headers); the problem when it is set but its extra is missing."""
+    otlp = settings.otlp
+    if otlp.endpoint is None:
+        out.write("otlp:         off\n")
+        return None
+    from llmscope_tui.otlp import missing_packages
+
+    where = settings.sources.get("otlp")
+    out.write(f"otlp:         {otlp.endpoint}/v1/metrics every {otlp.interval_s:g}s{f'  (from {where})' if where else ''}\n")
+    return missing_packages()
 
 
 def _write_costs(settings: Settings, out: Any) -> None:

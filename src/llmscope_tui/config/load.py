@@ -210,6 +210,9 @@ def _apply_file(file: ConfigFile, path: Path, settings: Settings) -> None:
 
     _overlay(settings.alerts, file.alerts, webhook_url="webhook_url", cooldown_s="cooldown", bell="bell")
     _overlay(settings.tui, file.tui, fps="fps", theme="theme", mouse="mouse")
+    _overlay(settings.otlp, file.otlp, endpoint="endpoint", interval_s="interval")
+    if file.otlp.endpoint is not None:
+        settings.sources["otlp"] = str(path)
 
     settings.budgets = list(file.budgets)
     settings.prices = list(file.prices)
@@ -316,6 +319,12 @@ def _apply_env(env: Mapping[str, str], settings: Settings) -> None:
             raise ConfigError(f"environment variable LLMSCOPE_LOCATION: {problem}")
         settings.location = env["LLMSCOPE_LOCATION"].strip()
         settings.sources["location"] = "LLMSCOPE_LOCATION"
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):  # the OpenTelemetry standard variable
+        problem = url_problem(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+        if problem is not None:
+            raise ConfigError(f"environment variable OTEL_EXPORTER_OTLP_ENDPOINT: {problem}")
+        settings.otlp.endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        settings.sources["otlp"] = "OTEL_EXPORTER_OTLP_ENDPOINT"
     if env.get("LLMSCOPE_DB"):
         settings.db_path = Path(env["LLMSCOPE_DB"]).expanduser()
         settings.sources["db"] = "LLMSCOPE_DB"

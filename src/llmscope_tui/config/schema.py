@@ -20,7 +20,7 @@ from pydantic import (
     WrapValidator,
 )
 
-from llmscope_tui.config.providers import PRESETS
+from llmscope_tui.config.providers import PRESETS, url_problem
 from llmscope_tui.config.settings import (
     FPS_RANGE,
     MAX_CONCURRENCY,
@@ -232,6 +232,18 @@ class AlertsTable(_Table):
     bell: bool | None = None
 
 
+def _base_url(value: str) -> str:
+    problem = url_problem(value)
+    if problem is not None:
+        raise Problem(problem)
+    return value
+
+
+class OtlpTable(_Table):
+    endpoint: Annotated[str, AfterValidator(_base_url)] | None = None
+    interval: Interval | None = None
+
+
 _LOW_FPS, _HIGH_FPS = FPS_RANGE
 Fps = Annotated[
     float,
@@ -319,6 +331,7 @@ class ConfigFile(_Table):
     spc: Annotated[SpcTable, _table("spc")] = SpcTable()
     alerts: Annotated[AlertsTable, _table("alerts")] = AlertsTable()
     tui: Annotated[TuiTable, _table("tui")] = TuiTable()
+    otlp: Annotated[OtlpTable, _table("otlp")] = OtlpTable()
     budgets: Annotated[list[Budget], PlainValidator(_budgets)] = []
     prices: Annotated[list[PriceOverride], PlainValidator(_prices)] = []
     targets: Annotated[
@@ -335,5 +348,6 @@ TABLES: dict[Loc, type[BaseModel]] = {
     ("spc",): SpcTable,
     ("alerts",): AlertsTable,
     ("tui",): TuiTable,
+    ("otlp",): OtlpTable,
     ("targets", "*"): TargetTable,
 }

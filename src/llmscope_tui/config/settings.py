@@ -10,6 +10,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from llmscope_tui import redaction
 from llmscope_tui.costs import Budget, PriceOverride
@@ -97,6 +98,17 @@ class TuiSettings:
 
 
 @dataclass(slots=True)
+class OtlpSettings:
+    """[otlp]: optional OpenTelemetry export (the `otlp` extra); off while endpoint is None.
+
+    ``endpoint`` is the collector's base URL (``http://127.0.0.1:4318``); /v1/metrics is added.
+    Headers (an API key for a hosted backend) come only from OTEL_EXPORTER_OTLP_HEADERS."""
+
+    endpoint: str | None = None
+    interval_s: float = 15.0
+
+
+@dataclass(slots=True)
 class Settings:
     """Everything the monitor needs, resolved and checked."""
 
@@ -116,6 +128,7 @@ class Settings:
     spc: SpcSettings = field(default_factory=SpcSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     tui: TuiSettings = field(default_factory=TuiSettings)
+    otlp: OtlpSettings = field(default_factory=OtlpSettings)
     budgets: list[Budget] = field(default_factory=list)
     prices: list[PriceOverride] = field(default_factory=list)
     #: Where each value came from when it was not the default,
@@ -133,10 +146,16 @@ class Settings:
         """Tell the redaction registry every secret this configuration can send or receive:
         each target's key variable (custom names too), every variable named like a key
         (LLMSCOPE_API_KEY, OPENAI_API_KEY, ...), credential header values,
-        a URL's password and key-like query values, the webhook URL (it is its own credential)."""
+        a URL's password and key-like query values, the webhook URL (it is its own credential),
+        the OTLP headers' values."""
         names = [t.api_key_env for t in self.targets]
         redaction.remember_environment(env, names)
         for target in self.targets:
             redaction.remember_headers(target.extra_headers)
             redaction.remember_url(target.base_url)
         redaction.remember_url(self.alerts.webhook_url, path_is_secret=True)
+        redaction.remember_url(self.otlp.endpoint)
+        # OTLP headers ("api-key=...,x-team=...", URL-encoded) carry a hosted backend's key: every value
+        for variable in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS"):
+            pairs = [item.partition("=") for item in env.get(variable, "").split(",")]
+            redaction.remember(*(value.strip() for _, _, value in pairs), *(unquote(v.strip()) for _, _, v in pairs))
