@@ -193,7 +193,7 @@ def test_the_build_context_keeps_what_pip_install_needs_and_drops_the_rest() -> 
     assert {".git", "*.db", ".venv*"} <= ignored
     assert not ignored & {"pyproject.toml", "README.md", "src", "themes", "LICENSE"}
     build = dict(dockerfile_stages()[0])
-    assert build["COPY"] == ". /src" and "pip install /src" in build["RUN"]
+    assert build["COPY"] == ". /src" and 'pip install "/src${EXTRAS:+[$EXTRAS]}"' in build["RUN"]
 
 
 # --- Prometheus ----------------------------------------------------------------------------
