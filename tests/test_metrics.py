@@ -198,3 +198,47 @@ def test_a_headless_run_serves_its_budgets_and_location(
     text = made[0].render().decode()
     assert 'llmscope_budget_limit_usd{budget="probes",location="lab-2",period="day"} 20.0' in text
     assert 'llmscope_probes_total{location="lab-2",model="gpt-4o-mini",provider="openai-compatible",target="fake"} 2.0' in text
+
+
+def test_a_cancelled_or_internal_probe_leaves_the_target_up() -> None:
+    """Our stop or our bug says nothing of the provider (DESIGN 5): counted by kind, up unchanged."""
+    exporter = MetricsExporter("x")
+    exporter(sample_event())
+    for kind in ("cancelled", "internal"):
+        exporter(sample_event(ok=0, error_kind=kind, ttft_ms=None, latency_ms=None))
+    text = exporter.render().decode()
+    assert 'llmscope_up{location="x",model="gpt-4o-mini",provider="openai",target="gpt"} 1.0' in text
+    assert 'error_kind="cancelled"' in text and 'error_kind="internal"' in text
+    exporter(sample_event(ok=0, error_kind="network", ttft_ms=None, latency_ms=None))
+    assert 'llmscope_up{location="x",model="gpt-4o-mini",provider="openai",target="gpt"} 0.0' in exporter.render().decode()
+
+
+def test_a_restart_serves_the_incident_it_took_up_from_the_first_scrape(
+    tmp_path: Path, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An incident left open in the data file is open again after a restart: its gauge must not
+    wait for the incident's next update."""
+    from llmscope_tui import headless
+    from llmscope_tui.config import load_settings
+    from llmscope_tui.incidents import Incident, MetricEffect
+    from llmscope_tui.store import SampleStore
+
+    made: list[MetricsExporter] = []
+    monkeypatch.setattr(headless, "MetricsExporter", lambda location: made.append(MetricsExporter(location)) or made[-1])
+    db = tmp_path / "s.db"
+    store = SampleStore(db)
+    incident = Incident(id=7, target="fake", provider="openai-compatible", opened_ts=1_800_000_000.0,
+                        start_ts=1_800_000_000.0 - 5, rules={1})
+    incident.metrics["ttft_ms"] = MetricEffect("ttft_ms", 0.5, 200.0, 300.0)
+    store.save_incident(incident)
+    store.close()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[monitor]\ninterval = "100ms"\nlocation = "lab"\n'
+        f'[[targets]]\nname = "fake"\nprovider = "openai-compatible"\nmodel = "gpt-4o-mini"\n'
+        f'base_url = "{fake_provider.base_url}/v1"\n'
+    )
+    settings = load_settings(config, env={}, db=db)
+    options = headless.HeadlessOptions(count=1, metrics_port=0, log_file=tmp_path / "log")
+    assert headless.run_headless(settings, options) == 0
+    assert 'llmscope_incident_open{location="lab",severity="warning",target="fake"} 1.0' in made[0].render().decode()

@@ -11,7 +11,7 @@ docs/metrics.md ("Prometheus metrics") lists every series and why the buckets ar
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from llmscope_tui import __version__
 from llmscope_tui.config.settings import default_location
+from llmscope_tui.model import not_the_providers_fault
 
 #: Bucket bounds per doubling: consecutive bounds differ by 2 ** (1/6) ~ 1.1225, so
 #: histogram_quantile (linear inside a bucket) is off by at most 12.2 % whatever the data, and by
@@ -139,6 +140,12 @@ class MetricsExporter:
         at each scrape (from the server's thread: it must only read)."""
         self.registry.register(_BudgetCollector(source, self.location))
 
+    def seed_incidents(self, open_incidents: Iterable[Any]) -> None:
+        """The incidents a previous run left open, taken up at start: their gauges show from the
+        first scrape, not from each one's next update."""
+        for incident in open_incidents:
+            self._incident({"target": incident.target, "severity": incident.severity, "state": "restored"})
+
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "sample":
@@ -165,6 +172,11 @@ class MetricsExporter:
         labels = (target, provider, model, self.location)
         self.probes.labels(*labels).inc()
         self.last.labels(*labels).set(s["ts"])
+        if not s["ok"] and not_the_providers_fault(s["error_kind"]):
+            # cancelled (we stopped) or internal (our bug): counted by kind, but says nothing of
+            # the target, so its up stays what the last real probe said (DESIGN 5)
+            self.errors.labels(target, provider, model, s["error_kind"], self.location).inc()
+            return
         self.up.labels(*labels).set(1 if s["ok"] else 0)
         if not s["ok"]:
             self.errors.labels(target, provider, model, s["error_kind"] or "unknown", self.location).inc()
