@@ -78,6 +78,23 @@ def _plan(kind: type[httpcore.AsyncConnectionPool], seed: int) -> tuple[list[str
     return [c.name for c in closing], [c.name for c in pool._connections], assigned  # type: ignore[attr-defined]
 
 
+@pytest.fixture(autouse=True)
+def _as_if_on_asyncio() -> Iterator[None]:
+    """These tests call the pool's planning directly, outside a loop. Where sniffio is installed
+    (the openai and anthropic SDKs bring it), httpcore asks it which async library runs, and
+    outside a loop it knows none; the probe always plans on asyncio's loop, so say that."""
+    try:
+        import sniffio
+    except ImportError:
+        yield
+        return
+    token = sniffio.current_async_library_cvar.set("asyncio")
+    try:
+        yield
+    finally:
+        sniffio.current_async_library_cvar.reset(token)
+
+
 @pytest.mark.parametrize("seed", range(400))
 def test_flat_pool_makes_httpcores_decisions(seed: int) -> None:
     """Same connections closed, kept and given to each queued request, in the same order."""
