@@ -21,6 +21,7 @@ from llmscope_tui.probe import stream as stream_module
 from llmscope_tui.probe.stream import Timeouts, probe_once
 from llmscope_tui.rollups import Rollup
 from llmscope_tui.tui.state import ViewState
+from llmscope_tui.wire.base import REQUEST_ID_HEADERS, request_id
 from llmscope_tui.wire.openai import OpenAIProtocol
 
 pytestmark = pytest.mark.anyio
@@ -127,6 +128,31 @@ async def test_cf_ray_is_not_a_provider_request_id(fake_provider: FakeProvider) 
 async def test_anthropic_request_id_header(fake_provider: FakeProvider) -> None:
     fake_provider.script(default=Script(request_id="req_011CKX", extra_headers={"cf-ray": "x-SJC"}))
     assert (await probe(fake_provider, "anthropic")).request_id == "req_011CKX"
+
+
+async def test_litellm_call_id_is_the_request_id_only_when_no_provider_id_came(
+    fake_provider: FakeProvider,
+) -> None:
+    """LiteLLM's proxy names the call `x-litellm-call-id`; the provider's own id, sent directly or
+    passed on by the proxy as `llm_provider-x-request-id`, wins over it."""
+    call = {"x-litellm-call-id": "3f1c9a52-7d0e-4c1b-9a3e-5b2f8c6d4e10"}
+    fake_provider.enqueue(
+        Script(extra_headers=call),
+        Script(extra_headers={**call, "llm_provider-x-request-id": "req_upstream"}),
+        Script(extra_headers=call, request_id="req_direct"),
+    )
+    assert (await probe(fake_provider, "openai")).request_id == call["x-litellm-call-id"]
+    assert (await probe(fake_provider, "openai")).request_id == "req_upstream"
+    assert (await probe(fake_provider, "openai")).request_id == "req_direct"
+
+
+def test_request_id_order_puts_every_provider_header_before_the_proxys_call_id() -> None:
+    """One list, read by the probe and the app-side client alike: any provider header, bare or
+    prefixed, wins over the call id, whatever order the response lists them in."""
+    for header in REQUEST_ID_HEADERS[:-1]:
+        headers = httpx.Headers([("x-litellm-call-id", "call-1"), (header.upper(), "provider-1")])
+        assert request_id(headers) == "provider-1", header
+    assert request_id(httpx.Headers({"cf-ray": "8f1e-SJC"})) is None
 
 
 # ------------------------------------------------------------------------------- our own bugs
