@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,6 +30,13 @@ from llmscope_tui.wire import PROTOCOLS
 TIMEOUTS = Timeouts(connect_s=10, first_token_s=30, total_s=60)
 KEY = "sk-llmscope-real-server-key-0123456789abcdef"
 PROMPT = "Reply with the word OK."
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for a server started as a process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class ServerFailed(Exception):
@@ -110,6 +118,7 @@ class Wire:
     tokens_out: int | None
     finish: str | None = None  # the last finish_reason / stop_reason the server gave
     ids: set[str] = field(default_factory=set)  # the `id` fields of its chunks (OpenAI)
+    text: str = ""  # the content it streamed, joined
 
 
 def account(content_type: str, body: str) -> Wire:
@@ -127,7 +136,9 @@ def account(content_type: str, body: str) -> Wire:
         wire.tokens_out = usage.get("completion_tokens", usage.get("output_tokens", wire.tokens_out))
         choice = (obj.get("choices") or [{}])[0]
         delta = choice.get("delta") or obj.get("delta") or {}
-        wire.content_chunks += bool(delta.get("content") or delta.get("text"))
+        piece = delta.get("content") or delta.get("text")
+        wire.content_chunks += bool(piece)
+        wire.text += piece if isinstance(piece, str) else ""
         wire.finish = choice.get("finish_reason") or delta.get("stop_reason") or wire.finish
         if isinstance(obj.get("id"), str):
             wire.ids.add(obj["id"])

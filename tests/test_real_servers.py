@@ -25,7 +25,17 @@ import pytest
 from conftest import free_port
 from llmscope_tui.model import ErrorKind, Sample
 from llmscope_tui.probe import stream as stream_module
-from real_server import KEY, PROMPT, Server, ServerFailed, probe, read_wire, running, server_env
+from real_server import (
+    KEY,
+    PROMPT,
+    Exchange,
+    Server,
+    ServerFailed,
+    probe,
+    read_wire,
+    running,
+    server_env,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -147,15 +157,21 @@ async def test_fakellm_anthropic_stream_usage_stands(fakellm: Server) -> None:
 
 
 async def test_litellm_openai_stream_usage_stands_over_more_chunks(litellm: Server) -> None:
-    """LiteLLM's mock streams more chunks than its usage counts tokens: the usage stands."""
+    """LiteLLM's mock streams more chunks than its usage counts tokens: the usage stands. The
+    proxy sends no provider request id, only its own x-litellm-call-id: that is the request id."""
     target = litellm.target("openai")
     wire = read_wire(target)
     assert wire.tokens_out is not None and wire.content_chunks > wire.tokens_out > 1
-    for sample in await probe(target):
+    exchanges: list[Exchange] = []
+    samples = await probe(target, exchanges=exchanges)
+    for sample, exchange in zip(samples, exchanges, strict=True):
         assert_healthy(sample)
         assert_streamed(sample)
         assert (sample.tokens_in, sample.tokens_out, sample.tokens_estimated) == (
             wire.tokens_in, wire.tokens_out, 0)
+        assert "x-request-id" not in exchange.headers
+        assert sample.request_id == exchange.headers["x-litellm-call-id"]
+    assert len({sample.request_id for sample in samples}) == len(samples)  # one id per call
 
 
 async def test_litellm_anthropic_json_reply_is_one_whole_token(
