@@ -51,10 +51,12 @@ class Server:
     base_url: str
     models: dict[str, str]
 
-    def target(self, protocol: str, **fields: Any) -> Target:
+    def target(self, protocol: str, **overrides: Any) -> Target:
         base = self.base_url + ("/v1" if protocol == "openai" else "")
-        return Target(name=f"{self.name}-{protocol}", provider=protocol, model=self.models[protocol],
-                      protocol=protocol, base_url=base, prompt=PROMPT, **fields)
+        fields: dict[str, Any] = {"name": f"{self.name}-{protocol}", "provider": protocol,
+                                  "model": self.models[protocol], "protocol": protocol,
+                                  "base_url": base, "prompt": PROMPT}
+        return Target(**(fields | overrides))
 
 
 def server_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
@@ -191,5 +193,5 @@ async def probe(target: Target, times: int = 3, exchanges: list[Exchange] | None
 
     async with make_client(1, TIMEOUTS) as client:
         if exchanges is not None:
-            client.event_hooks = {"request": [], "response": [keep]}
+            client.event_hooks["response"].append(keep)
         return [await probe_once(client, target, KEY, TIMEOUTS) for _ in range(times)]
