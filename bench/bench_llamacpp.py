@@ -1,24 +1,27 @@
 """llama.cpp's server (llama-cpp-python) probed through llmscope-tui's own probe: opt-in.
 
-    LLAMACPP_VENV=/work/venv-llama python bench/bench_llamacpp.py            # 30 probes
-    LLAMACPP_VENV=/work/venv-llama python bench/bench_llamacpp.py --probes 10 --keep /tmp/ll
+    python bench/bench_llamacpp.py                        # 30 probes
+    python bench/bench_llamacpp.py --probes 10 --keep /tmp/llamacpp
+    LLAMACPP_VENV=/elsewhere/venv python bench/bench_llamacpp.py
 
 A third real server beside tests/test_real_servers.py's fakellm and LiteLLM, kept out of the test
 suite and CI because llama-cpp-python is on PyPI only as a source package that compiles llama.cpp
 for minutes. Install it once into a virtualenv of its own (with `gguf`, which writes the model):
 
-    python3 -m venv /work/venv-llama
-    CMAKE_BUILD_PARALLEL_LEVEL=2 nice /work/venv-llama/bin/pip install 'llama-cpp-python[server]' gguf
+    python3 -m venv .venv-servers/llamacpp
+    CMAKE_BUILD_PARALLEL_LEVEL=2 nice .venv-servers/llamacpp/bin/pip install \
+        'llama-cpp-python[server]==0.3.36' gguf==0.19.0
 
-It runs with the interpreter of LLAMACPP_VENV (or this one, when that has llama_cpp); without
-llama_cpp it says how to install it and exits 0. There is no model to download: bench/llama_model.py
+It runs with the interpreter of LLAMACPP_VENV, else of .venv-servers/llamacpp if there is one,
+else this one; without llama_cpp there it says how to install it and exits 0. There is no model to download: bench/llama_model.py
 writes a tiny random-weight llama model (0.5 MB) into a temporary folder. The server
 (`python -m llama_cpp.server`, one thread, loopback, a free port, an API key) is started, waited
 for (bounded) and stopped whatever happens; it is probed --probes times in a row through the
 monitor's own client and probe_once as an OpenAI-compatible target, each probe's response bytes
 kept. Each sample is checked against the server's own account of those bytes, read naively
 (tests/real_server.py): ok, times in order, tokens out = the server's usage if it sent one (not
-estimated), else its content chunks (estimated); ITL and tps consistent; the request id one
+estimated), else its content chunks (estimated); ITL and tps consistent, or absent with TTFT =
+latency when every token came in one read (a timing limit: see one_read); the request id one
 the server sent. Exit 1 when any check fails: that is a reading of the wire to fix.
 --keep DIR writes each response's headers and raw bytes there, for a replay test.
 """
@@ -26,6 +29,8 @@ the server sent. Exit 1 when any check fails: that is a reading of the wire to f
 from __future__ import annotations
 
 import argparse
+import bisect
+import itertools
 import json
 import os
 import statistics
@@ -47,6 +52,7 @@ from real_server import (
     Exchange,
     Server,
     ServerFailed,
+    account,
     free_port,
     probe,
     running,
@@ -54,19 +60,37 @@ from real_server import (
 )
 
 READY_S = 120.0  # loading a 0.5 MB model takes about a second; the import of the server a few
-INSTALL = ("python3 -m venv /work/venv-llama && CMAKE_BUILD_PARALLEL_LEVEL=2 nice "
-           "/work/venv-llama/bin/pip install 'llama-cpp-python[server]' gguf")
+VENV = ROOT / ".venv-servers" / "llamacpp"
+INSTALL = (f"python3 -m venv {VENV} && CMAKE_BUILD_PARALLEL_LEVEL=2 nice {VENV}/bin/pip install "
+           "'llama-cpp-python[server]==0.3.36' gguf==0.19.0")
 
 
 def llama_python() -> Path | None:
-    """The interpreter that has llama_cpp's server and gguf: LLAMACPP_VENV's, else this one."""
-    venv = os.environ.get("LLAMACPP_VENV")
+    """The interpreter that has llama_cpp's server and gguf: LLAMACPP_VENV's, else VENV's if it
+    exists, else this one."""
+    venv = os.environ.get("LLAMACPP_VENV") or (str(VENV) if VENV.is_dir() else None)
     python = Path(venv) / "bin" / "python" if venv else Path(sys.executable)
     if not python.is_file():
         return None
     found = subprocess.run([python, "-c", "import llama_cpp.server.app, gguf"],
                            capture_output=True, timeout=120)
     return python if found.returncode == 0 else None
+
+
+def one_read(exchange: Exchange) -> bool:
+    """The first and the last content event carry one arrival stamp: TCP merged them into one
+    read because the probe did not run between them (strace: no system call for 22 ms after the
+    request was sent, on a busy 2-core machine), and a merged read has its newest segment's stamp
+    (probe/netclock.py), so TTFT = latency and there is no ITL. A timing limit, not a misreading.
+    Events end with a blank line; a chunk completes the events that end inside it."""
+    ends = list(itertools.accumulate(size for size, _ in exchange.chunks))
+    stamps, position = [], 0
+    for event in bytes(exchange.body).split(b"\n\n"):
+        position += len(event) + 2
+        data = event.removeprefix(b"data: ")
+        if data.startswith(b"{") and account("text/event-stream", "data: " + data.decode()).text:
+            stamps.append(exchange.chunks[bisect.bisect_left(ends, position)][1])
+    return len(stamps) > 1 and stamps[0] == stamps[-1]
 
 
 def check(sample: Sample, exchange: Exchange, target: Target) -> list[str]:
@@ -86,8 +110,11 @@ def check(sample: Sample, exchange: Exchange, target: Target) -> list[str]:
     if got != expected:
         problems.append(f"tokens (in, out, estimated) {got} but the server's account is {expected}")
     out = sample.tokens_out or 0
-    if out > 1 and (sample.itl_ms is None or sample.tps is None
-                    or abs(sample.tps - 1000 / sample.itl_ms) > 1e-6 * sample.tps):
+    if one_read(exchange):  # nothing to time between the tokens: no ITL, no tps
+        if (sample.itl_ms, sample.tps) != (None, None) or sample.ttft_ms != sample.latency_ms:
+            problems.append(f"one read, yet itl {sample.itl_ms} tps {sample.tps}")
+    elif out > 1 and (sample.itl_ms is None or sample.tps is None
+                      or abs(sample.tps - 1000 / sample.itl_ms) > 1e-6 * sample.tps):
         problems.append(f"itl {sample.itl_ms} and tps {sample.tps} for {out} tokens")
     if sample.request_id is not None and sample.request_id not in exchange.headers.values():
         problems.append(f"request id {sample.request_id!r} is not a header the server sent")
@@ -108,7 +135,9 @@ def report(samples: list[Sample], exchanges: list[Exchange], target: Target) -> 
         wire = exchange.wire()
         print(f"#{i:02d} {'ok ' if not problems else 'BAD'} ttft {sample.ttft_ms or 0:7.2f} ms"
               f"  latency {sample.latency_ms or 0:7.2f} ms  chunks {wire.content_chunks:2d}"
-              f"  out {sample.tokens_out} (estimated {sample.tokens_estimated})  finish {wire.finish}"
+              f"  out {sample.tokens_out}"
+              f" (estimated {sample.tokens_estimated})  finish {wire.finish}"
+              + ("  [all tokens in one read]" if one_read(exchange) else "")
               + "".join(f"\n    - {p}" for p in problems))
     first = exchanges[0].wire()
     headers = exchanges[0].headers
@@ -123,6 +152,9 @@ def report(samples: list[Sample], exchanges: list[Exchange], target: Target) -> 
           f" tokens_estimated: {dict(Counter(s.tokens_estimated for s in samples))}")
     print(f"request id       sample {samples[0].request_id!r};"
           f" x-request-id header {headers.get('x-request-id')!r}; chunk ids {sorted(first.ids)}")
+    merged = sum(map(one_read, exchanges))
+    print(f"one read         {merged}/{len(samples)} samples got every token in one read (the probe"
+          " read late: TTFT = latency, no ITL; a timing limit, not a misreading)")
     ids = {s.request_id for s in samples}
     print(f"                 {len(ids - {None})} distinct request ids in {len(samples)} samples")
     print(f"finish           {dict(Counter(e.wire().finish for e in exchanges))}")
@@ -154,7 +186,7 @@ def main() -> int:
     if python is None:
         print("llama-cpp-python (with gguf) is not installed here; this bench is opt-in "
               f"(it compiles llama.cpp for minutes):\n  {INSTALL}\n"
-              "then: LLAMACPP_VENV=/work/venv-llama python bench/bench_llamacpp.py")
+              "then run this again (or set LLAMACPP_VENV to a virtualenv that has it)")
         return 0
     with tempfile.TemporaryDirectory(prefix="llmscope-llamacpp-") as tmp:
         cwd = Path(tmp)

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from llmscope_tui.model import Sample, Target
+from llmscope_tui.probe.netclock import arrival_ns
 from llmscope_tui.probe.scheduler import make_client
 from llmscope_tui.probe.stream import Timeouts, probe_once
 from llmscope_tui.wire import PROTOCOLS
@@ -158,10 +159,13 @@ def read_wire(target: Target) -> Wire:
 
 @dataclass
 class Exchange:
-    """One response as the probe received it: its headers and every byte of its body."""
+    """One response as the probe received it: its headers, every byte of its body, and per chunk
+    the probe read (one HTTP chunk, or one network read) its size and its arrival stamp, taken
+    as the probe takes it (the kernel's, else perf_counter_ns)."""
 
     headers: httpx.Headers
     body: bytearray = field(default_factory=bytearray)
+    chunks: list[tuple[int, int]] = field(default_factory=list)
 
     def wire(self) -> Wire:
         return account(self.headers.get("content-type", ""), self.body.decode("utf-8", "replace"))
@@ -170,12 +174,15 @@ class Exchange:
 class _Tee(httpx.AsyncByteStream):
     """A response stream that keeps a copy of each chunk as the probe reads it."""
 
-    def __init__(self, inner: Any, sink: bytearray) -> None:
-        self._inner, self._sink = inner, sink
+    def __init__(self, response: httpx.Response, exchange: Exchange) -> None:
+        self._inner, self._exchange = response.stream, exchange
+        self._network = response.extensions.get("network_stream")
 
     async def __aiter__(self) -> Any:
         async for chunk in self._inner:
-            self._sink += chunk
+            stamp = arrival_ns(self._network) or time.perf_counter_ns()
+            self._exchange.body += chunk
+            self._exchange.chunks.append((len(chunk), stamp))
             yield chunk
 
     async def aclose(self) -> None:
@@ -189,7 +196,7 @@ async def probe(target: Target, times: int = 3, exchanges: list[Exchange] | None
     async def keep(response: httpx.Response) -> None:
         assert exchanges is not None
         exchanges.append(Exchange(response.headers))
-        response.stream = _Tee(response.stream, exchanges[-1].body)
+        response.stream = _Tee(response, exchanges[-1])
 
     async with make_client(1, TIMEOUTS) as client:
         if exchanges is not None:
