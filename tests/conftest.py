@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from llmscope_tui.monitor import Monitor
+from real_server import free_port  # noqa: F401 - tests import it from here, benches from real_server
 
 _PROVIDER_VARS = (
     "OPENAI_API_KEY",
@@ -191,15 +192,6 @@ def wait_for_stored_samples(db: Path, timeout: float = 30.0) -> int:
                 pass
         time.sleep(0.1)
     raise AssertionError(f"no samples stored in {db} within {timeout:g} s")
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now (for a server a test starts as a process)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class IdleMonitor(Monitor):

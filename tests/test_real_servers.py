@@ -14,32 +14,33 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from conftest import free_port
-from llmscope_tui.model import ErrorKind, Sample, Target
+from llmscope_tui.model import ErrorKind, Sample
 from llmscope_tui.probe import stream as stream_module
-from llmscope_tui.probe.stream import Timeouts, probe_once
-from llmscope_tui.wire import PROTOCOLS
+from real_server import (
+    KEY,
+    PROMPT,
+    Exchange,
+    Server,
+    ServerFailed,
+    probe,
+    read_wire,
+    running,
+    server_env,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
 SERVERS = Path(__file__).resolve().parents[1] / ".venv-servers"
 READY_S = {"fakellm": 60.0, "litellm": 240.0}  # LiteLLM takes 25-35 s to start on a busy machine
-TIMEOUTS = Timeouts(connect_s=10, first_token_s=30, total_s=60)
-KEY = "sk-llmscope-real-server-key-0123456789abcdef"
-PROMPT = "Reply with the word OK."
 REPLY = "OK, this reply from a real server has exactly eleven words in it."
 FAKELLM_CONFIG = f"""version: 1
 rules:
@@ -64,20 +65,6 @@ LITELLM_ENV = {
 }
 
 
-@dataclass(frozen=True)
-class Server:
-    """A running server: where it listens and the model each protocol asks for."""
-
-    name: str
-    base_url: str
-    models: dict[str, str]
-
-    def target(self, protocol: str) -> Target:
-        base = self.base_url + ("/v1" if protocol == "openai" else "")
-        return Target(name=f"{self.name}-{protocol}", provider=protocol, model=self.models[protocol],
-                      protocol=protocol, base_url=base, prompt=PROMPT)
-
-
 def executable(name: str) -> Path:
     """The server's executable (LLMSCOPE_<NAME> or .venv-servers/<name>/bin/<name>), or a skip."""
     variable = f"LLMSCOPE_{name.upper()}"
@@ -91,53 +78,14 @@ def executable(name: str) -> Path:
     return path
 
 
-def server_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
-    """Our environment less proxies and keys, with a private HOME: loopback only, nothing of ours."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.lower().endswith("_proxy") and not k.endswith("_API_KEY") and k != "DATABASE_URL"}
-    return {**env, "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"), "NO_PROXY": "127.0.0.1",
-            **extra}
-
-
 @contextmanager
-def running(argv: list[str], cwd: Path, env: dict[str, str], ready_url: str, ready_s: float) -> Iterator[None]:
-    """Start argv in its own process group, wait (bounded) until ready_url answers 200, and stop
-    it (SIGTERM, then SIGKILL) when the module is done. A server that dies or never gets ready
-    fails the test with the end of its output."""
-    log = cwd / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+def serving(argv: list[str], cwd: Path, env: dict[str, str], ready_url: str, ready_s: float) -> Iterator[None]:
+    """real_server.running, a server that dies or never gets ready failing the test."""
     try:
-        deadline = time.monotonic() + ready_s
-        while not _answers(ready_url):
-            tail = log.read_text(errors="replace")[-3000:]
-            if proc.poll() is not None:
-                pytest.fail(f"{argv[0]} exited with {proc.returncode} before it was ready:\n{tail}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"{argv[0]} not ready within {ready_s:g} s:\n{tail}")
-            time.sleep(0.25)  # polling a readiness URL, not waiting for "nothing happened"
-        yield
-    finally:
-        _stop(proc)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2, headers={"authorization": f"Bearer {KEY}"}).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 15.0)):
-        if proc.poll() is not None:
-            return
-        os.killpg(proc.pid, sig)  # our own process group: start_new_session above
-        try:
-            proc.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            continue
+        with running(argv, cwd, env, ready_url, ready_s):
+            yield
+    except ServerFailed as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +95,7 @@ def fakellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     (cwd / "fakellm.yaml").write_text(FAKELLM_CONFIG)
     argv = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--config", "fakellm.yaml"]
     base = f"http://127.0.0.1:{port}"
-    with running(argv, cwd, server_env(cwd, {}), f"{base}/_fakellm/stats", READY_S["fakellm"]):
+    with serving(argv, cwd, server_env(cwd, {}), f"{base}/_fakellm/stats", READY_S["fakellm"]):
         yield Server("fakellm", base, {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"})
 
 
@@ -158,48 +106,11 @@ def litellm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     (cwd / "config.yaml").write_text(LITELLM_CONFIG)
     argv = [str(exe), "--config", "config.yaml", "--host", "127.0.0.1", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
-    with running(argv, cwd, server_env(cwd, LITELLM_ENV), f"{base}/health/liveliness", READY_S["litellm"]):
+    with serving(argv, cwd, server_env(cwd, LITELLM_ENV), f"{base}/health/liveliness", READY_S["litellm"]):
         yield Server("litellm", base, {"openai": "mock-gpt", "anthropic": "mock-claude"})
 
 
-# ------------------------------------------------------------------ the server's own account
-
-
-@dataclass
-class Wire:
-    """What the server sent for one probe's request, read naively: JSON lines after `data:`."""
-
-    json_body: bool
-    content_chunks: int
-    tokens_in: int | None
-    tokens_out: int | None
-
-
-def read_wire(target: Target) -> Wire:
-    """Send our probe's own request and count what came back, independently of our wire readers."""
-    spec = PROTOCOLS[target.protocol].build_request(target, KEY)
-    with httpx.Client(timeout=60) as client:
-        response = client.post(spec.url, headers=spec.headers, json=spec.body)
-    response.raise_for_status()
-    if response.headers["content-type"].startswith("application/json"):
-        usage = response.json()["usage"]
-        return Wire(True, 1, usage["input_tokens"], usage["output_tokens"])
-    wire = Wire(False, 0, None, None)
-    for line in response.text.splitlines():
-        if not line.startswith("data:") or line[5:].strip() == "[DONE]":
-            continue
-        obj: dict[str, Any] = json.loads(line[5:])
-        usage = (obj.get("message") or obj).get("usage") or {}
-        wire.tokens_in = usage.get("prompt_tokens", usage.get("input_tokens", wire.tokens_in))
-        wire.tokens_out = usage.get("completion_tokens", usage.get("output_tokens", wire.tokens_out))
-        delta = (obj.get("choices") or [{}])[0].get("delta") or obj.get("delta") or {}
-        wire.content_chunks += bool(delta.get("content") or delta.get("text"))
-    return wire
-
-
-async def probe(target: Target, times: int = 3) -> list[Sample]:
-    async with httpx.AsyncClient() as client:
-        return [await probe_once(client, target, KEY, TIMEOUTS) for _ in range(times)]
+# ------------------------------------------------------------------ what a user reads off a sample
 
 
 def assert_healthy(sample: Sample) -> None:
@@ -246,15 +157,21 @@ async def test_fakellm_anthropic_stream_usage_stands(fakellm: Server) -> None:
 
 
 async def test_litellm_openai_stream_usage_stands_over_more_chunks(litellm: Server) -> None:
-    """LiteLLM's mock streams more chunks than its usage counts tokens: the usage stands."""
+    """LiteLLM's mock streams more chunks than its usage counts tokens: the usage stands. The
+    proxy sends no provider request id, only its own x-litellm-call-id: that is the request id."""
     target = litellm.target("openai")
     wire = read_wire(target)
     assert wire.tokens_out is not None and wire.content_chunks > wire.tokens_out > 1
-    for sample in await probe(target):
+    exchanges: list[Exchange] = []
+    samples = await probe(target, exchanges=exchanges)
+    for sample, exchange in zip(samples, exchanges, strict=True):
         assert_healthy(sample)
         assert_streamed(sample)
         assert (sample.tokens_in, sample.tokens_out, sample.tokens_estimated) == (
             wire.tokens_in, wire.tokens_out, 0)
+        assert "x-request-id" not in exchange.headers
+        assert sample.request_id == exchange.headers["x-litellm-call-id"]
+    assert len({sample.request_id for sample in samples}) == len(samples)  # one id per call
 
 
 async def test_litellm_anthropic_json_reply_is_one_whole_token(

@@ -7,6 +7,7 @@ request ids, `internal` for our own bugs, and DESIGN 4's `streamed` for ITL and 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from llmscope_tui.probe import stream as stream_module
 from llmscope_tui.probe.stream import Timeouts, probe_once
 from llmscope_tui.rollups import Rollup
 from llmscope_tui.tui.state import ViewState
+from llmscope_tui.wire.base import REQUEST_ID_HEADERS, request_id
 from llmscope_tui.wire.openai import OpenAIProtocol
 
 pytestmark = pytest.mark.anyio
@@ -127,6 +129,69 @@ async def test_cf_ray_is_not_a_provider_request_id(fake_provider: FakeProvider) 
 async def test_anthropic_request_id_header(fake_provider: FakeProvider) -> None:
     fake_provider.script(default=Script(request_id="req_011CKX", extra_headers={"cf-ray": "x-SJC"}))
     assert (await probe(fake_provider, "anthropic")).request_id == "req_011CKX"
+
+
+async def test_litellm_call_id_is_the_request_id_only_when_no_provider_id_came(
+    fake_provider: FakeProvider,
+) -> None:
+    """LiteLLM's proxy names the call `x-litellm-call-id`; the provider's own id, sent directly or
+    passed on by the proxy as `llm_provider-x-request-id`, wins over it."""
+    call = {"x-litellm-call-id": "3f1c9a52-7d0e-4c1b-9a3e-5b2f8c6d4e10"}
+    fake_provider.enqueue(
+        Script(extra_headers=call),
+        Script(extra_headers={**call, "llm_provider-x-request-id": "req_upstream"}),
+        Script(extra_headers=call, request_id="req_direct"),
+    )
+    assert (await probe(fake_provider, "openai")).request_id == call["x-litellm-call-id"]
+    assert (await probe(fake_provider, "openai")).request_id == "req_upstream"
+    assert (await probe(fake_provider, "openai")).request_id == "req_direct"
+
+
+def test_request_id_order_puts_every_provider_header_before_the_proxys_call_id() -> None:
+    """One list, read by the probe and the app-side client alike: any provider header, bare or
+    prefixed, wins over the call id, whatever order the response lists them in."""
+    for header in REQUEST_ID_HEADERS[:-1]:
+        headers = httpx.Headers([("x-litellm-call-id", "call-1"), (header.upper(), "provider-1")])
+        assert request_id(headers) == "provider-1", header
+    assert request_id(httpx.Headers({"cf-ray": "8f1e-SJC"})) is None
+
+
+# --------------------------------------------------------------------- llama.cpp's own bytes
+
+#: What llama-cpp-python 0.3.36's server (`python -m llama_cpp.server`) sent to our probe, byte for
+#: byte, captured by `bench/bench_llamacpp.py --keep` (the bench is opt-in: it compiles llama.cpp):
+#: a role-only first chunk, 16 one-letter content chunks, `delta: {}` with finish_reason "length",
+#: [DONE]; LF line ends; no usage although the probe asks for it; its id in `x-request-id`.
+LLAMACPP_STREAM = Path(__file__).parent / "data" / "llamacpp-0.3.36-chat-stream.sse"
+LLAMACPP_HEADERS = {"content-type": "text/event-stream; charset=utf-8", "server": "uvicorn",
+                    "x-request-id": "c685d9d2a189489da1d5504e8f046a2c", "openai-processing-ms": "4"}
+
+
+@pytest.mark.parametrize("split", ["per event", "one read"])
+async def test_llamacpp_server_stream_replayed(split: str) -> None:
+    """llama.cpp's stream as it came, in the reads uvicorn wrote (one per event) or in one: an ok
+    sample, tokens out = its 16 content chunks (estimated, as it sends no usage), its id."""
+    body = LLAMACPP_STREAM.read_bytes()
+    reads = [event + b"\n\n" for event in body.split(b"\n\n") if event] if split == "per event" else [body]
+    assert b"".join(reads) == body
+
+    async def stream() -> AsyncIterator[bytes]:
+        for read in reads:
+            yield read
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=LLAMACPP_HEADERS, content=stream())
+
+    target = Target(name="llamacpp", provider="openai-compatible", model="tiny-random",
+                    protocol="openai", base_url="http://127.0.0.1:9/v1")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        sample = await probe_once(client, target, KEY, FAST)
+    assert (sample.ok, sample.error_kind) == (1, None), sample.error_message
+    assert (sample.tokens_out, sample.tokens_estimated) == (16, 1)
+    assert sample.tokens_in == -(-len(target.prompt) // 4)  # the prompt's length: no usage came
+    assert sample.request_id == LLAMACPP_HEADERS["x-request-id"]
+    assert sample.ttft_ms is not None and sample.latency_ms is not None
+    assert sample.ttft_ms <= sample.latency_ms
 
 
 # ------------------------------------------------------------------------------- our own bugs

@@ -16,11 +16,20 @@ from llmscope_tui.model import ErrorKind, Target
 
 #: Response headers that carry the provider's own request id: OpenAI and most compatible servers,
 #: Anthropic, Azure, Google. Not a CDN's (cf-ray names a Cloudflare edge hop, not the request).
-REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-goog-request-id")
+PROVIDER_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id", "x-goog-request-id")
+#: Where a request id is looked for, first found wins: the provider's own; then the provider's
+#: as LiteLLM's proxy passes it on (every upstream header prefixed `llm_provider-`); then the id
+#: LiteLLM's proxy gives the call (the key of its spend logs), which is all a proxy answering on
+#: its own (a mock, a cache hit, an error of its own) sends, and what its operator looks up.
+REQUEST_ID_HEADERS = (
+    *PROVIDER_ID_HEADERS,
+    *(f"llm_provider-{h}" for h in PROVIDER_ID_HEADERS),
+    "x-litellm-call-id",
+)
 
 
 def request_id(headers: Mapping[str, str]) -> str | None:
-    """The provider's request id from response headers, if it sent one."""
+    """The request id from response headers (REQUEST_ID_HEADERS' order), if one was sent."""
     return next((headers[h] for h in REQUEST_ID_HEADERS if h in headers), None)
 
 
