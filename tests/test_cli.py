@@ -71,6 +71,7 @@ def test_bad_flags_give_one_line_and_exit_2(args: list[str], capsys: pytest.Capt
     assert err.startswith("llmscope-tui") and "\n" not in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("[monitor]\ninterval = 'often'\n")

@@ -207,6 +207,7 @@ def test_promtool_accepts_the_scrape_config_and_its_rules() -> None:
 
 
 @needs_promtool
+@pytest.mark.slow
 def test_every_alert_fires_on_the_series_we_export_in_promtools_unit_tests() -> None:
     rules = (PROMETHEUS / "rules.yml").read_text()
     tests = (PROMETHEUS / "rules.test.yml").read_text()

@@ -33,6 +33,7 @@ CORE_MODULES = [
 ]
 
 
+@pytest.mark.slow
 def test_core_modules_never_import_textual() -> None:
     """Nor opentelemetry: the `otlp` extra may be absent, and is loaded only when configured."""
     code = (

@@ -129,6 +129,7 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           timeout=60, env={**os.environ, **env}, check=False)
 
 
+@pytest.mark.slow
 def test_report_plot_on_an_empty_data_file_says_so_in_one_line(tmp_path: Path) -> None:
     db = tmp_path / "empty.db"
     SampleStore(db).close()

@@ -340,6 +340,7 @@ def test_evaluate_equals_reference_on_edge_heavy_series(series, rules):
     center=st.sampled_from([-1.0, 0.0, 0.5, 2.0]),
     sigma=st.sampled_from([0.25, 0.5, 1.0, 2.0]),
 )
+@pytest.mark.slow
 def test_evaluate_equals_reference_with_other_limits(series, rules, center, sigma):
     got = evaluate(series, center, sigma, rules)
     assert pairs(got) == reference_evaluate(series, center, sigma, rules)
@@ -572,6 +573,7 @@ POSITIVE_EDGE = [0.5 * k for k in range(1, 13)]
     rules=rules_strategy,
     transform=st.sampled_from(["none", "log"]),
 )
+@pytest.mark.slow
 def test_live_chart_equals_evaluate_on_phase_ii(data, n, rules, transform):
     series = data.draw(
         st.lists(

@@ -225,6 +225,7 @@ async def test_the_demo_renders_at_80x24_without_colour(tmp_path: Path, monkeypa
             await wait_for(pilot, app._monitor_done.is_set, timeout=10, what="the monitor to stop")
 
 
+@pytest.mark.slow
 async def test_a_broken_user_theme_is_reported_by_name(
     tmp_path: Path, fake_provider: FakeProvider, isolated_env: Path
 ) -> None:

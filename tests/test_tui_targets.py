@@ -139,6 +139,7 @@ def test_a_cost_column_has_one_number_of_decimals() -> None:
     assert usd_column([1234.5, 0.25]) == ["$1,234.50", "$0.25"]
 
 
+@pytest.mark.slow
 async def test_a_column_gives_its_room_back_when_a_long_value_goes(tmp_path: Path) -> None:
     """beta's `timeout_first_token` widens the TTFT column; once beta answers again the column is
     as narrow as before (Textual's own columns only ever grow: the picture drifted with history)."""
