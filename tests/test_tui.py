@@ -395,6 +395,9 @@ def test_budget_bars_say_their_state_in_words() -> None:
     text = render_costs(CostData(summary=summary, budgets=[status(0.9, "warning")], overhead_day=0.5), 80).plain
     for words in ("today: $1.00", "this month: $2.00", "projected month-end: $3.00", "probe overhead: $0.50/day", "unpriced", "WARNING"):
         assert words in text
+    # spend since the last read counts in every card: a projection never reads below the month
+    text = render_costs(CostData(summary=summary, live=1.5), 80).plain
+    assert "this month: $3.50" in text and "projected month-end: $4.50" in text
 
 
 @pytest.mark.slow

@@ -59,7 +59,8 @@ def render_costs(data: CostData, width: int) -> Text:
     cards = [
         ("today", format_usd(s.today + data.live)),
         ("this month", format_usd(s.month + data.live)),
-        ("projected month-end", format_usd(s.projected_month_end)),
+        # spend since the read adds to the spent-so-far part of the projection: never below the month
+        ("projected month-end", format_usd(s.projected_month_end + data.live)),
         ("probe overhead", "-" if data.overhead_day is None else f"{format_usd(data.overhead_day)}/day"),
     ]
     # four cards a line, else two, else one: as many as fit whole (a figure is never cut short)
