@@ -34,6 +34,12 @@ from llmscope_tui.session import demo_ready
 from llmscope_tui.store.holder import hold
 
 EXIT_OK, EXIT_FAILED_CHECK, EXIT_USAGE = 0, 1, 2
+#: the start event's clock (probe/netclock.clock_in_use) in words: who stamps t0 and arrivals
+CLOCK_WORDS = {
+    "kernel": "sends and arrivals stamped by the kernel",
+    "kernel-rx": "arrivals stamped by the kernel, sends in user space",
+    "user": "stamped in user space",
+}
 
 
 @dataclass(slots=True)
@@ -133,8 +139,8 @@ def format_event(event: dict[str, Any], at: float | None = None) -> str | None:
         return f"{stamp} error: {event['message']}"
     if kind == "start":
         names = ", ".join(t["name"] for t in event["targets"] if t["enabled"])
-        clock = "by the kernel" if event.get("clock") == "kernel" else "in user space"
-        return f"{stamp} probing {names} (arrivals stamped {clock})\n{stamp} data file {event['db']}"
+        clock = CLOCK_WORDS.get(event.get("clock") or "user", CLOCK_WORDS["user"])
+        return f"{stamp} probing {names} ({clock})\n{stamp} data file {event['db']}"
     if kind == "stop":
         return (
             f"{stamp} stop ({event['reason']}): {event['samples']} samples, {event['failed']} failed, "
