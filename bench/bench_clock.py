@@ -9,10 +9,12 @@ by the kernel's receive stamp of the read that completed it (its own loop's late
 count), and right before the first content chunk's send() call, keyed by the request's own
 x-request-id header if it sent one, else by a counter (echoed in the response's x-request-id). Error = our TTFT - (sent -
 received): what the measurement adds. It has two legs: the request leg (t0 -> the request's last
-byte reached the server: h11 building and writing the request, which t0 includes by DESIGN 4)
+byte reached the server: with a user-space t0, h11 building and writing the request and any
+wait for the CPU before the send(); with the kernel's send stamp, loopback transit alone)
 and the response leg (sent -> our first-token stamp): the part the arrival clock decides.
 
-For each stream count the probes run four ways: clock kernel (make_client, probe/netclock.py) or
+For each stream count the probes run four ways: clock kernel (make_client, probe/netclock.py:
+the kernel's send stamp as t0 where it takes SO_TIMESTAMPING, its receive stamps) or
 user (httpx's own backend, stamped when the loop reads), each with and without a task that
 blocks the loop for --stall-ms (uniform) every 50-150 ms, as a render burst or a collector
 pause does. The kernel stamp is exact while the loop reads within one inter-token gap: TCP
