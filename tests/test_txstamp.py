@@ -140,8 +140,8 @@ async def test_a_socket_whose_send_stamps_do_not_come_stops_asking(
     real = kstamp.read_tx_stamps
     streams: list[Any] = []
 
-    def lost(sock: socket.socket) -> list[tuple[int, int]]:
-        real(sock)  # read, then lost
+    def lost(sock: socket.socket, last: int | None = None) -> list[tuple[int, int]]:
+        real(sock, last)  # read, then lost
         return []
 
     monkeypatch.setattr(netclock, "read_tx_stamps", lost)

@@ -125,11 +125,12 @@ def disable_tx_stamps(sock: socket.socket) -> None:
         pass
 
 
-def read_tx_stamps(sock: socket.socket) -> list[tuple[int, int]]:
+def read_tx_stamps(sock: socket.socket, last: int | None = None) -> list[tuple[int, int]]:
     """Every transmit stamp waiting on sock's error queue, without blocking: (offset of the
     last byte of the send() it stamps, modulo 2**32; the time it left, perf_counter_ns), in
-    the order the kernel queued them. A stamp that cannot be mapped is dropped; other error
-    queue messages are read and ignored."""
+    the order the kernel queued them; it stops after the stamp of byte ``last`` (the last byte
+    sent: no stamp can follow, and the read that would say so costs an exception). A stamp
+    that cannot be mapped is dropped; other error queue messages are read and ignored."""
     out: list[tuple[int, int]] = []
     while True:
         try:
@@ -148,3 +149,5 @@ def read_tx_stamps(sock: socket.socket) -> list[tuple[int, int]]:
         mapped = to_perf_ns(stamp) if stamp else None
         if mapped is not None and offset is not None:
             out.append((offset, mapped))
+            if offset == last:
+                return out

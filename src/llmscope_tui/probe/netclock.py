@@ -175,7 +175,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
     def _take_tx(self) -> None:
         """Read the send stamps queued so far; the first one at or past the current request's
         first byte is its t0."""
-        for offset, stamp in read_tx_stamps(self._sock):
+        for offset, stamp in read_tx_stamps(self._sock, (self._tx_sent - 1) & _U32):
             self._tx_seen = (offset + 1) & _U32
             start = self._req_start
             if self.request_sent_ns is None and start is not None and (offset - start) & _U32 < 1 << 31:
