@@ -2,6 +2,7 @@
 
     python bench/bench_clock.py                              # 1 and 10 streams, 300 probes each
     python bench/bench_clock.py --probes 500 --streams 1 10 --gap 0.06 --stall-ms 20 50
+    python bench/bench_clock.py send-cost                    # what a kernel send stamp costs
 
 The server (this file with `serve`, in another process) stamps its own truth on the one clock
 all processes share (perf_counter_ns = CLOCK_MONOTONIC on Linux): when the request reached it,
@@ -9,10 +10,12 @@ by the kernel's receive stamp of the read that completed it (its own loop's late
 count), and right before the first content chunk's send() call, keyed by the request's own
 x-request-id header if it sent one, else by a counter (echoed in the response's x-request-id). Error = our TTFT - (sent -
 received): what the measurement adds. It has two legs: the request leg (t0 -> the request's last
-byte reached the server: h11 building and writing the request, which t0 includes by DESIGN 4)
+byte reached the server: with a user-space t0, h11 building and writing the request and any
+wait for the CPU before the send(); with the kernel's send stamp, loopback transit alone)
 and the response leg (sent -> our first-token stamp): the part the arrival clock decides.
 
-For each stream count the probes run four ways: clock kernel (make_client, probe/netclock.py) or
+For each stream count the probes run four ways: clock kernel (make_client, probe/netclock.py:
+the kernel's send stamp as t0 where it takes SO_TIMESTAMPING, its receive stamps) or
 user (httpx's own backend, stamped when the loop reads), each with and without a task that
 blocks the loop for --stall-ms (uniform) every 50-150 ms, as a render burst or a collector
 pause does. The kernel stamp is exact while the loop reads within one inter-token gap: TCP
@@ -206,6 +209,37 @@ def run(probes: int, streams: list[int], first_delay: float, gap: float, tokens:
         stream._build_sample = original
 
 
+def send_cost(rounds: int = 20000) -> None:
+    """What a kernel send stamp costs per request: a 300-byte send() on loopback, the stamp read
+    back from the error queue, the bytes received on the other end; against the same without."""
+    from llmscope_tui.probe import kstamp
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        pairs = []
+        for stamped in (True, False):
+            client = socket.create_connection(listener.getsockname())
+            server, _ = listener.accept()
+            if stamped:
+                assert kstamp.enable_tx_stamps(client), "SO_TIMESTAMPING refused here"
+            client.setblocking(False)
+            pairs.append((client, server, stamped))
+        for _ in range(3):
+            row = []
+            for client, server, stamped in pairs:
+                sent, start = 0, time.perf_counter()
+                for _ in range(rounds):
+                    sent += client.send(b"x" * 300)
+                    if stamped:
+                        kstamp.read_tx_stamps(client, (sent - 1) & 0xFFFFFFFF)
+                    server.recv(65536)
+                row.append((time.perf_counter() - start) / rounds * 1e6)
+            print(f"send + recv per request: stamped {row[0]:.1f} us, plain {row[1]:.1f} us, "
+                  f"the stamp {row[0] - row[1]:.1f} us")
+        for client, server, _ in pairs:
+            client.close()
+            server.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what")
@@ -214,6 +248,7 @@ def main() -> None:
     s.add_argument("--gap", type=float, required=True)
     s.add_argument("--tokens", type=int, required=True)
     s.add_argument("--port-file", required=True)
+    sub.add_parser("send-cost", help="CPU of a kernel send stamp per request (loopback microbenchmark)")
     parser.add_argument("--probes", type=int, default=300)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--first-delay", type=float, default=0.05)
@@ -223,6 +258,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "serve":
         serve(args.first_delay, args.gap, args.tokens, args.port_file)
+    elif args.what == "send-cost":
+        send_cost()
     else:
         run(args.probes, args.streams, args.first_delay, args.gap, args.tokens,
             (args.stall_ms[0], args.stall_ms[1]))

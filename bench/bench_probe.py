@@ -4,6 +4,7 @@
     python bench/bench_probe.py accuracy --probes 400
     python bench/bench_probe.py rate --rate 250 --seconds 20
     python bench/bench_probe.py targets --seconds 10    # probes/s and CPU per probe vs targets
+    python bench/bench_probe.py targets --calls --seconds 5 --counts 10 100   # Python calls per probe
 
 The server (this same file with `serve`) is a raw asyncio server answering OpenAI-style
 streams. For every request it stamps, with perf_counter_ns, when the request arrived and right
@@ -345,6 +346,7 @@ def main() -> None:
     tg.add_argument("--counts", type=int, nargs="+", default=[10, 100, 1000])
     tg.add_argument("--concurrency", type=int, default=64)
     tg.add_argument("--no-in-flight", action="store_true", help="skip the 50-target in-flight round")
+    tg.add_argument("--calls", action="store_true", help="Python calls per probe (cProfile), not probes/s")
     args = parser.parse_args()
     if args.what == "serve":
         serve(args.first_delay, args.gap, args.tokens, args.port_file)
@@ -355,9 +357,13 @@ def main() -> None:
     elif args.what == "rate":
         rate(args.rate, args.seconds, args.targets)
     elif args.what == "targets":
-        from probe_targets import targets  # its own module: the same server, another question
+        # its own module: the same server, another question
+        from probe_targets import calls, targets
 
-        targets(args.seconds, args.counts, in_flight=not args.no_in_flight, concurrency=args.concurrency)
+        if args.calls:
+            calls(args.seconds, args.counts, args.concurrency)
+        else:
+            targets(args.seconds, args.counts, in_flight=not args.no_in_flight, concurrency=args.concurrency)
     else:
         accuracy(400)
         print()

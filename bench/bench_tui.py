@@ -8,7 +8,7 @@ tui_ttft.py, tui_startup.py (first screen, start-up, quit) and tui_profile.py.
     python bench/bench_tui.py cpu --db-rows 1000000                  # ... on a data file of 1M samples
     python bench/bench_tui.py cpu --also-src /tmp/before/src         # ... and another tree, same rounds
     python bench/bench_tui.py pass --passes 40                       # CPU of one refresh pass, in process
-    python bench/bench_tui.py ttft --probes 300                      # bench_probe accuracy, plain vs with UI
+    python bench/bench_tui.py ttft --probes 300                      # TTFT error vs the wire: plain, headless, with UI, UI start
     python bench/bench_tui.py first-screen                           # 1,000,000 samples (file cached in /tmp)
     python bench/bench_tui.py profile --seconds 30                   # py-spy (pip install py-spy) on the TUI
     python bench/bench_tui.py startup --runs 5                       # first frame, first data row
@@ -55,7 +55,7 @@ def main() -> None:
     pc.add_argument("--sizes", type=size_arg, nargs="+", default=[(80, 24), (160, 48)])
     pc.add_argument("--passes", type=int, default=40)
     pc.add_argument("--repeat", type=int, default=3)
-    t = sub.add_parser("ttft", help="bench_probe accuracy plain vs with the app on the same loop")
+    t = sub.add_parser("ttft", help="TTFT error against the wire: plain, headless monitor, with the app, the app's first 5 s")
     t.add_argument("--probes", type=int, default=300)
     t.add_argument("--streams", type=int, nargs="+", default=[1, 50])
     t.add_argument("--driver", choices=("pty", "headless"), default="pty",

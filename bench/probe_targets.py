@@ -90,3 +90,32 @@ def targets(seconds: float, counts: list[int], *, in_flight: bool = True, concur
           f" {failed} failed, CPU {(user + system) / max(1, probes) * 1000:.3f} ms/probe")
 
 
+
+
+def calls(seconds: float, counts: list[int], concurrency: int = 64, top: int = 8) -> None:
+    """Python calls per probe under cProfile, for each target count, and the functions whose
+    calls per probe grew most from the first count to the last. Counts of calls, unlike times,
+    do not move with the machine's load: what grows here is work that grows with the targets."""
+    import cProfile
+    import pstats
+
+    server = ServerProcess(first_delay=0.005, gap=0.0, tokens=8)
+    per: dict[int, dict[str, float]] = {}
+    try:
+        for n in counts:
+            profile = cProfile.Profile()
+            profile.enable()
+            probes, *_ = anyio.run(_targets_round, server.base_url, n, n / 2000, seconds, concurrency,
+                                   backend_options=LOOP)
+            profile.disable()
+            stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+            per[n] = {f"{Path(f).name}:{line}:{name}": v[1] / max(1, probes)
+                      for (f, line, name), v in stats.items()}
+            print(f"{n:>6} targets: {probes} probes, {sum(per[n].values()):.0f} Python calls a probe")
+    finally:
+        server.close()
+    first, last = per[counts[0]], per[counts[-1]]
+    grown = sorted(last, key=lambda k: first.get(k, 0.0) - last[k])[:top]
+    print(f"calls a probe that grew most from {counts[0]} to {counts[-1]} targets:")
+    for name in grown:
+        print(f"  {first.get(name, 0.0):8.2f} -> {last[name]:8.2f}  {name}")

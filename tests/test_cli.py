@@ -17,6 +17,7 @@ import pytest
 
 from conftest import free_port, samples_in_the_file_alone
 from llmscope_tui.cli import main
+from llmscope_tui.headless import CLOCK_WORDS
 from llmscope_tui.model import SAMPLE_FIELDS
 from llmscope_tui.probe.netclock import clock_in_use
 
@@ -251,8 +252,7 @@ def test_text_format_is_readable(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split(" ", 1)[1].startswith("probing demo-openai")
-    clock = "by the kernel" if clock_in_use() == "kernel" else "in user space"
-    assert lines[0].endswith(f"(arrivals stamped {clock})")
+    assert lines[0].endswith(f"({CLOCK_WORDS[clock_in_use()]})")
     assert sum(" ok " in line or " FAIL " in line for line in lines) == 4
 
 

@@ -54,6 +54,13 @@ __all__ = [
     "run_headless",
 ]
 
+#: the start event's clock (probe/netclock.clock_in_use) in words: who stamps t0 and arrivals
+CLOCK_WORDS = {
+    "kernel": "sends and arrivals stamped by the kernel",
+    "kernel-rx": "arrivals stamped by the kernel, sends in user space",
+    "user": "stamped in user space",
+}
+
 
 @dataclass(slots=True)
 class HeadlessOptions:
@@ -154,8 +161,8 @@ def format_event(event: dict[str, Any], at: float | None = None) -> str | None:
         return f"{stamp} error: {event['message']}"
     if kind == "start":
         names = ", ".join(t["name"] for t in event["targets"] if t["enabled"])
-        clock = "by the kernel" if event.get("clock") == "kernel" else "in user space"
-        return f"{stamp} probing {names} (arrivals stamped {clock})\n{stamp} data file {event['db']}"
+        clock = CLOCK_WORDS.get(event.get("clock") or "user", CLOCK_WORDS["user"])
+        return f"{stamp} probing {names} ({clock})\n{stamp} data file {event['db']}"
     if kind == "stop":
         return (
             f"{stamp} stop ({event['reason']}): {event['samples']} samples, {event['failed']} failed, "

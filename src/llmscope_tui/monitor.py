@@ -228,7 +228,7 @@ class Monitor:
             "config": str(s.config_file) if s.config_file else None,
             "db": str(s.db_path),
             "ingest": self.ingest_url,
-            "clock": clock_in_use(),  # who stamps response arrivals: the kernel or our loop
+            "clock": clock_in_use(),  # who stamps t0 and arrivals: kernel, kernel-rx (arrivals only) or user
             "targets": [
                 {
                     "name": t.name,

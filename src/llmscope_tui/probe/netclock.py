@@ -1,4 +1,5 @@
-"""Arrival stamps the event loop cannot delay: the kernel's receive time of response bytes.
+"""Stamps the event loop cannot delay: the kernel's send time of a request and receive time of
+its response's bytes.
 
 A probe stamped with perf_counter_ns when its task got round to reading, so a render burst, a
 collector pause or a busy loop moved TTFT by however long the loop was late. On Linux the kernel
@@ -9,39 +10,60 @@ and keeps it on the stream, where the probe finds it through
 ``response.extensions["network_stream"]`` right after each raw chunk. TLS is done here too
 (ssl.MemoryBIO), so decrypted bytes carry the stamp of the socket read that completed their record.
 
+t0 the same way: where the kernel takes SO_TIMESTAMPING, every send() is stamped as it leaves for
+the device (probe/kstamp.py), and the stream keeps, as request_sent_ns, the stamp of the first
+send() that carried a byte of the current request (a request leaves in one send(), so that is its
+last byte's segment, the same segment for any request under one MSS; over TLS, its records).
+The stamp waits on the socket's error queue, read without blocking when the stream next finds
+nothing to read and when the response's first bytes arrive: by then it is there. A socket
+whose stamps do not come (three requests in a row) stops asking, and its probes take t0 in
+user space as before.
+
 Limit: TCP merges segments queued before a read into one read carrying the newest stamp, so the
 stamp is exact while the loop reads within one inter-token gap (it still fixes any stall shorter
 than that). Elsewhere (not Linux, setsockopt refused, an httpx without the pool hook) nothing
-changes: the probe stamps in user space as before, and ``clock_in_use()`` says "user".
+changes: the probe stamps in user space as before, and ``clock_in_use()`` says "user"
+("kernel-rx" when only the sends are stamped in user space).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
-import os
 import socket
 import ssl
 import sys
-import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import anyio.lowlevel
 import httpcore
 import httpx
 
-#: Linux's value (asm-generic, x86, arm); Python only names it from 3.13 on some builds.
-SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
-_ANC_SIZE = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0  # struct timespec
+from llmscope_tui.probe.connect import _connect_first
+from llmscope_tui.probe.kstamp import (
+    RX_ANC_SIZE,
+    SO_TIMESTAMPNS,
+    disable_tx_stamps,
+    enable_tx_stamps,
+    read_tx_stamps,
+    realtime_to_perf_ns,
+    stamp_from_ancdata,
+    tx_stamps_possible,
+)
+
+__all__ = ["SO_TIMESTAMPNS", "StampedStream", "StampingBackend", "arrival_ns", "clock_in_use",
+           "realtime_to_perf_ns", "sent_ns", "use_kernel_clock"]
+
+_ANC_SIZE = RX_ANC_SIZE
 _TLS_READ = 65536
 #: writes wait for the next read up to this size: a request leaves in one send() (see _post)
 _COALESCE_BYTES = 65536
-#: a kernel stamp further than this before the read is a clock step, not a late read
-_STALE_NS = 60 * 10**9
-_HAPPY_EYEBALLS_S = 0.25  # RFC 8305's connection attempt delay, as anyio.connect_tcp uses
+#: OPT_ID's byte offsets are 32-bit and wrap
+_U32: Final = 0xFFFFFFFF
+#: requests in a row whose send stamp did not come before a socket stops asking for them
+_TX_MISSES = 3
 
 _wait_readable = getattr(anyio, "wait_readable", None) or anyio.wait_socket_readable
 _wait_writable = getattr(anyio, "wait_writable", None) or anyio.wait_socket_writable
@@ -50,7 +72,8 @@ _notify_closing = getattr(anyio, "notify_closing", None)
 
 @functools.cache
 def clock_in_use() -> str:
-    """"kernel" when response arrivals are stamped by the kernel, "user" when by the probe's
+    """"kernel" when requests' sends (t0 on a pooled connection) and response arrivals are both
+    stamped by the kernel, "kernel-rx" when only arrivals are, "user" when both are the probe's
     own perf_counter_ns reads (for the start event and the status line)."""
     if not sys.platform.startswith("linux") or not _ANC_SIZE:
         return "user"
@@ -59,9 +82,11 @@ def clock_in_use() -> str:
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            return "kernel" if sock.getsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS) else "user"
+            if not sock.getsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS):
+                return "user"
     except OSError:
         return "user"
+    return "kernel" if tx_stamps_possible() else "kernel-rx"
 
 
 def use_kernel_clock(client: httpx.AsyncClient) -> str:
@@ -70,10 +95,11 @@ def use_kernel_clock(client: httpx.AsyncClient) -> str:
     sets the one attribute httpcore's pool opens every connection with; proxy mounts keep
     httpx's own backend (and user stamps)."""
     pool = getattr(getattr(client, "_transport", None), "_pool", None)
-    if clock_in_use() != "kernel" or type(pool) is not httpcore.AsyncConnectionPool:
+    clock = clock_in_use()
+    if clock == "user" or type(pool) is not httpcore.AsyncConnectionPool:
         return "user"
     pool._network_backend = StampingBackend()
-    return "kernel"
+    return clock
 
 
 def arrival_ns(network_stream: object) -> int | None:
@@ -82,18 +108,11 @@ def arrival_ns(network_stream: object) -> int | None:
     return getattr(network_stream, "last_arrival_ns", None)
 
 
-def realtime_to_perf_ns(realtime_ns: int) -> int:
-    """A CLOCK_REALTIME instant on the perf_counter_ns (CLOCK_MONOTONIC) timeline: the offset
-    is sampled now, from the tightest of three adjacent reads, so NTP slewing and steps since
-    the last read do not accumulate."""
-    best_gap, offset = 1 << 62, 0
-    for _ in range(3):
-        a = time.perf_counter_ns()
-        wall = time.time_ns()
-        b = time.perf_counter_ns()
-        if b - a < best_gap:
-            best_gap, offset = b - a, wall - (a + b) // 2
-    return realtime_ns - offset
+def sent_ns(network_stream: object) -> int | None:
+    """The kernel's stamp (perf_counter_ns timeline) of the send() that carried the current
+    request's first byte on network_stream, or None (no stamp: t0 stays in user space). Read it
+    once the response has begun, while the connection is still this request's."""
+    return getattr(network_stream, "request_sent_ns", None)
 
 
 @contextlib.contextmanager
@@ -109,13 +128,21 @@ def _mapped(timeout_exc: type[Exception], error_exc: type[Exception]) -> Iterato
 
 class StampedStream(httpcore.AsyncNetworkStream):
     """A non-blocking TCP socket read with recvmsg; each read that delivers bytes records the
-    kernel's arrival stamp in last_arrival_ns."""
+    kernel's arrival stamp in last_arrival_ns. With tx (SO_TIMESTAMPING on, see kstamp), the
+    send stamp of the current request's first byte lands in request_sent_ns."""
 
-    def __init__(self, sock: socket.socket, kernel: bool) -> None:
+    def __init__(self, sock: socket.socket, kernel: bool, tx: bool = False) -> None:
         self._sock = sock
         self._kernel = kernel
         self._outbox = bytearray()
         self.last_arrival_ns: int | None = None
+        self.request_sent_ns: int | None = None
+        self._tx = tx
+        self._tx_sent = 0  # offset of the next byte to send (OPT_ID counts from enabling)
+        self._tx_seen = 0  # offset after the last byte whose stamp was read
+        self._req_start: int | None = None  # offset of the current request's first byte
+        self._req_open = False  # bytes of a request written, its response not begun
+        self._tx_misses = 0
 
     # -- raw I/O (OSError / TimeoutError out; callers map them) -----------------------------
 
@@ -133,30 +160,50 @@ class StampedStream(httpcore.AsyncNetworkStream):
                     data, ancdata = self._sock.recv(max_bytes), []
                 break
             except BlockingIOError:
+                if self._tx and self._tx_seen != self._tx_sent:
+                    self._take_tx()  # also what ends the wake-ups a queued stamp causes (POLLERR)
                 await _wait_readable(self._sock)
                 waited = True
         if data:
-            self.last_arrival_ns = self._stamp(ancdata) if self._kernel else None
+            if self._req_open:
+                self._response_began()
+            self.last_arrival_ns = stamp_from_ancdata(ancdata) if self._kernel else None
         if not waited:  # a stream that always has data must still let other tasks run
             await anyio.lowlevel.cancel_shielded_checkpoint()
         return data
 
-    def _stamp(self, ancdata: list[tuple[int, int, bytes]]) -> int | None:
-        now = time.perf_counter_ns()
-        for level, kind, blob in ancdata:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(blob) >= 16:
-                sec, nsec = int.from_bytes(blob[:8], sys.byteorder), int.from_bytes(blob[8:16], sys.byteorder)
-                stamp = realtime_to_perf_ns(sec * 10**9 + nsec)
-                # a stamp "after" the read or minutes before it means the wall clock stepped
-                return stamp if now - _STALE_NS < stamp <= now else None
-        return None
+    def _take_tx(self) -> None:
+        """Read the send stamps queued so far; the first one at or past the current request's
+        first byte is its t0."""
+        for offset, stamp in read_tx_stamps(self._sock, (self._tx_sent - 1) & _U32):
+            self._tx_seen = (offset + 1) & _U32
+            start = self._req_start
+            if self.request_sent_ns is None and start is not None and (offset - start) & _U32 < 1 << 31:
+                self.request_sent_ns = stamp
+
+    def _response_began(self) -> None:
+        self._req_open = False
+        if self._tx and self.request_sent_ns is None:
+            self._take_tx()
+            if self.request_sent_ns is None:
+                self._tx_misses += 1
+                if self._tx_misses >= _TX_MISSES:  # this socket's stamps do not come: stop asking
+                    self._tx = False
+                    disable_tx_stamps(self._sock)
+                    read_tx_stamps(self._sock)  # a late one left queued would wake every wait
+            else:
+                self._tx_misses = 0
 
     async def _post(self, data: bytes, timeout: float | None) -> None:
-        """Queue bytes for the next read, which sends them first. httpcore writes a request's
+        """Queue bytes for the next read, which sends them first (the first bytes after a
+        response began start a new request, see request_sent_ns). httpcore writes a request's
         headers and body in two calls; sent apart, the first send() on loopback wakes the server
         and the sender can lose the CPU before the second, which then lands inside TTFT (a
         0.6 ms median and 10 ms p99 request leg on a loaded machine, bench/bench_clock.py). HTTP/1.1
         always reads after a request, so nothing queued is left behind."""
+        if self._tx and not self._req_open:
+            self._req_open, self.request_sent_ns = True, None
+            self._req_start = (self._tx_sent + len(self._outbox)) & _U32
         self._outbox += data
         if len(self._outbox) >= _COALESCE_BYTES:  # a large upload streams as it comes
             with _mapped(httpcore.WriteTimeout, httpcore.WriteError), anyio.fail_after(timeout):
@@ -172,9 +219,12 @@ class StampedStream(httpcore.AsyncNetworkStream):
         view = memoryview(buffer)
         while view:
             try:
-                view = view[self._sock.send(view):]
+                sent = self._sock.send(view)
             except BlockingIOError:
                 await _wait_writable(self._sock)
+                continue
+            view = view[sent:]
+            self._tx_sent = (self._tx_sent + sent) & _U32
 
     # -- httpcore's interface -----------------------------------------------------------------
 
@@ -242,6 +292,10 @@ class StampedTLSStream(httpcore.AsyncNetworkStream):
     def last_arrival_ns(self) -> int | None:
         return self._raw.last_arrival_ns
 
+    @property
+    def request_sent_ns(self) -> int | None:
+        return self._raw.request_sent_ns
+
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         with _mapped(httpcore.ReadTimeout, httpcore.ReadError), anyio.fail_after(timeout):
             while True:
@@ -280,7 +334,8 @@ class StampedTLSStream(httpcore.AsyncNetworkStream):
 
 class StampingBackend(httpcore.AsyncNetworkBackend):
     """Opens the sockets StampedStream reads: connect with a staggered attempt per address
-    (RFC 8305, as anyio.connect_tcp does), TCP_NODELAY and SO_TIMESTAMPNS on."""
+    (RFC 8305, as anyio.connect_tcp does), TCP_NODELAY, SO_TIMESTAMPNS and, where the kernel
+    takes it, SO_TIMESTAMPING's send stamps on (set once connected: OPT_ID needs a connection)."""
 
     async def connect_tcp(
         self,
@@ -305,7 +360,7 @@ class StampingBackend(httpcore.AsyncNetworkBackend):
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         except OSError:
             kernel = False  # this socket's probes stamp in user space
-        return StampedStream(sock, kernel)
+        return StampedStream(sock, kernel, tx=kernel and enable_tx_stamps(sock))
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -314,63 +369,6 @@ class StampingBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
-
-
-async def _connect_first(addresses: list[tuple[Any, ...]], local_address: str | None) -> socket.socket:
-    """The first address to accept, a new attempt starting every 250 ms or as soon as the
-    previous one fails, so one unreachable address family does not cost the connect timeout."""
-    if not addresses:
-        raise OSError(f"no address to connect to: {addresses}")
-    winner: socket.socket | None = None
-    errors: list[OSError] = []
-
-    async def attempt(address: tuple[Any, ...], failed: anyio.Event, scope: anyio.CancelScope) -> None:
-        nonlocal winner
-        try:
-            sock = await _connect_one(address, local_address)
-        except OSError as exc:
-            errors.append(exc)
-            failed.set()
-            return
-        if winner is None:
-            winner = sock
-            scope.cancel()
-        else:
-            sock.close()
-
-    try:
-        async with anyio.create_task_group() as tg:
-            for address in addresses:
-                failed = anyio.Event()
-                tg.start_soon(attempt, address, failed, tg.cancel_scope)
-                with anyio.move_on_after(_HAPPY_EYEBALLS_S):
-                    await failed.wait()
-    except BaseException:  # the connect timed out or was cancelled as an attempt won
-        if winner is not None:
-            winner.close()
-        raise
-    if winner is None:
-        raise errors[-1] if len(errors) == 1 else OSError(f"all connection attempts failed: {errors}")
-    return winner
-
-
-async def _connect_one(address: tuple[Any, ...], local_address: str | None) -> socket.socket:
-    family, kind, proto, sockaddr = address
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setblocking(False)
-        if local_address:
-            sock.bind((local_address, 0))
-        code = sock.connect_ex(sockaddr)
-        if code in (errno.EINPROGRESS, errno.EAGAIN):
-            await _wait_writable(sock)
-            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code:
-            raise OSError(code, f"{sockaddr}: {os.strerror(code)}")
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 def _readable(sock: socket.socket) -> bool:

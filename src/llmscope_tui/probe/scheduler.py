@@ -44,7 +44,7 @@ def make_client(
     concurrency: int, timeouts: Timeouts, n_targets: int = 1, *, kernel_clock: bool = True
 ) -> httpx.AsyncClient:
     """One pooled client for all probes: keep-alive like a real app, no read timeout of its own
-    (first-token and total limits are enforced by the probe); arrivals stamped by the kernel
+    (first-token and total limits are enforced by the probe); sends and arrivals stamped by the kernel
     where it can (probe/netclock.py; kernel_clock=False keeps httpx's own backend, for benches);
     its pool's bookkeeping flat in the number of connections (probe/pool.py)."""
     limits = httpx.Limits(max_connections=concurrency + n_targets, max_keepalive_connections=concurrency + n_targets)

@@ -1,8 +1,11 @@
 """One probe: send one streamed request, stamp bytes as they arrive, turn the outcome into a Sample.
 
-Timing (DESIGN 4): t0 comes from httpcore's trace extension, the moment the connection starts
-to open (new connection) or the request headers start to be written (pooled connection), so
-pool waits and request building are not counted. Arrival times are the kernel's receive stamps
+Timing (DESIGN 4): on a pooled connection t0 is the kernel's stamp of the request leaving
+(probe/netclock.py: SO_TIMESTAMPING's send stamp of the send() carrying it), so neither pool
+waits, request building nor a late event loop count; without one, httpcore's trace extension's
+moment the request headers start to be written. On a new connection t0 is when the connect
+starts (trace extension, user space: the kernel stamps no SYN), so set-up is in that sample's
+TTFT and connect_ms says how much. Arrival times are the kernel's receive stamps
 of the read that completed each network chunk (probe/netclock.py), or perf_counter_ns as the
 chunk is handed over where there are none; either way before any parsing.
 """
@@ -22,7 +25,7 @@ import anyio
 import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
-from llmscope_tui.probe.netclock import arrival_ns
+from llmscope_tui.probe.netclock import arrival_ns, sent_ns
 from llmscope_tui.redaction import remember, scrub
 from llmscope_tui.wire import PROTOCOLS
 from llmscope_tui.wire.base import SHAPE_ERRORS, FrameInfo, MalformedFrame, StreamState, request_id
@@ -35,6 +38,8 @@ from llmscope_tui.wire.errors import (
 from llmscope_tui.wire.framing import Frame, NDJSONDecoder, SSEDecoder
 
 _ERROR_BODY_LIMIT = 8192
+#: how far a kernel send stamp may read before the headers started to be written (clock mapping)
+_T0_SLACK_NS = 1_000_000
 log = logging.getLogger(__name__)
 #: Targets already noted in the log as answering a streamed request with one JSON body.
 _NOTED_WHOLE_BODY: set[str] = set()
@@ -52,12 +57,13 @@ class Timeouts:
 class _Trace:
     """Collects the httpcore trace stamps one request needs."""
 
-    __slots__ = ("connect_done_ns", "connect_start_ns", "connected", "headers_start_ns")
+    __slots__ = ("connect_done_ns", "connect_start_ns", "connected", "headers_start_ns", "sent_ns")
 
     def __init__(self) -> None:
         self.connect_start_ns: int | None = None
         self.connect_done_ns: int | None = None
         self.headers_start_ns: int | None = None
+        self.sent_ns: int | None = None  # the kernel's send stamp of the request, when it came
         self.connected = False
 
     async def __call__(self, name: str, info: dict[str, Any]) -> None:
@@ -72,7 +78,22 @@ class _Trace:
 
     @property
     def t0_ns(self) -> int | None:
-        return self.connect_start_ns if self.connect_start_ns is not None else self.headers_start_ns
+        if self.connect_start_ns is not None:
+            return self.connect_start_ns
+        if self.kernel_t0:
+            return self.sent_ns
+        return self.headers_start_ns
+
+    @property
+    def kernel_t0(self) -> bool:
+        """t0 is the kernel's send stamp: a pooled connection, a stamp that came, and one that
+        is not before the headers started to be written (the wall clock stepped)."""
+        return (
+            self.connect_start_ns is None
+            and self.sent_ns is not None
+            and self.headers_start_ns is not None
+            and self.sent_ns >= self.headers_start_ns - _T0_SLACK_NS
+        )
 
     @property
     def connect_ms(self) -> float | None:
@@ -139,6 +160,7 @@ async def probe_once(
                 content=json.dumps(spec.body).encode(),
                 extensions={"trace": trace},
             ) as response:
+                trace.sent_ns = sent_ns(response.extensions.get("network_stream"))
                 out.status = response.status_code
                 out.request_id = request_id(response.headers)
                 if not 200 <= response.status_code < 300:

@@ -101,7 +101,7 @@ class ViewState:
     demo_event: dict[str, Any] | None = None
     config: str | None = None
     db: str | None = None
-    #: who stamps response arrivals (the start event's "clock"): "kernel" or "user"
+    #: who stamps t0 and response arrivals (the start event's "clock"): "kernel", "kernel-rx" or "user"
     clock: str | None = None
     samples: int = 0
     errors: int = 0
