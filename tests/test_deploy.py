@@ -267,6 +267,38 @@ def test_the_dashboard_has_its_variables_and_every_panel_a_query() -> None:
     assert 'location=~"$location"' in text and 'target=~"$target"' in text
 
 
+def test_grafanas_own_dashboard_model_reads_every_panel_query_and_variable() -> None:
+    """Grafana's Foundation SDK (its generated dashboard schema) parses the file and writes it
+    back with every panel, query and variable kept: nothing is in a place Grafana does not read.
+    What it drops are export details its model leaves out (__requires, id, a query variable's
+    definition, Prometheus annotation options), checked here by name."""
+    model = pytest.importorskip("grafana_foundation_sdk.models.dashboard", reason="pip install grafana-foundation-sdk")
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+
+    board = dashboard()
+    back = json.loads(json.dumps(model.Dashboard.from_json(board), cls=JSONEncoder))
+    assert back["uid"] == board["uid"] and back["title"] == board["title"]
+    assert [(p["id"], p["type"], p["title"]) for p in back["panels"]] == [
+        (p["id"], p["type"], p["title"]) for p in board["panels"]
+    ]
+    for ours, theirs in zip(board["panels"], back["panels"], strict=True):
+        assert [t["expr"] for t in ours.get("targets", [])] == [t["expr"] for t in theirs.get("targets", [])]
+        assert ours["gridPos"] == theirs["gridPos"]
+    assert [v["name"] for v in back["templating"]["list"]] == [v["name"] for v in board["templating"]["list"]]
+
+    def dropped(ours: Any, theirs: Any, path: str = "") -> list[str]:
+        if isinstance(ours, dict):
+            return [f"{path}/{k}" for k in ours if not isinstance(theirs, dict) or k not in theirs] + [
+                d for k in ours if isinstance(theirs, dict) and k in theirs for d in dropped(ours[k], theirs[k], f"{path}/{k}")
+            ]
+        if isinstance(ours, list):
+            return [d for i, (a, b) in enumerate(zip(ours, theirs)) for d in dropped(a, b, f"{path}[{i}]")]
+        return []
+
+    export_details = {"__requires", "id", "builtIn", "definition", "step", "titleFormat", "textFormat", "useValueForTime"}
+    assert {path.rsplit("/", 1)[-1] for path in dropped(board, back)} <= export_details
+
+
 def test_the_dashboard_names_only_series_and_labels_the_exporter_serves() -> None:
     served = served_series()
     board = dashboard()
