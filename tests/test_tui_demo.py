@@ -40,11 +40,11 @@ class HeldClock:
         return self.now
 
 
-async def wait_for(pilot: Any, condition: Callable[[], bool], deadline: float, what: str) -> None:
+async def wait_for(pilot: Any, condition: Callable[[], bool], deadline: float, what: str | Callable[[], str]) -> None:
     loop = asyncio.get_running_loop()
     while not condition():
         if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what if isinstance(what, str) else what()}")
         await pilot.pause(0.05)
 
 
@@ -92,7 +92,7 @@ async def test_the_demo_incident_reaches_the_incidents_pane(tmp_path: Path) -> N
             # the first probes carry the start-up (connections, the price database loading): a
             # second baseline, as the b key takes, is the calm one the incident is tested against
             await wait_for(pilot, baselines_frozen, deadline, "every TTFT chart past its first baseline")
-            app.monitor.rebaseline()
+            app.monitor_thread.call(app.monitor.rebaseline)  # on the monitor's loop, as the b key does
             await wait_for(pilot, baselines_frozen, deadline, "every TTFT chart past its second baseline")
             clock.now = 2.5  # inside the scripted shift (and outside the 429 burst) until the end
 
@@ -105,15 +105,23 @@ async def test_the_demo_incident_reaches_the_incidents_pane(tmp_path: Path) -> N
             )
 
             def shifted_incident() -> str | None:
-                """The row key of an incident on the shifted target that began with the scripted
-                shift (5-point baselines may let noise open one before), once it is listed."""
+                """The row key of the shifted target's incident that carries the scripted shift,
+                once it is listed: one that opened with it, or one that noise opened just before
+                (5-point baselines allow it; a target has one incident) and that the shift's
+                probes then moved to a TTFT or latency effect past +50 % (the shift is +80 %)."""
                 shown = {str(k.value) for k in incidents.rows}
                 for incident in app.state.incidents.values():
-                    if incident.target == SHIFTED and incident.opened_ts >= released and str(incident.id) in shown:
+                    if incident.target != SHIFTED or str(incident.id) not in shown:
+                        continue
+                    shifted = any(m.metric in ("ttft_ms", "latency_ms") and m.effect >= 0.5 for m in incident.metrics.values())
+                    if incident.opened_ts >= released or (incident.open and shifted):
                         return str(incident.id)
                 return None
 
-            await wait_for(pilot, lambda: shifted_incident() is not None, deadline, f"a {SHIFTED} incident in the Incidents pane")
+            seen = lambda: [(i.id, i.opened_ts - released, i.open, {m.metric: round(m.effect, 2) for m in i.metrics.values()})
+                            for i in app.state.incidents.values() if i.target == SHIFTED]
+            await wait_for(pilot, lambda: shifted_incident() is not None, deadline,
+                           lambda: f"a {SHIFTED} incident in the Incidents pane (its incidents: {seen()})")
             key = shifted_incident()
             assert key is not None
             row = [str(c) for c in incidents.get_row(key)]
