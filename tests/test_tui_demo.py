@@ -65,7 +65,10 @@ async def test_the_demo_incident_reaches_the_incidents_pane(tmp_path: Path) -> N
             settings,
             targets=demo.targets(interval_s=0.1),
             prices=[*settings.prices, *demo_prices()],
-            spc=dataclasses.replace(settings.spc, baseline_samples=5),
+            # 20 points: the incident detector's reference starts from them, and 5 on a loaded
+            # machine could be so spread (one probe stalled 3x) that the 1.8x shift looked like
+            # noise until its points joined the reference (no incident in 50 s, twice in CI)
+            spc=dataclasses.replace(settings.spc, baseline_samples=20),
         )
         monitor = Monitor(ready, sources=[demo.announce])  # the demo says which incident runs
         app = LLMScopeApp(ready, fps=10, store_every_s=1.0, shutdown_timeout_s=3.0, monitor=monitor)
@@ -107,7 +110,7 @@ async def test_the_demo_incident_reaches_the_incidents_pane(tmp_path: Path) -> N
             def shifted_incident() -> str | None:
                 """The row key of the shifted target's incident that carries the scripted shift,
                 once it is listed: one that opened with it, or one that noise opened just before
-                (5-point baselines allow it; a target has one incident) and that the shift's
+                (short baselines allow it; a target has one incident) and that the shift's
                 probes then moved to a TTFT or latency effect past +50 % (the shift is +80 %)."""
                 shown = {str(k.value) for k in incidents.rows}
                 for incident in app.state.incidents.values():
@@ -118,8 +121,17 @@ async def test_the_demo_incident_reaches_the_incidents_pane(tmp_path: Path) -> N
                         return str(incident.id)
                 return None
 
-            seen = lambda: [(i.id, i.opened_ts - released, i.open, {m.metric: round(m.effect, 2) for m in i.metrics.values()})
-                            for i in app.state.incidents.values() if i.target == SHIFTED]
+            def seen() -> str:
+                chart = app.monitor.charts.chart(SHIFTED, "ttft_ms")
+                baseline = None if chart is None else chart.baseline
+                return str({
+                    "incidents": [(i.id, round(i.opened_ts - released, 1), i.open, {m.metric: round(m.effect, 2) for m in i.metrics.values()})
+                                  for i in app.state.incidents.values() if i.target == SHIFTED],
+                    "phase": None if chart is None else chart.phase,
+                    "baseline": None if baseline is None else (round(baseline.center, 3), round(baseline.sigma, 3)),
+                    "last ttft": app.state.targets[SHIFTED].last.get("ttft_ms"),
+                    "samples": app.state.samples, "violations": app.state.violations,
+                })
             await wait_for(pilot, lambda: shifted_incident() is not None, deadline,
                            lambda: f"a {SHIFTED} incident in the Incidents pane (its incidents: {seen()})")
             key = shifted_incident()
