@@ -396,8 +396,13 @@ def test_budget_bars_say_their_state_in_words() -> None:
     for words in ("today: $1.00", "this month: $2.00", "projected month-end: $3.00", "probe overhead: $0.50/day", "unpriced", "WARNING"):
         assert words in text
     # spend since the last read counts in every card: a projection never reads below the month
-    text = render_costs(CostData(summary=summary, live=1.5), 80).plain
+    summary.by_provider = {"openai": 2.0}
+    pane_data = CostData(summary=summary)
+    pane = SimpleNamespace(data=pane_data, stale=False)
+    CostsPane.add_live(pane, {"openai": 1.0, "anthropic": 0.5})  # type: ignore[arg-type]
+    text = render_costs(pane_data, 80).plain
     assert "this month: $3.50" in text and "projected month-end: $4.50" in text
+    assert "anthropic $0.50, openai $3.00" in text and pane.stale
 
 
 @pytest.mark.slow

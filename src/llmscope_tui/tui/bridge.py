@@ -167,7 +167,11 @@ class Bridge:
             reads.read_window_soon(charts)
         if drawn_if_shown(incidents):
             incidents.refresh_rows(self.state, now=app.monitor.wall_clock())
-        costs.add_live(sum(view.cost_live for view in self.state.targets.values()))
+        live: dict[str, float] = {}
+        for view in self.state.targets.values():
+            if view.cost_live:
+                live[view.provider] = live.get(view.provider, 0.0) + view.cost_live
+        costs.add_live(live)
         if costs.stale and drawn_if_shown(costs):  # its data comes from the store reads
             costs.render_data(reads.cost_data)
         open_now = self.state.open_incidents

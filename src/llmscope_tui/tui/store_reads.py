@@ -118,7 +118,7 @@ class StoreReads:
             self.cost_today = result["today"]
             for view in self.state.targets.values():
                 view.cost_live = 0.0
-            data.live = 0.0  # in the summary now
+            data.live, data.live_by_provider = 0.0, {}  # in the summary now
         data.error = result.get("error")
         if not app.paused:
             try:

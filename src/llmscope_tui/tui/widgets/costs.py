@@ -34,6 +34,8 @@ class CostData:
     #: spend the live events brought since that read (the Targets pane adds it too: the card's
     #: today is their sum, not a figure up to half a minute old)
     live: float = 0.0
+    #: the same, by provider (the "by provider this month" line adds it like the cards)
+    live_by_provider: dict[str, float] = field(default_factory=dict)
 
 
 def budget_bar(status: Any, width: int) -> Text:
@@ -77,9 +79,12 @@ def render_costs(data: CostData, width: int) -> Text:
         if (i + 1) % per_line == 0 and i < len(cards) - 1:
             line.append("\n")
     text.append_text(line)
-    if s.by_provider:
+    by_provider = dict(s.by_provider)
+    for provider, amount in data.live_by_provider.items():
+        by_provider[provider] = by_provider.get(provider, 0.0) + amount
+    if by_provider:
         text.append("\nby provider this month: ", style="dim")
-        text.append(", ".join(f"{k} {format_usd(v)}" for k, v in sorted(s.by_provider.items())))
+        text.append(", ".join(f"{k} {format_usd(v)}" for k, v in sorted(by_provider.items())))
     if s.unpriced:
         text.append("\nunpriced (no cost recorded): ", style="dim")
         text.append(", ".join(s.unpriced))
@@ -116,11 +121,12 @@ class CostsPane(VerticalScroll, DrawnWhenShown, can_focus=True):
         """The cards and tips are laid out for the width: again at a new one."""
         self.render_data()
 
-    def add_live(self, amount: float) -> None:
-        """The live events' spend since the last store read: the cards are redrawn (when shown)
-        only when it moved."""
-        if amount != self.data.live:
-            self.data.live = amount
+    def add_live(self, by_provider: dict[str, float]) -> None:
+        """The live events' spend since the last store read, by provider: the cards are redrawn
+        (when shown) only when it moved."""
+        if by_provider != self.data.live_by_provider:
+            self.data.live_by_provider = dict(by_provider)
+            self.data.live = sum(by_provider.values())
             self.stale = True
 
     def render_data(self, data: CostData | None = None) -> None:
