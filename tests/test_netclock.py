@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from llmscope_tui.model import Target
-from llmscope_tui.probe import netclock
+from llmscope_tui.probe import connect, netclock
 from llmscope_tui.probe.scheduler import make_client
 from llmscope_tui.probe.stream import Timeouts, probe_once
 
@@ -180,7 +180,7 @@ async def test_an_address_that_never_answers_does_not_hold_up_the_next(unanswere
         stuck = (socket.AF_INET, socket.SOCK_STREAM, 0, ("127.0.0.1", unanswered_port))
         fine = (socket.AF_INET, socket.SOCK_STREAM, 0, good.getsockname())
         with anyio.fail_after(5):  # the stuck address alone would hang until the connect timeout
-            sock = await netclock._connect_first([stuck, fine], None)
+            sock = await connect.connect_first([stuck, fine], None)
         with sock:
             assert sock.getpeername() == good.getsockname()
 

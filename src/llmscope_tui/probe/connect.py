@@ -14,7 +14,7 @@ _HAPPY_EYEBALLS_S = 0.25  # RFC 8305's connection attempt delay, as anyio.connec
 _wait_writable = getattr(anyio, "wait_writable", None) or anyio.wait_socket_writable
 
 
-async def _connect_first(addresses: list[tuple[Any, ...]], local_address: str | None) -> socket.socket:
+async def connect_first(addresses: list[tuple[Any, ...]], local_address: str | None) -> socket.socket:
     """The first address to accept, a new attempt starting every 250 ms or as soon as the
     previous one fails, so one unreachable address family does not cost the connect timeout."""
     if not addresses:

@@ -41,7 +41,7 @@ import anyio.lowlevel
 import httpcore
 import httpx
 
-from llmscope_tui.probe.connect import _connect_first
+from llmscope_tui.probe.connect import connect_first
 from llmscope_tui.probe.kstamp import (
     RX_ANC_SIZE,
     SO_TIMESTAMPNS,
@@ -347,7 +347,7 @@ class StampingBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError), anyio.fail_after(timeout):
             infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            sock = await _connect_first([info[:3] + info[4:] for info in infos], local_address)
+            sock = await connect_first([info[:3] + info[4:] for info in infos], local_address)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for option in socket_options or ():  # httpcore's SOCKET_OPTION tuples
