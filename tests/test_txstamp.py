@@ -24,6 +24,7 @@ STALL_S = 0.2
 
 @pytest.fixture
 def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    assert kstamp.keep_rx_stamping_on()  # as the probe's clock_in_use() does before any connection
     with socket.create_server(("127.0.0.1", 0)) as listener:
         client = socket.create_connection(listener.getsockname())
         server, _ = listener.accept()

@@ -47,6 +47,7 @@ from llmscope_tui.probe.kstamp import (
     SO_TIMESTAMPNS,
     disable_tx_stamps,
     enable_tx_stamps,
+    keep_rx_stamping_on,
     read_tx_stamps,
     realtime_to_perf_ns,
     stamp_from_ancdata,
@@ -79,12 +80,7 @@ def clock_in_use() -> str:
         return "user"
     if "_network_backend" not in vars(httpcore.AsyncConnectionPool()):
         return "user"  # the hook use_kernel_clock sets is gone in this httpcore
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            if not sock.getsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS):
-                return "user"
-    except OSError:
+    if not keep_rx_stamping_on():
         return "user"
     return "kernel" if tx_stamps_possible() else "kernel-rx"
 
