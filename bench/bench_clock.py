@@ -46,6 +46,7 @@ from bench_probe import ServerProcess as ProbeServerProcess
 from llmscope_tui.probe import netclock, stream
 from llmscope_tui.probe.scheduler import make_client
 
+CLOCKS = ("kernel", "kernel-loop", "user")
 CHUNK = b'data: {"object":"chat.completion.chunk","model":"bench","choices":[%s]}\n\n'  # AIPerf needs "object"
 ROLE = CHUNK % b'{"index":0,"delta":{"role":"assistant","content":""}}'
 TOKEN = CHUNK % b'{"index":0,"delta":{"content":"tok"}}'
@@ -149,7 +150,7 @@ class ServerProcess(ProbeServerProcess):
 # ----------------------------------------------------------------------------- client side
 
 
-async def _round(base_url: str, concurrency: int, probes: int, kernel: bool,
+async def _round(base_url: str, concurrency: int, probes: int, clock: str,
                  stall_ms: tuple[float, float] | None) -> list[tuple[str, float]]:
     rng = random.Random(7)
 
@@ -159,16 +160,22 @@ async def _round(base_url: str, concurrency: int, probes: int, kernel: bool,
             await anyio.sleep(rng.uniform(0.05, 0.15))
             time.sleep(rng.uniform(*stall_ms) / 1000)  # noqa: ASYNC251 - the loop blocked, as by a render burst
 
-    async with make_client(concurrency, TIMEOUTS, kernel_clock=kernel) as client:
+    kernel, off_loop = clock != "user", clock == "kernel"
+    async with make_client(concurrency, TIMEOUTS, kernel_clock=kernel, off_loop=off_loop) as client:
         return await pooled_probes(client, base_url, concurrency, probes, staller if stall_ms else None)
 
 
+def _cpu_s() -> float:
+    """This process's CPU time, every thread's (the probe's reader threads included)."""
+    return time.process_time()
+
+
 def run(probes: int, streams: list[int], first_delay: float, gap: float, tokens: int,
-        stall_ms: tuple[float, float]) -> None:
+        stall_ms: tuple[float, float], clocks: list[str]) -> None:
     print(f"Arrival clock on this machine: {netclock.clock_in_use()}; server: first token after "
           f"{first_delay * 1000:.0f} ms, then every {gap * 1000:.0f} ms; stall {stall_ms[0]:g}-{stall_ms[1]:g} ms")
-    print(f"{'streams':>7} {'clock':>6} {'stall':>5} {'n':>5} {'median':>7} {'p90':>7} {'p99':>7} {'max':>7}"
-          f" | {'req med':>7} {'req p99':>7} | {'resp med':>8} {'resp p99':>8}   (ms)")
+    print(f"{'streams':>7} {'clock':>11} {'stall':>5} {'n':>5} {'median':>7} {'p90':>7} {'p99':>7} {'max':>7}"
+          f" | {'req med':>7} {'req p99':>7} | {'resp med':>8} {'resp p99':>8} | {'CPU/probe':>9}   (ms)")
     first_seen: dict[str, tuple[int, int]] = {}
     original = stream._build_sample
 
@@ -182,12 +189,14 @@ def run(probes: int, streams: list[int], first_delay: float, gap: float, tokens:
     try:
         for concurrency in streams:
             for stall in (None, stall_ms):
-                for kernel in (True, False):
+                for clock in clocks:
                     server = ServerProcess(first_delay, gap, tokens)
                     first_seen.clear()
                     try:
                         server.stamps()
-                        measured = anyio.run(_round, server.base_url, concurrency, probes, kernel, stall)
+                        cpu = _cpu_s()
+                        measured = anyio.run(_round, server.base_url, concurrency, probes, clock, stall)
+                        cpu = _cpu_s() - cpu
                         stamps = server.stamps()
                     finally:
                         server.close()
@@ -199,12 +208,12 @@ def run(probes: int, streams: list[int], first_delay: float, gap: float, tokens:
                             errors.append(ttft_ms - (sent - received) / 1e6)
                             requests.append((received - t0) / 1e6)
                             legs.append((first - sent) / 1e6)
-                    print(f"{concurrency:>7} {'kernel' if kernel else 'user':>6} {'yes' if stall else 'no':>5}"
+                    print(f"{concurrency:>7} {clock:>11} {'yes' if stall else 'no':>5}"
                           f" {len(errors):>5} {statistics.median(errors):>7.3f} {pct(errors, 0.9):>7.3f}"
                           f" {pct(errors, 0.99):>7.3f} {max(errors):>7.3f}"
                           f" | {statistics.median(requests):>7.3f} {pct(requests, 0.99):>7.3f}"
                           f" | {statistics.median(legs):>8.3f}"
-                          f" {pct(legs, 0.99):>8.3f}", flush=True)
+                          f" {pct(legs, 0.99):>8.3f} | {cpu * 1000 / max(1, len(measured)):>9.3f}", flush=True)
     finally:
         stream._build_sample = original
 
@@ -255,6 +264,8 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=0.06)
     parser.add_argument("--tokens", type=int, default=4)
     parser.add_argument("--stall-ms", type=float, nargs=2, default=[20.0, 50.0])
+    parser.add_argument("--clocks", nargs="+", choices=CLOCKS, default=["kernel", "user"],
+                        help="kernel: reads on a thread (the product); kernel-loop: kernel stamps read on the loop; user: httpx's own backend")
     args = parser.parse_args()
     if args.what == "serve":
         serve(args.first_delay, args.gap, args.tokens, args.port_file)
@@ -262,7 +273,7 @@ def main() -> None:
         send_cost()
     else:
         run(args.probes, args.streams, args.first_delay, args.gap, args.tokens,
-            (args.stall_ms[0], args.stall_ms[1]))
+            (args.stall_ms[0], args.stall_ms[1]), args.clocks)
 
 
 if __name__ == "__main__":

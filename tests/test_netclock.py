@@ -37,7 +37,8 @@ class StallServer:
     loop says it is stalled, so that chunk arrives while nothing in the client can read it;
     the server stamps when it got the request and when it sent that chunk (the truth)."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, next_token_s: float | None = None) -> None:
+        self.next_token_s = next_token_s  # a second token this long after the first, mid-stall
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.tls = tls
@@ -72,6 +73,9 @@ class StallServer:
             time.sleep(0.02)  # well inside the stall
             self.sent_ns = time.perf_counter_ns()
             conn.sendall(_chunk(b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n'))
+            if self.next_token_s is not None:
+                time.sleep(self.next_token_s)
+                conn.sendall(_chunk(b'data: {"choices":[{"delta":{"content":" there"}}]}\n\n'))
             conn.sendall(_chunk(b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\n')
                          + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
 
@@ -137,6 +141,25 @@ async def test_tls_records_carry_the_stamp_of_the_read_that_completed_them(
     finally:
         server.close()
     assert truth - 1 < ttft < truth + 150 < stall_end
+
+
+@pytest.mark.parametrize("off_loop", [True, False], ids=["reader-thread", "loop-reads"])
+async def test_a_token_that_lands_while_the_loop_is_late_keeps_its_own_stamp(off_loop: bool) -> None:
+    """Two tokens 150 ms apart land while the loop is stalled. Read on the loop, TCP has merged
+    them into one read carrying the second one's stamp: TTFT one gap high (the limit the reader
+    thread removes). Read by the connection's own thread, each segment is taken off the socket
+    as it lands, so the first token keeps its own stamp."""
+    server = StallServer(next_token_s=0.15)
+    try:
+        async with make_client(1, TIMEOUTS, off_loop=off_loop) as client:
+            ttft, truth, stall_end = await _probe_through_a_stall(server, client)
+    finally:
+        server.close()
+    assert stall_end > truth + 150  # both tokens came while the loop could not read
+    if off_loop:
+        assert truth - 1 < ttft < truth + 75
+    else:
+        assert truth + 140 < ttft < stall_end
 
 
 async def test_a_user_stamp_would_include_the_stall() -> None:

@@ -20,19 +20,23 @@ whose stamps do not come (three requests in a row) stops asking, and its probes 
 user space as before.
 
 Limit: TCP merges segments queued before a read into one read carrying the newest stamp, so the
-stamp is exact while the loop reads within one inter-token gap (it still fixes any stall shorter
-than that). Elsewhere (not Linux, setsockopt refused, an httpx without the pool hook) nothing
+stamp is exact only while the reads keep up with the segments. Read on the loop, that took the
+loop reading within one inter-token gap; so each connection is read by a thread of its own
+(probe/offloop.py), blocked in recvmsg, which takes each segment off the socket as it lands.
+Elsewhere (not Linux, setsockopt refused, an httpx without the pool hook) nothing
 changes: the probe stamps in user space as before, and ``clock_in_use()`` says "user"
 ("kernel-rx" when only the sends are stamped in user space).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import socket
 import ssl
 import sys
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
@@ -53,6 +57,7 @@ from llmscope_tui.probe.kstamp import (
     stamp_from_ancdata,
     tx_stamps_possible,
 )
+from llmscope_tui.probe.offloop import Chunk, SocketReader, running_asyncio_loop
 
 __all__ = ["SO_TIMESTAMPNS", "StampedStream", "StampingBackend", "arrival_ns", "clock_in_use",
            "realtime_to_perf_ns", "sent_ns", "use_kernel_clock"]
@@ -85,7 +90,7 @@ def clock_in_use() -> str:
     return "kernel" if tx_stamps_possible() else "kernel-rx"
 
 
-def use_kernel_clock(client: httpx.AsyncClient) -> str:
+def use_kernel_clock(client: httpx.AsyncClient, off_loop: bool = True) -> str:
     """Make new connections of client's default transport read through StampingBackend; say
     which clock its probes get. httpx has no public way to pass a network backend, so this
     sets the one attribute httpcore's pool opens every connection with; proxy mounts keep
@@ -94,7 +99,7 @@ def use_kernel_clock(client: httpx.AsyncClient) -> str:
     clock = clock_in_use()
     if clock == "user" or type(pool) is not httpcore.AsyncConnectionPool:
         return "user"
-    pool._network_backend = StampingBackend()
+    pool._network_backend = StampingBackend(off_loop)
     return clock
 
 
@@ -127,7 +132,9 @@ class StampedStream(httpcore.AsyncNetworkStream):
     kernel's arrival stamp in last_arrival_ns. With tx (SO_TIMESTAMPING on, see kstamp), the
     send stamp of the current request's first byte lands in request_sent_ns."""
 
-    def __init__(self, sock: socket.socket, kernel: bool, tx: bool = False) -> None:
+    def __init__(
+        self, sock: socket.socket, kernel: bool, tx: bool = False, reader_loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self._sock = sock
         self._kernel = kernel
         self._outbox = bytearray()
@@ -139,6 +146,10 @@ class StampedStream(httpcore.AsyncNetworkStream):
         self._req_start: int | None = None  # offset of the current request's first byte
         self._req_open = False  # bytes of a request written, its response not begun
         self._tx_misses = 0
+        self._reader: SocketReader | None = None
+        if reader_loop is not None and kernel:
+            self._reader = SocketReader(sock, _ANC_SIZE, reader_loop)
+            weakref.finalize(self, self._reader.close)  # a stream dropped unclosed ends its thread
 
     # -- raw I/O (OSError / TimeoutError out; callers map them) -----------------------------
 
@@ -148,18 +159,15 @@ class StampedStream(httpcore.AsyncNetworkStream):
             with contextlib.suppress(OSError):  # as httpcore does: a server that stopped
                 await self._flush()  # reading mid-request may still have answered
         waited = False
-        while True:
-            try:
-                if self._kernel:
-                    data, ancdata, _flags, _addr = self._sock.recvmsg(max_bytes, _ANC_SIZE)
-                else:
-                    data, ancdata = self._sock.recv(max_bytes), []
-                break
-            except BlockingIOError:
-                if self._tx and self._tx_seen != self._tx_sent:
-                    self._take_tx()  # also what ends the wake-ups a queued stamp causes (POLLERR)
+        while (chunk := self._read_now(max_bytes)) is None:
+            if self._tx and self._tx_seen != self._tx_sent:
+                self._take_tx()  # also what ends the wake-ups a queued stamp causes (POLLERR)
+            if self._reader is not None:
+                await self._reader.wait()
+            else:
                 await _wait_readable(self._sock)
-                waited = True
+            waited = True
+        data, ancdata = chunk
         if data:
             if self._req_open:
                 self._response_began()
@@ -167,6 +175,18 @@ class StampedStream(httpcore.AsyncNetworkStream):
         if not waited:  # a stream that always has data must still let other tasks run
             await anyio.lowlevel.cancel_shielded_checkpoint()
         return data
+
+    def _read_now(self, max_bytes: int) -> Chunk | None:
+        """What has arrived, without waiting: from the reader thread's queue, else the socket."""
+        if self._reader is not None:
+            return self._reader.take(max_bytes)
+        try:
+            if self._kernel:
+                data, ancdata, _flags, _addr = self._sock.recvmsg(max_bytes, _ANC_SIZE)
+                return data, ancdata
+            return self._sock.recv(max_bytes), []
+        except BlockingIOError:
+            return None
 
     def _take_tx(self) -> None:
         """Read the send stamps queued so far; the first one at or past the current request's
@@ -215,7 +235,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
         view = memoryview(buffer)
         while view:
             try:
-                sent = self._sock.send(view)
+                sent = self._sock.send(view, socket.MSG_DONTWAIT)  # blocking file with a reader
             except BlockingIOError:
                 await _wait_writable(self._sock)
                 continue
@@ -237,7 +257,10 @@ class StampedStream(httpcore.AsyncNetworkStream):
         if self._sock.fileno() >= 0:
             if _notify_closing is not None:
                 _notify_closing(self._sock)
-            self._sock.close()
+            if self._reader is not None:
+                self._reader.close()  # its thread closes the socket once its read has returned
+            else:
+                self._sock.close()
         await anyio.lowlevel.cancel_shielded_checkpoint()  # closing in a cancelled task is cleanup
 
     async def start_tls(
@@ -268,7 +291,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
         if info == "socket":
             return self._sock
         if info == "is_readable":
-            return _readable(self._sock)
+            return self._reader.readable() if self._reader is not None else _readable(self._sock)
         with contextlib.suppress(OSError):
             if info == "client_addr":
                 return self._sock.getsockname()
@@ -331,7 +354,12 @@ class StampedTLSStream(httpcore.AsyncNetworkStream):
 class StampingBackend(httpcore.AsyncNetworkBackend):
     """Opens the sockets StampedStream reads: connect with a staggered attempt per address
     (RFC 8305, as anyio.connect_tcp does), TCP_NODELAY, SO_TIMESTAMPNS and, where the kernel
-    takes it, SO_TIMESTAMPING's send stamps on (set once connected: OPT_ID needs a connection)."""
+    takes it, SO_TIMESTAMPING's send stamps on (set once connected: OPT_ID needs a connection).
+    With off_loop, each connection's bytes are read by a thread of its own (probe/offloop.py),
+    so a late loop does not merge segments and their stamps."""
+
+    def __init__(self, off_loop: bool = True) -> None:
+        self.off_loop = off_loop
 
     async def connect_tcp(
         self,
@@ -356,7 +384,8 @@ class StampingBackend(httpcore.AsyncNetworkBackend):
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         except OSError:
             kernel = False  # this socket's probes stamp in user space
-        return StampedStream(sock, kernel, tx=kernel and enable_tx_stamps(sock))
+        loop = running_asyncio_loop() if self.off_loop and kernel else None
+        return StampedStream(sock, kernel, tx=kernel and enable_tx_stamps(sock), reader_loop=loop)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None

@@ -41,17 +41,18 @@ class SchedulerStats:
 
 
 def make_client(
-    concurrency: int, timeouts: Timeouts, n_targets: int = 1, *, kernel_clock: bool = True
+    concurrency: int, timeouts: Timeouts, n_targets: int = 1, *, kernel_clock: bool = True, off_loop: bool = True
 ) -> httpx.AsyncClient:
     """One pooled client for all probes: keep-alive like a real app, no read timeout of its own
     (first-token and total limits are enforced by the probe); sends and arrivals stamped by the kernel
-    where it can (probe/netclock.py; kernel_clock=False keeps httpx's own backend, for benches);
+    where it can (probe/netclock.py; kernel_clock=False keeps httpx's own backend, for benches),
+    each connection read by a thread of its own (probe/offloop.py; off_loop=False reads on the loop);
     its pool's bookkeeping flat in the number of connections (probe/pool.py)."""
     limits = httpx.Limits(max_connections=concurrency + n_targets, max_keepalive_connections=concurrency + n_targets)
     timeout = httpx.Timeout(connect=timeouts.connect_s, read=None, write=timeouts.connect_s, pool=timeouts.total_s)
     client = httpx.AsyncClient(limits=limits, timeout=timeout, headers={"accept-encoding": "identity"})
     if kernel_clock:
-        use_kernel_clock(client)
+        use_kernel_clock(client, off_loop)
     use_flat_pool(client)
     return client
 

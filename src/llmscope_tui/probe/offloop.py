@@ -1,0 +1,155 @@
+"""Reading a probe's socket off the event loop: a thread blocked in recvmsg takes each segment
+off the socket as it lands, so the kernel's receive stamp stays that segment's own however late
+the loop is.
+
+Why: TCP merges segments that queue before a read into one read carrying the newest stamp
+(probe/netclock.py's limit). When the probe's loop read more than one inter-token gap late (the
+TUI rendering on the other thread, 50 streams on one loop, the app starting) the first token's
+segment had merged with the next one and TTFT read a whole gap high. A thread blocked in
+recvmsg is woken by the kernel as the segment arrives, and the system call dequeues it before
+the thread needs the GIL again: what waits for the loop is bytes already stamped, one chunk per
+segment. The thread then needs the GIL only for a moment (a few µs a segment) before it blocks
+again, so a merge now takes a GIL wait longer than a gap (a switch interval is 1-5 ms).
+
+One thread per connection, alive as long as the connection and blocked in the kernel all that
+time (no CPU while idle). It also answers the pool's idle check without a system call: an idle
+connection the server closed has its end-of-stream already read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections import deque
+
+__all__ = ["SocketReader"]
+
+#: a read's size: more than any probe response's segment, as httpcore's own reads
+_READ = 65536
+
+Chunk = tuple[bytes, list[tuple[int, int, bytes]]]
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class SocketReader:
+    """A daemon thread reading a connected, blocking socket with recvmsg into a queue the event
+    loop takes chunks from (read()). The socket's writes must not block (send with MSG_DONTWAIT):
+    the file is in blocking mode for this thread's sake. close() stops the thread; the socket is
+    closed by whichever of the two finishes last, so its descriptor is never reused under a
+    read still blocked on it."""
+
+    def __init__(self, sock: socket.socket, anc_size: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._sock = sock
+        self._anc_size = anc_size
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._chunks: deque[Chunk] = deque()
+        self._failure: OSError | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._alive = True
+        self._closing = False
+        sock.setblocking(True)
+        self._thread = threading.Thread(target=self._run, name="llmscope-read", daemon=True)
+        self._thread.start()
+
+    # -- the thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        sock, anc_size = self._sock, self._anc_size
+        try:
+            while True:
+                try:
+                    data, ancdata, _flags, _addr = sock.recvmsg(_READ, anc_size)
+                except OSError as exc:  # reset, or closed under us (close() shuts it down first)
+                    self._push(None, exc)
+                    return
+                self._push((data, ancdata), None)
+                if not data:
+                    return
+        finally:
+            with self._lock:
+                self._alive = False
+                close = self._closing
+            if close:
+                sock.close()
+
+    def _push(self, chunk: Chunk | None, failure: OSError | None) -> None:
+        with self._lock:
+            if chunk is not None:
+                self._chunks.append(chunk)
+            else:
+                self._failure = failure
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:  # the loop is waiting for this stream: wake it
+            try:
+                self._loop.call_soon_threadsafe(_wake, waiter)
+            except RuntimeError:  # the loop is closed: nobody will read
+                pass
+
+    # -- the loop's side ----------------------------------------------------------------------
+
+    def take(self, max_bytes: int) -> Chunk | None:
+        """The oldest chunk read (at most max_bytes of it; the rest stays first, with the same
+        stamp), b"" at the end of the stream and from then on, None when nothing is read yet.
+        Raises what the thread's read raised."""
+        with self._lock:
+            if self._chunks:
+                data, ancdata = self._chunks[0]
+                if not data:
+                    return data, ancdata  # end of stream: stays, so every later read sees it
+                if len(data) > max_bytes:
+                    self._chunks[0] = (data[max_bytes:], ancdata)
+                    return data[:max_bytes], ancdata
+                return self._chunks.popleft()
+            if self._failure is not None:
+                raise self._failure
+            return None
+
+    async def wait(self) -> None:
+        """Until the thread has read something (a chunk, the end, or an error)."""
+        with self._lock:
+            if self._chunks or self._failure is not None:
+                return
+            waiter = self._waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            with self._lock:
+                if self._waiter is waiter:
+                    self._waiter = None
+
+    def readable(self) -> bool:
+        """httpcore's idle check: something arrived on an idle connection (the server closed it,
+        or sent what it should not have)."""
+        return bool(self._chunks) or self._failure is not None
+
+    def close(self) -> None:
+        """Stop the thread: shut the socket down under the blocked read (which then returns the
+        end of the stream) or, when the thread is already gone, close it now."""
+        with self._lock:
+            self._closing = True
+            if self._alive:
+                try:
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                except OSError:  # already reset: the read has returned or is about to
+                    pass
+                return
+        self._sock.close()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+
+def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop this task runs on, or None (anyio on trio: the loop reads the socket)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
