@@ -181,3 +181,31 @@ async def test_requests_and_responses_keep_working_through_the_reader(fake_provi
         assert all(isinstance(c._connection._network_stream, netclock.StampedStream)  # type: ignore[attr-defined]
                    for c in client._transport._pool.connections)  # type: ignore[attr-defined]
     assert len(results) == 40 and len(set(results)) == 1
+
+
+async def test_every_response_completes_as_the_thread_hands_over_to_the_loop(fake_provider: object) -> None:
+    """The thread reads each response up to its first token, then parks and the loop reads the
+    rest. A loop already waiting on the thread when it parks must be woken to read the socket
+    itself: before that, about 1 probe in 80 hung until its total timeout."""
+    from fake_provider import Script
+    from llmscope_tui.model import Target
+    from llmscope_tui.probe.scheduler import make_client
+    from llmscope_tui.probe.stream import Timeouts, probe_once
+
+    fake_provider.script(default=Script(first_token_delay_s=0.005, token_gap_s=0.002))  # type: ignore[attr-defined]
+    target = Target(name="t", provider="openai", model="m", protocol="openai",
+                    base_url=fake_provider.base_url + "/v1")  # type: ignore[attr-defined]
+    timeouts = Timeouts(connect_s=5, first_token_s=5, total_s=5)
+    samples = []
+    async with make_client(4, timeouts) as client:
+
+        async def probes() -> None:
+            for _ in range(60):
+                samples.append(await probe_once(client, target, "k", timeouts))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for _ in range(4):
+                    tg.start_soon(probes)
+    assert [s.error_message for s in samples if not s.ok] == []
+    assert len(samples) == 240

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from llmscope_tui.model import Target
-from llmscope_tui.probe import kstamp, netclock, stream
+from llmscope_tui.probe import kstamp, netclock, offloop, stream
 from llmscope_tui.probe.scheduler import make_client
 from llmscope_tui.probe.stream import Timeouts, probe_once
 
@@ -161,8 +161,9 @@ async def test_a_socket_whose_send_stamps_do_not_come_stops_asking(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("off_loop", [True, False], ids=["reader-thread", "loop-reads"])
 async def test_a_queued_send_stamp_does_not_keep_waking_the_wait(
-    fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+    fake_provider: Any, monkeypatch: pytest.MonkeyPatch, off_loop: bool
 ) -> None:
     """A stamp waiting on the error queue makes the socket report an error (POLLERR) to every
     readiness wait until it is read: the stream reads it before it waits, or it would spin until
@@ -170,15 +171,16 @@ async def test_a_queued_send_stamp_does_not_keep_waking_the_wait(
     from fake_provider import Script
 
     waits = [0]
-    original = netclock._wait_readable
+    original = netclock.wait_readable
 
     async def counting(sock: socket.socket) -> None:
         waits[0] += 1
         await original(sock)
 
-    monkeypatch.setattr(netclock, "_wait_readable", counting)
+    monkeypatch.setattr(netclock, "wait_readable", counting)
+    monkeypatch.setattr(offloop, "wait_readable", counting)  # the loop's reads after the first token
     fake_provider.script(default=Script(first_token_delay_s=0.15, headers_delay_s=0.05))
-    async with make_client(1, TIMEOUTS) as client:
+    async with make_client(1, TIMEOUTS, off_loop=off_loop) as client:
         for _ in range(2):  # a new connection, then a pooled one
             waits[0] = 0
             assert (await probe_once(client, _target(fake_provider), "k", TIMEOUTS)).ok

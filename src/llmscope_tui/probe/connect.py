@@ -11,7 +11,9 @@ from typing import Any
 import anyio
 
 _HAPPY_EYEBALLS_S = 0.25  # RFC 8305's connection attempt delay, as anyio.connect_tcp uses
-_wait_writable = getattr(anyio, "wait_writable", None) or anyio.wait_socket_writable
+#: anyio 4.7 renamed these (the old names warn)
+wait_readable = getattr(anyio, "wait_readable", None) or anyio.wait_socket_readable
+wait_writable = getattr(anyio, "wait_writable", None) or anyio.wait_socket_writable
 
 
 async def connect_first(addresses: list[tuple[Any, ...]], local_address: str | None) -> socket.socket:
@@ -61,7 +63,7 @@ async def _connect_one(address: tuple[Any, ...], local_address: str | None) -> s
             sock.bind((local_address, 0))
         code = sock.connect_ex(sockaddr)
         if code in (errno.EINPROGRESS, errno.EAGAIN):
-            await _wait_writable(sock)
+            await wait_writable(sock)
             code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
             raise OSError(code, f"{sockaddr}: {os.strerror(code)}")

@@ -45,7 +45,7 @@ import anyio.lowlevel
 import httpcore
 import httpx
 
-from llmscope_tui.probe.connect import connect_first
+from llmscope_tui.probe.connect import connect_first, wait_readable, wait_writable
 from llmscope_tui.probe.kstamp import (
     RX_ANC_SIZE,
     SO_TIMESTAMPNS,
@@ -59,7 +59,7 @@ from llmscope_tui.probe.kstamp import (
 )
 from llmscope_tui.probe.offloop import Chunk, SocketReader, running_asyncio_loop
 
-__all__ = ["SO_TIMESTAMPNS", "StampedStream", "StampingBackend", "arrival_ns", "clock_in_use",
+__all__ = ["SO_TIMESTAMPNS", "StampedStream", "StampingBackend", "arrival_ns", "clock_in_use", "first_token_read",
            "realtime_to_perf_ns", "sent_ns", "use_kernel_clock"]
 
 _ANC_SIZE = RX_ANC_SIZE
@@ -71,8 +71,6 @@ _U32: Final = 0xFFFFFFFF
 #: requests in a row whose send stamp did not come before a socket stops asking for them
 _TX_MISSES = 3
 
-_wait_readable = getattr(anyio, "wait_readable", None) or anyio.wait_socket_readable
-_wait_writable = getattr(anyio, "wait_writable", None) or anyio.wait_socket_writable
 _notify_closing = getattr(anyio, "notify_closing", None)
 
 
@@ -114,6 +112,13 @@ def sent_ns(network_stream: object) -> int | None:
     request's first byte on network_stream, or None (no stamp: t0 stays in user space). Read it
     once the response has begun, while the connection is still this request's."""
     return getattr(network_stream, "request_sent_ns", None)
+
+
+def first_token_read(network_stream: object) -> None:
+    """Tell network_stream's reader thread the first token is in (see probe/offloop.py)."""
+    done = getattr(network_stream, "first_token_read", None)
+    if done is not None:
+        done()
 
 
 @contextlib.contextmanager
@@ -165,7 +170,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
             if self._reader is not None:
                 await self._reader.wait()
             else:
-                await _wait_readable(self._sock)
+                await wait_readable(self._sock)
             waited = True
         data, ancdata = chunk
         if data:
@@ -217,6 +222,8 @@ class StampedStream(httpcore.AsyncNetworkStream):
         and the sender can lose the CPU before the second, which then lands inside TTFT (a
         0.6 ms median and 10 ms p99 request leg on a loaded machine, bench/bench_clock.py). HTTP/1.1
         always reads after a request, so nothing queued is left behind."""
+        if self._reader is not None:
+            self._reader.arm()  # this request's response: read as it lands until its first token
         if self._tx and not self._req_open:
             self._req_open, self.request_sent_ns = True, None
             self._req_start = (self._tx_sent + len(self._outbox)) & _U32
@@ -237,10 +244,16 @@ class StampedStream(httpcore.AsyncNetworkStream):
             try:
                 sent = self._sock.send(view, socket.MSG_DONTWAIT)  # blocking file with a reader
             except BlockingIOError:
-                await _wait_writable(self._sock)
+                await wait_writable(self._sock)
                 continue
             view = view[sent:]
             self._tx_sent = (self._tx_sent + sent) & _U32
+
+    def first_token_read(self) -> None:
+        """The probe has its first token's stamp: the rest of this response may be read on the
+        loop (a later segment's stamp moves no metric)."""
+        if self._reader is not None:
+            self._reader.disarm()
 
     # -- httpcore's interface -----------------------------------------------------------------
 
@@ -314,6 +327,9 @@ class StampedTLSStream(httpcore.AsyncNetworkStream):
     @property
     def request_sent_ns(self) -> int | None:
         return self._raw.request_sent_ns
+
+    def first_token_read(self) -> None:
+        self._raw.first_token_read()
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         with _mapped(httpcore.ReadTimeout, httpcore.ReadError), anyio.fail_after(timeout):

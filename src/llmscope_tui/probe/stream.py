@@ -25,7 +25,7 @@ import anyio
 import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
-from llmscope_tui.probe.netclock import arrival_ns, sent_ns
+from llmscope_tui.probe.netclock import arrival_ns, first_token_read, sent_ns
 from llmscope_tui.redaction import remember, scrub
 from llmscope_tui.wire import PROTOCOLS
 from llmscope_tui.wire.base import SHAPE_ERRORS, FrameInfo, MalformedFrame, StreamState, request_id
@@ -225,6 +225,7 @@ async def _read_stream(
                 if out.first_ns is None:
                     out.first_ns = frame.arrived_ns
                     scope.deadline = total_deadline
+                    first_token_read(network_stream)
                 out.last_ns = frame.arrived_ns
                 out.pieces += info.pieces
             out.reasoning = out.reasoning or info.reasoning
