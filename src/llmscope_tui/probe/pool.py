@@ -15,8 +15,8 @@ grew with the pool or were paid several times per probe for nothing:
 * httpcore gives an idle HTTP/1.1 connection to each request that comes before the one it was
   given to has started on it; each of those then finds it busy, queues again and replans the
   pool: 2.8 times a probe with 10 probes in flight, 3.7 with 64. FlatPool gives an idle
-  connection to one request at a time: each request is planned once, a quarter of the loop's
-  CPU per probe, and what was left of the cost's growth with the targets in flight is gone.
+  connection to one request at a time and plans each request once: 17-28 % less CPU a probe,
+  and 1,000 targets no longer cost more a probe than 10.
 """
 
 from __future__ import annotations
