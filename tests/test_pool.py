@@ -254,3 +254,16 @@ def test_a_connection_is_given_again_once_its_request_is_gone(how: str) -> None:
     pool._assign_requests_to_connections()
     assert second.connection is conn  # type: ignore[attr-defined]
     assert len(pool._connections) == 1
+
+
+def test_a_full_pool_keeps_the_connection_it_gave_and_the_next_request_waits() -> None:
+    """httpcore would close the idle connection it had just given to the first request, to make
+    room for the second: both would then fail on it and queue again."""
+    pool = FlatPool(max_connections=1, max_keepalive_connections=1)
+    pool._connections.append(Conn("c0", ORIGINS[0]))
+    first = _request(pool)
+    other = httpcore._async.connection_pool.AsyncPoolRequest(httpcore.Request("GET", "http://b/"))
+    pool._requests.append(other)
+    assert pool._assign_requests_to_connections() == []
+    assert first.connection is pool._connections[0]  # type: ignore[attr-defined]
+    assert other.connection is None  # it waits for a connection to free up
