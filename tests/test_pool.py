@@ -52,7 +52,8 @@ def _pool(kind: type[httpcore.AsyncConnectionPool], seed: int) -> tuple[httpcore
 
     class Pool(kind):  # type: ignore[valid-type, misc]
         def create_connection(self, origin: httpcore.Origin) -> Conn:  # type: ignore[override]
-            return Conn(f"new{len(created)}", origin, idle=False)
+            created.append(Conn(f"new{len(created)}", origin, idle=False))
+            return created[-1]
 
     created: list[Conn] = []
     pool = Pool(max_connections=rng.randint(1, 8), max_keepalive_connections=rng.randint(0, 8))
@@ -95,10 +96,38 @@ def _as_if_on_asyncio() -> Iterator[None]:
         sniffio.current_async_library_cvar.reset(token)
 
 
+def _shared(plan: tuple[list[str], list[str], list[str | None]]) -> bool:
+    """httpcore gave one existing connection to several queued requests, or closed one it gave
+    to a request (to make room for the next)."""
+    closing, _, assigned = plan
+    old = [name for name in assigned if name is not None and not name.startswith("new")]
+    return len(old) != len(set(old)) or bool(set(closing) & set(old))
+
+
 @pytest.mark.parametrize("seed", range(400))
 def test_flat_pool_makes_httpcores_decisions(seed: int) -> None:
-    """Same connections closed, kept and given to each queued request, in the same order."""
-    assert _plan(FlatPool, seed) == _plan(httpcore.AsyncConnectionPool, seed)
+    """Same connections closed, kept and given to each queued request, in the same order,
+    except that an idle connection goes to one of the requests waiting for it (below)."""
+    flat, core = _plan(FlatPool, seed), _plan(httpcore.AsyncConnectionPool, seed)
+    if not _shared(core):
+        assert flat == core
+        return
+    # httpcore gives an idle connection to every request waiting for one (and may close it to
+    # make room for the next); the first to start takes it and each other finds it busy or
+    # closed (ConnectionNotAvailable), queues again and replans the pool. FlatPool gives it to
+    # the first of them only, never closes it, and plans the others at once.
+    closing, _, assigned = flat
+    old = [name for name in assigned if name is not None and not name.startswith("new")]
+    assert len(old) == len(set(old))
+    assert not set(closing) & set(assigned)
+    for name in set(core[2]) - set(core[0]) - {None}:  # (httpcore may close what it hands out)
+        if not name.startswith("new"):
+            assert assigned[core[2].index(name)] == name
+
+
+def test_some_random_pools_have_a_connection_wanted_by_two_requests() -> None:
+    shared = sum(_shared(_plan(httpcore.AsyncConnectionPool, seed)) for seed in range(400))
+    assert 20 < shared < 380
 
 
 def _idle_pool(kind: type[httpcore.AsyncConnectionPool], n: int) -> httpcore.AsyncConnectionPool:
@@ -196,3 +225,45 @@ def test_a_closed_connection_waits_for_the_sweep_and_is_never_handed_out() -> No
     pool._swept_at = float("-inf")  # type: ignore[attr-defined]  # SWEEP_S later
     pool._assign_requests_to_connections()
     assert first not in pool._connections
+
+
+def test_an_idle_connection_goes_to_one_waiting_request() -> None:
+    """Two requests arrive before the first starts on the one idle connection: the second gets a
+    new connection, not the same one (with httpcore it would find it busy, queue again and
+    replan the pool; 3-4 times a probe with 64 in flight)."""
+    pool = _idle_pool(FlatPool, 1)
+    first, second = _request(pool), _request(pool)
+    pool._assign_requests_to_connections()
+    assert first.connection is pool._connections[0]  # type: ignore[attr-defined]
+    assert second.connection is not None and second.connection is not first.connection  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("how", ["started and finished", "gave up before starting"])
+def test_a_connection_is_given_again_once_its_request_is_gone(how: str) -> None:
+    pool = _idle_pool(FlatPool, 1)
+    conn = pool._connections[0]
+    first = _request(pool)
+    pool._assign_requests_to_connections()
+    assert first.connection is conn  # type: ignore[attr-defined]
+    if how == "started and finished":
+        conn.idle = False  # type: ignore[attr-defined]
+        pool._assign_requests_to_connections()  # another request came or went meanwhile
+        conn.idle = True  # type: ignore[attr-defined]
+    pool._requests.remove(first)  # type: ignore[arg-type]  # as httpcore does when it ends
+    second = _request(pool)
+    pool._assign_requests_to_connections()
+    assert second.connection is conn  # type: ignore[attr-defined]
+    assert len(pool._connections) == 1
+
+
+def test_a_full_pool_keeps_the_connection_it_gave_and_the_next_request_waits() -> None:
+    """httpcore would close the idle connection it had just given to the first request, to make
+    room for the second: both would then fail on it and queue again."""
+    pool = FlatPool(max_connections=1, max_keepalive_connections=1)
+    pool._connections.append(Conn("c0", ORIGINS[0]))
+    first = _request(pool)
+    other = httpcore._async.connection_pool.AsyncPoolRequest(httpcore.Request("GET", "http://b/"))
+    pool._requests.append(other)
+    assert pool._assign_requests_to_connections() == []
+    assert first.connection is pool._connections[0]  # type: ignore[attr-defined]
+    assert other.connection is None  # it waits for a connection to free up
