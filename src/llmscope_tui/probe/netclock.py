@@ -59,7 +59,7 @@ from llmscope_tui.probe.kstamp import (
 )
 from llmscope_tui.probe.offloop import Chunk, SocketReader, running_asyncio_loop
 
-__all__ = ["SO_TIMESTAMPNS", "StampedStream", "StampingBackend", "arrival_ns", "clock_in_use", "first_token_read",
+__all__ = ["SO_TIMESTAMPNS", "StampedStream", "StampingBackend", "arrival_ns", "clock_in_use", "first_token_read", "read_on_loop",
            "realtime_to_perf_ns", "sent_ns", "use_kernel_clock"]
 
 _ANC_SIZE = RX_ANC_SIZE
@@ -101,6 +101,16 @@ def use_kernel_clock(client: httpx.AsyncClient, off_loop: bool = True) -> str:
     return clock
 
 
+def read_on_loop(client: httpx.AsyncClient, on_loop: bool) -> bool:
+    """Have client's connections read their next responses on the event loop (on_loop) or on
+    their reader threads again; False when client has no StampingBackend (nothing to switch)."""
+    backend = getattr(getattr(getattr(client, "_transport", None), "_pool", None), "_network_backend", None)
+    if not isinstance(backend, StampingBackend):
+        return False
+    backend.off_loop = not on_loop
+    return True
+
+
 def arrival_ns(network_stream: object) -> int | None:
     """The kernel's stamp (perf_counter_ns timeline) of the latest socket read that delivered
     bytes on network_stream, or None when that stream has no kernel stamps."""
@@ -138,7 +148,12 @@ class StampedStream(httpcore.AsyncNetworkStream):
     send stamp of the current request's first byte lands in request_sent_ns."""
 
     def __init__(
-        self, sock: socket.socket, kernel: bool, tx: bool = False, reader_loop: asyncio.AbstractEventLoop | None = None
+        self,
+        sock: socket.socket,
+        kernel: bool,
+        tx: bool = False,
+        reader_loop: asyncio.AbstractEventLoop | None = None,
+        backend: StampingBackend | None = None,
     ) -> None:
         self._sock = sock
         self._kernel = kernel
@@ -151,6 +166,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
         self._req_start: int | None = None  # offset of the current request's first byte
         self._req_open = False  # bytes of a request written, its response not begun
         self._tx_misses = 0
+        self._backend = backend  # its off_loop says whether the reader thread is wanted now
         self._reader: SocketReader | None = None
         if reader_loop is not None and kernel:
             self._reader = SocketReader(sock, _ANC_SIZE, reader_loop)
@@ -222,7 +238,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
         and the sender can lose the CPU before the second, which then lands inside TTFT (a
         0.6 ms median and 10 ms p99 request leg on a loaded machine, bench/bench_clock.py). HTTP/1.1
         always reads after a request, so nothing queued is left behind."""
-        if self._reader is not None:
+        if self._reader is not None and (self._backend is None or self._backend.off_loop):
             self._reader.arm()  # this request's response: read as it lands until its first token
         if self._tx and not self._req_open:
             self._req_open, self.request_sent_ns = True, None
@@ -372,7 +388,8 @@ class StampingBackend(httpcore.AsyncNetworkBackend):
     (RFC 8305, as anyio.connect_tcp does), TCP_NODELAY, SO_TIMESTAMPNS and, where the kernel
     takes it, SO_TIMESTAMPING's send stamps on (set once connected: OPT_ID needs a connection).
     With off_loop, each connection's bytes are read by a thread of its own (probe/offloop.py),
-    so a late loop does not merge segments and their stamps."""
+    so a late loop does not merge segments and their stamps; read_on_loop() can turn that off
+    and on again for the requests that follow (the threads stay, parked)."""
 
     def __init__(self, off_loop: bool = True) -> None:
         self.off_loop = off_loop
@@ -401,7 +418,7 @@ class StampingBackend(httpcore.AsyncNetworkBackend):
         except OSError:
             kernel = False  # this socket's probes stamp in user space
         loop = running_asyncio_loop() if self.off_loop and kernel else None
-        return StampedStream(sock, kernel, tx=kernel and enable_tx_stamps(sock), reader_loop=loop)
+        return StampedStream(sock, kernel, tx=kernel and enable_tx_stamps(sock), reader_loop=loop, backend=self)
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None

@@ -151,7 +151,10 @@ class SocketReader:
                 if len(data) > max_bytes:
                     self._chunks[0] = (data[max_bytes:], ancdata)
                     return data[:max_bytes], ancdata
-                return self._chunks.popleft()
+                self._chunks.popleft()
+                if not self._armed:  # past the first token: queued chunks go as one read, as
+                    data, ancdata = self._joined(data, ancdata, max_bytes)  # the loop's would
+                return data, ancdata
             if self._failure is not None:
                 raise self._failure
             if self._loop_reads():
@@ -161,6 +164,17 @@ class SocketReader:
                     return None
                 return data, ancdata
             return None
+
+    def _joined(self, data: bytes, ancdata: list[tuple[int, int, bytes]], max_bytes: int) -> Chunk:
+        """data and the chunks queued after it, up to max_bytes, with the newest one's stamp:
+        each chunk is a trip through httpcore and the decoder, and once the first token is in,
+        no stamp but the newest matters (what a read on the loop gets from the kernel)."""
+        chunks, parts, size = self._chunks, [data], len(data)
+        while chunks and chunks[0][0] and size + len(chunks[0][0]) <= max_bytes:
+            more, ancdata = chunks.popleft()
+            parts.append(more)
+            size += len(more)
+        return (b"".join(parts) if len(parts) > 1 else data), ancdata
 
     async def wait(self) -> None:
         """Until there is something to take: read by the thread, or on the socket while the

@@ -20,7 +20,8 @@ import anyio
 import httpx
 
 from llmscope_tui.model import ErrorKind, Sample, Target
-from llmscope_tui.probe.netclock import use_kernel_clock
+from llmscope_tui.probe.netclock import read_on_loop, use_kernel_clock
+from llmscope_tui.probe.pace import Pace
 from llmscope_tui.probe.pool import use_flat_pool
 from llmscope_tui.probe.stream import Timeouts, internal_error, probe_once
 
@@ -38,6 +39,9 @@ class SchedulerStats:
     in_flight: int = 0
     #: Recent schedule lags in seconds (actual start - due time), newest last.
     lags_s: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    #: responses read on the event loop, not by the connections' reader threads (saturated, probe/pace.py)
+    reads_on_loop: bool = False
+
 
 
 def make_client(
@@ -94,6 +98,7 @@ class ProbeScheduler:
         self._stopping = anyio.Event()
         self._regrace = anyio.Event()
         self._limiter = anyio.CapacityLimiter(concurrency)
+        self._pace = Pace()
 
     def stop(self, grace_s: float | None = None) -> None:
         """Start no new probe; in-flight probes get grace_s to finish (the one given here when it
@@ -142,10 +147,13 @@ class ProbeScheduler:
                 await self._regrace.wait()  # a later stop() with a shorter grace
         scope.cancel()
 
-    def _next_due(self, due: float, interval: float) -> float:
+    def _next_due(self, due: float, interval: float, probed: bool = False) -> float:
         spread = interval * self.jitter
         nxt = due + interval + (self.rng.uniform(-spread, spread) if spread else 0.0)
-        return max(nxt, anyio.current_time())
+        now = anyio.current_time()
+        if probed:
+            self._pace.finished(missed=nxt < now)
+        return max(nxt, now)
 
     async def _wait_until(self, due: float) -> bool:
         """Sleep until due; False when stop() came first."""
@@ -158,12 +166,13 @@ class ProbeScheduler:
     async def _target_loop(self, client: httpx.AsyncClient, target: Target, due: float) -> None:
         while await self._wait_until(due):
             if self.is_paused(target):
-                due = self._next_due(due, target.interval_s)
+                due = self._next_due(due, target.interval_s, probed=True)
                 continue
             async with self._limiter:
                 if self._stopping.is_set() or self._budget_spent():
                     break
                 self.stats.lags_s.append(anyio.current_time() - due)
+                self._keep_pace(client)
                 self.stats.started += 1
                 self.stats.in_flight += 1
                 try:
@@ -173,7 +182,21 @@ class ProbeScheduler:
             self._record(sample)
             if self.max_probes is not None and self.stats.completed >= self.max_probes:
                 self.stop()
-            due = self._next_due(due, target.interval_s)
+            due = self._next_due(due, target.interval_s, probed=True)
+
+    def _keep_pace(self, client: httpx.AsyncClient) -> None:
+        """Responses read on the loop while it is saturated, by the reader threads otherwise
+        (probe/pace.py says why and when)."""
+        change = self._pace.check()
+        if change is None or not read_on_loop(client, change):
+            return
+        self.stats.reads_on_loop = change
+        if change:
+            log.warning("the probe loop is saturated (probes cannot keep their intervals): responses are read "
+                        "on the event loop until it is not (cheaper; a first token read late may take the "
+                        "next token's stamp)")
+        else:
+            log.warning("the probe loop has time to spare again: responses are read by the connections' threads")
 
     def _budget_spent(self) -> bool:
         return self.max_probes is not None and self.stats.started >= self.max_probes
