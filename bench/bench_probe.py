@@ -5,6 +5,7 @@
     python bench/bench_probe.py rate --rate 250 --seconds 20
     python bench/bench_probe.py targets --seconds 10    # probes/s and CPU per probe vs targets
     python bench/bench_probe.py targets --calls --seconds 5 --counts 10 100   # Python calls per probe
+    python bench/bench_probe.py compare --requests 200 --streams 1 10 50      # vs the SDK, AIPerf, GuideLLM
 
 The server (this same file with `serve`) is a raw asyncio server answering OpenAI-style
 streams. For every request it stamps, with perf_counter_ns, when the request arrived and right
@@ -347,7 +348,18 @@ def main() -> None:
     tg.add_argument("--concurrency", type=int, default=64)
     tg.add_argument("--no-in-flight", action="store_true", help="skip the 50-target in-flight round")
     tg.add_argument("--calls", action="store_true", help="Python calls per probe (cProfile), not probes/s")
-    args = parser.parse_args()
+    sub.add_parser("compare", add_help=False,
+                   help="TTFT error against the openai SDK, AIPerf and GuideLLM: bench_compare.py's options follow")
+    args, rest = parser.parse_known_args()
+    if args.what == "compare":
+        # its own script (other tools in their own virtualenv, BENCH_TOOLS_VENV): run it as is
+        import runpy
+
+        sys.argv = [str(ROOT / "bench" / "bench_compare.py"), *rest]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.what == "serve":
         serve(args.first_delay, args.gap, args.tokens, args.port_file)
     elif args.what == "accuracy":
