@@ -126,7 +126,7 @@ def ours(server_args: tuple[float, float, int], concurrency: int, requests: int,
         url = cell.server.base_url
 
         async def body() -> Any:
-            return await bench_clock._round(url, concurrency, requests, True, None)
+            return await bench_clock._round(url, concurrency, requests, "kernel", None)
 
         if where == "plain":
             measured = asyncio.run(body())
