@@ -7,8 +7,9 @@ stamps every received segment (SO_TIMESTAMPNS, CLOCK_REALTIME) and hands the sta
 segment a read consumed to recvmsg as ancillary data. This module is an httpcore network backend
 that reads with recvmsg, converts that stamp to the perf_counter_ns timeline of t0 (DESIGN 4)
 and keeps it on the stream, where the probe finds it through
-``response.extensions["network_stream"]`` right after each raw chunk. TLS is done here too
-(ssl.MemoryBIO), so decrypted bytes carry the stamp of the socket read that completed their record.
+``response.extensions["network_stream"]`` right after each raw chunk. TLS is done over it
+(probe/tlsstream.py, ssl.MemoryBIO), so decrypted bytes carry the stamp of the socket read that
+completed their record.
 
 t0 the same way: where the kernel takes SO_TIMESTAMPING, every send() is stamped as it leaves for
 the device (probe/kstamp.py), and the stream keeps, as request_sent_ns, the stamp of the first
@@ -37,7 +38,7 @@ import socket
 import ssl
 import sys
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Final
 
 import anyio
@@ -58,12 +59,23 @@ from llmscope_tui.probe.kstamp import (
     tx_stamps_possible,
 )
 from llmscope_tui.probe.offloop import Chunk, SocketReader, running_asyncio_loop
+from llmscope_tui.probe.tlsstream import TLS_READ, StampedTLSStream, mapped
 
-__all__ = ["SO_TIMESTAMPNS", "StampedStream", "StampingBackend", "arrival_ns", "clock_in_use", "first_token_read", "read_on_loop",
-           "realtime_to_perf_ns", "sent_ns", "use_kernel_clock"]
+__all__ = [
+    "SO_TIMESTAMPNS",
+    "StampedStream",
+    "StampedTLSStream",
+    "StampingBackend",
+    "arrival_ns",
+    "clock_in_use",
+    "first_token_read",
+    "read_on_loop",
+    "realtime_to_perf_ns",
+    "sent_ns",
+    "use_kernel_clock",
+]
 
 _ANC_SIZE = RX_ANC_SIZE
-_TLS_READ = 65536
 #: writes wait for the next read up to this size: a request leaves in one send() (see _post)
 _COALESCE_BYTES = 65536
 #: OPT_ID's byte offsets are 32-bit and wrap
@@ -129,17 +141,6 @@ def first_token_read(network_stream: object) -> None:
     done = getattr(network_stream, "first_token_read", None)
     if done is not None:
         done()
-
-
-@contextlib.contextmanager
-def _mapped(timeout_exc: type[Exception], error_exc: type[Exception]) -> Iterator[None]:
-    """httpcore's exception contract: its timeout or error class for what the socket raised."""
-    try:
-        yield
-    except TimeoutError as exc:  # before OSError: TimeoutError is one
-        raise timeout_exc(str(exc) or type(exc).__name__) from exc
-    except (OSError, ssl.SSLError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
-        raise error_exc(str(exc) or type(exc).__name__) from exc
 
 
 class StampedStream(httpcore.AsyncNetworkStream):
@@ -245,7 +246,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
             self._req_start = (self._tx_sent + len(self._outbox)) & _U32
         self._outbox += data
         if len(self._outbox) >= _COALESCE_BYTES:  # a large upload streams as it comes
-            with _mapped(httpcore.WriteTimeout, httpcore.WriteError), anyio.fail_after(timeout):
+            with mapped(httpcore.WriteTimeout, httpcore.WriteError), anyio.fail_after(timeout):
                 await self._flush()
 
     async def _flush(self) -> None:
@@ -274,7 +275,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
     # -- httpcore's interface -----------------------------------------------------------------
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        with _mapped(httpcore.ReadTimeout, httpcore.ReadError), anyio.fail_after(timeout):
+        with mapped(httpcore.ReadTimeout, httpcore.ReadError), anyio.fail_after(timeout):
             return await self._recv(max_bytes)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -298,14 +299,14 @@ class StampedStream(httpcore.AsyncNetworkStream):
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = ssl_context.wrap_bio(incoming, outgoing, server_side=False, server_hostname=server_hostname)
         try:
-            with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError), anyio.fail_after(timeout):
+            with mapped(httpcore.ConnectTimeout, httpcore.ConnectError), anyio.fail_after(timeout):
                 while True:
                     try:
                         tls.do_handshake()
                         break
                     except ssl.SSLWantReadError:
                         await self._send(outgoing.read())
-                        data = await self._recv(_TLS_READ)
+                        data = await self._recv(TLS_READ)
                         if not data:
                             raise ConnectionResetError("the server closed the connection during the TLS handshake")
                         incoming.write(data)
@@ -329,60 +330,6 @@ class StampedStream(httpcore.AsyncNetworkStream):
         return None
 
 
-class StampedTLSStream(httpcore.AsyncNetworkStream):
-    """TLS over a StampedStream with memory BIOs: a record is decrypted only once the socket
-    read that completed it has happened, so that read's stamp is the record's arrival."""
-
-    def __init__(self, raw: StampedStream, tls: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO) -> None:
-        self._raw, self._tls, self._in, self._out = raw, tls, incoming, outgoing
-
-    @property
-    def last_arrival_ns(self) -> int | None:
-        return self._raw.last_arrival_ns
-
-    @property
-    def request_sent_ns(self) -> int | None:
-        return self._raw.request_sent_ns
-
-    def first_token_read(self) -> None:
-        self._raw.first_token_read()
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        with _mapped(httpcore.ReadTimeout, httpcore.ReadError), anyio.fail_after(timeout):
-            while True:
-                try:
-                    data = self._tls.read(max_bytes)
-                except ssl.SSLWantReadError:
-                    pass
-                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                    return b""  # close_notify, or a peer that just closed (as httpx's own backend reads it)
-                else:
-                    if self._out.pending:  # a TLS 1.3 key update asks for an answer
-                        self._raw._outbox += self._out.read()
-                    return data
-                if self._out.pending:
-                    self._raw._outbox += self._out.read()
-                raw = await self._raw._recv(_TLS_READ)  # sends what is queued first
-                if raw:
-                    self._in.write(raw)
-                else:
-                    self._in.write_eof()
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if buffer:
-            with _mapped(httpcore.WriteTimeout, httpcore.WriteError):
-                self._tls.write(buffer)
-            await self._raw._post(self._out.read(), timeout)
-
-    async def aclose(self) -> None:
-        await self._raw.aclose()
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "ssl_object":
-            return self._tls
-        return self._raw.get_extra_info(info)
-
-
 class StampingBackend(httpcore.AsyncNetworkBackend):
     """Opens the sockets StampedStream reads: connect with a staggered attempt per address
     (RFC 8305, as anyio.connect_tcp does), TCP_NODELAY, SO_TIMESTAMPNS and, where the kernel
@@ -402,7 +349,7 @@ class StampingBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        with _mapped(httpcore.ConnectTimeout, httpcore.ConnectError), anyio.fail_after(timeout):
+        with mapped(httpcore.ConnectTimeout, httpcore.ConnectError), anyio.fail_after(timeout):
             infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             sock = await connect_first([info[:3] + info[4:] for info in infos], local_address)
         try:

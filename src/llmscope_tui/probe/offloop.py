@@ -58,7 +58,9 @@ class SocketReader:
         self._sock = sock
         self._anc_size = anc_size
         self._loop = loop
-        self._lock = threading.Lock()
+        # reentrant: close() may run as a finalizer in a collection that starts on this very
+        # thread while it holds the lock (a stream dropped in a reference cycle)
+        self._lock = threading.RLock()
         self._wakeup = threading.Condition(self._lock)
         self._chunks: deque[Chunk] = deque()
         self._failure: OSError | None = None
