@@ -36,7 +36,7 @@ GRAFANA_VARS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h",
 def served_series() -> dict[str, set[str]]:
     """Every series name the exporter serves, with its label names: an exporter fed one sample
     of each kind as the demo makes them, a failure, a rule firing, an incident, a store error,
-    with a budget to watch."""
+    with a budget and the loop's pace to watch."""
     exporter = MetricsExporter("eu-west")
     sample = {"event": "sample", "ts": 1_800_000_000.0, "target": "demo-openai", "provider": "openai",
               "model": "gpt-4o-mini-sim", "ok": 1, "error_kind": None, "http_status": 200, "connect_ms": 2.5,
@@ -49,6 +49,7 @@ def served_series() -> dict[str, set[str]]:
     exporter({"event": "incident", "state": "opened", "target": "demo-openai", "scope": "target", "severity": "warning"})
     exporter({"event": "error", "where": "store", "message": "disk full"})
     exporter.watch_budgets(BudgetTracker([Budget("all", 50.0, "month")]).spent_now)
+    exporter.watch_pace(lambda: False)
     names: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(exporter.render().decode()):
         for s in family.samples:

@@ -198,6 +198,29 @@ def test_a_headless_run_serves_its_budgets_and_location(
     text = made[0].render().decode()
     assert 'llmscope_budget_limit_usd{budget="probes",location="lab-2",period="day"} 20.0' in text
     assert 'llmscope_probes_total{location="lab-2",model="gpt-4o-mini",provider="openai-compatible",target="fake"} 2.0' in text
+    assert 'llmscope_probe_loop_saturated{location="lab-2"} 0.0' in text  # two probes keep their pace
+
+
+def test_a_saturated_probe_loop_shows_on_its_gauge_at_each_scrape() -> None:
+    saturated = [False]
+    exporter = MetricsExporter("x")
+    exporter.watch_pace(lambda: saturated[0])
+    assert 'llmscope_probe_loop_saturated{location="x"} 0.0' in exporter.render().decode()
+    saturated[0] = True
+    assert 'llmscope_probe_loop_saturated{location="x"} 1.0' in exporter.render().decode()
+
+
+def test_the_monitor_says_whether_its_loop_reads_responses_itself() -> None:
+    from llmscope_tui.monitor import Monitor
+    from llmscope_tui.probe.scheduler import ProbeScheduler
+
+    monitor = Monitor.__new__(Monitor)  # only the scheduler matters here
+    monitor.scheduler = None
+    assert monitor.reads_on_loop() is False  # not started
+    monitor.scheduler = ProbeScheduler([], lambda sample: None)
+    assert monitor.reads_on_loop() is False
+    monitor.scheduler.stats.reads_on_loop = True
+    assert monitor.reads_on_loop() is True
 
 
 def test_a_cancelled_or_internal_probe_leaves_the_target_up() -> None:

@@ -215,6 +215,7 @@ def run_headless(settings: Settings, options: HeadlessOptions) -> int:
             if exporter is not None:
                 monitor.subscribe(exporter)
                 exporter.watch_budgets(monitor.budgets.spent_now)
+                exporter.watch_pace(monitor.reads_on_loop)
                 monitor.on_prepared.append(lambda m: exporter.seed_incidents(m.incidents.open_incidents()))
                 print(
                     f"llmscope-tui: metrics on http://{options.metrics_host}:{endpoints.metrics_port}/metrics",

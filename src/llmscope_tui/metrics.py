@@ -140,6 +140,18 @@ class MetricsExporter:
         at each scrape (from the server's thread: it must only read)."""
         self.registry.register(_BudgetCollector(source, self.location))
 
+    def watch_pace(self, saturated: Callable[[], bool]) -> None:
+        """Serve llmscope_probe_loop_saturated from ``saturated``, read at each scrape: 1 while
+        the probe loop is saturated and reads responses itself (probe/pace.py), when a first
+        token read late may take the next one's stamp; a fleet can alert on it."""
+        gauge = Gauge(
+            "llmscope_probe_loop_saturated",
+            "1 while the probe loop is saturated (busy and missing its schedule): responses read on the loop",
+            ("location",),
+            registry=self.registry,
+        )
+        gauge.labels(self.location).set_function(lambda: 1.0 if saturated() else 0.0)
+
     def seed_incidents(self, open_incidents: Iterable[Any]) -> None:
         """The incidents a previous run left open, taken up at start: their gauges show from the
         first scrape, not from each one's next update."""

@@ -105,6 +105,11 @@ class Monitor:
 
     # -- events ----------------------------------------------------------------------------
 
+    def reads_on_loop(self) -> bool:
+        """The probe loop is saturated and reads responses itself (probe/pace.py); any thread."""
+        scheduler = self.scheduler
+        return scheduler is not None and scheduler.stats.reads_on_loop
+
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call subscriber(event) for every event, on the monitor's event loop thread."""
         self._subscribers.append(subscriber)
