@@ -522,6 +522,10 @@ class _IdleMonitor:
         self._stop = asyncio.Event()
         self.wall_clock = time.time
         self._subscribers: list[Any] = []
+        self.saturated = False
+
+    def reads_on_loop(self) -> bool:
+        return self.saturated
 
     def subscribe(self, callback: Any) -> None:
         self._subscribers.append(callback)

@@ -161,6 +161,11 @@ api_key_env = "LLMSCOPE_TEST_UNSET_KEY"
             # 80 columns: the data file's name first (the clock gives way); wider, both
             assert status.endswith(settings.db_path.name), status
             assert ("kernel clock" in status) == (width > 100), status
+            assert "saturated" not in status
+            app.monitor.saturated = True  # the probe loop reads responses itself (probe/pace.py)
+            app.bridge.render_status()
+            status = str(app.query_one("#status").render()).rstrip()
+            assert "loop saturated" in status and status.endswith(settings.db_path.name), status
 
 
 def three_targets(tmp_path: Path, prefix: str = "") -> Any:

@@ -203,6 +203,9 @@ class Bridge:
         ]
         if s.clock:
             parts.insert(3, f"{s.clock} clock")
+        saturated = getattr(self.app.monitor, "reads_on_loop", None)  # a viewer has none
+        if saturated is not None and saturated():
+            parts.insert(3, "loop saturated")  # timings may read late (docs/performance.md)
         if s.stopped:
             parts.insert(1, f"monitor {s.stopped}")
         room = width - 2 - len(" · ".join(parts)) - len(" · data ")
