@@ -18,6 +18,7 @@ from llmscope_tui.model import Target
 from llmscope_tui.probe import connect, netclock
 from llmscope_tui.probe.scheduler import make_client
 from llmscope_tui.probe.stream import Timeouts, probe_once
+from raw_http import read_request
 
 pytestmark = [
     pytest.mark.anyio,
@@ -57,14 +58,7 @@ class StallServer:
         if self.tls is not None:
             conn = self.tls.wrap_socket(conn, server_side=True)
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            while len(body) < length:
-                body += conn.recv(65536)
+            read_request(conn)
             self.received_ns = time.perf_counter_ns()
             conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
                          + _chunk(b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'))

@@ -15,6 +15,7 @@ from llmscope_tui.model import Target
 from llmscope_tui.probe import kstamp, netclock, offloop, stream
 from llmscope_tui.probe.scheduler import make_client
 from llmscope_tui.probe.stream import Timeouts, probe_once
+from raw_http import read_request
 
 pytestmark = pytest.mark.skipif(netclock.clock_in_use() != "kernel", reason="kernel send stamps: Linux x86_64/aarch64")
 
@@ -209,14 +210,7 @@ class _TLSServer:
             tls.settimeout(10)
             data = b""
             for _ in range(2):
-                while b"\r\n\r\n" not in data:
-                    data += tls.recv(65536)
-                head, _, data = data.partition(b"\r\n\r\n")
-                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:"))
-                while len(data) < length:
-                    data += tls.recv(65536)
-                data = data[length:]
+                data = read_request(tls, data)
                 self.received_ns.append(time.perf_counter_ns())
                 tls.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s"
                             % (len(self.BODY), self.BODY))
