@@ -119,3 +119,18 @@ async def test_the_scheduler_switches_its_client_when_the_pace_says_so(
         sched = ProbeScheduler([target], on_sample, timeouts=timeouts, client=client, env={}, max_probes=3, jitter=0)
         await sched.run()
     assert seen == [(True, False), (True, False), (False, True)]
+
+
+def test_a_window_begun_on_another_thread_decides_nothing() -> None:
+    """The scheduler may be built on one thread and run on another: two threads' CPU clocks
+    cannot be subtracted, so that first window is skipped."""
+    import threading
+
+    clocks = Clocks()
+    made: list[Pace] = []
+    maker = threading.Thread(target=lambda: made.append(Pace(clock=lambda: clocks.wall, cpu_clock=lambda: clocks.cpu)))
+    maker.start()
+    maker.join()
+    (pace,) = made
+    assert _window(pace, clocks, busy=0.95, missed=90, of=100) is None
+    assert _window(pace, clocks, busy=0.95, missed=90, of=100) is True

@@ -18,6 +18,7 @@ slow provider or a short interval, where loop reads are as exact as the thread's
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -42,6 +43,7 @@ class Pace:
     ) -> None:
         self._clock, self._cpu_clock = clock, cpu_clock
         self._since, self._cpu = clock(), cpu_clock()
+        self._thread = threading.get_ident()  # a thread's CPU clock means nothing on another
         self._finished = self._missed = 0
         self.saturated = False
 
@@ -57,10 +59,13 @@ class Pace:
         elapsed = now - self._since
         if elapsed < WINDOW_S:
             return None
-        cpu = self._cpu_clock()
+        cpu, thread = self._cpu_clock(), threading.get_ident()
         busy = (cpu - self._cpu) / elapsed
         missed = self._missed / self._finished if self._finished else 0.0
+        same_thread, self._thread = thread == self._thread, thread
         self._since, self._cpu, self._finished, self._missed = now, cpu, 0, 0
+        if not same_thread:  # made on one thread, checked on the loop's: the next window counts
+            return None
         if not self.saturated and busy > BUSY and missed > MISSED:
             self.saturated = True
             return True

@@ -43,7 +43,6 @@ class SchedulerStats:
     reads_on_loop: bool = False
 
 
-
 def make_client(
     concurrency: int, timeouts: Timeouts, n_targets: int = 1, *, kernel_clock: bool = True, off_loop: bool = True
 ) -> httpx.AsyncClient:
@@ -166,7 +165,7 @@ class ProbeScheduler:
     async def _target_loop(self, client: httpx.AsyncClient, target: Target, due: float) -> None:
         while await self._wait_until(due):
             if self.is_paused(target):
-                due = self._next_due(due, target.interval_s, probed=True)
+                due = self._next_due(due, target.interval_s)
                 continue
             async with self._limiter:
                 if self._stopping.is_set() or self._budget_spent():
