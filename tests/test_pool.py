@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import httpcore
 import pytest
 
-from llmscope_tui.probe.netclock import _readable
+from llmscope_tui.probe.offloop import peek_readable as _readable
 from llmscope_tui.probe.pool import FlatPool, skip_sniffio_search, use_flat_pool
 from llmscope_tui.probe.scheduler import make_client
 from llmscope_tui.probe.stream import Timeouts

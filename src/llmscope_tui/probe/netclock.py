@@ -58,7 +58,7 @@ from llmscope_tui.probe.kstamp import (
     stamp_from_ancdata,
     tx_stamps_possible,
 )
-from llmscope_tui.probe.offloop import Chunk, SocketReader, running_asyncio_loop
+from llmscope_tui.probe.offloop import Chunk, SocketReader, peek_readable, running_asyncio_loop
 from llmscope_tui.probe.tlsstream import TLS_READ, StampedTLSStream, mapped
 
 __all__ = [
@@ -321,7 +321,7 @@ class StampedStream(httpcore.AsyncNetworkStream):
         if info == "socket":
             return self._sock
         if info == "is_readable":
-            return self._reader.readable() if self._reader is not None else _readable(self._sock)
+            return self._reader.readable() if self._reader is not None else peek_readable(self._sock)
         with contextlib.suppress(OSError):
             if info == "client_addr":
                 return self._sock.getsockname()
@@ -375,17 +375,3 @@ class StampingBackend(httpcore.AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
 
-
-def _readable(sock: socket.socket) -> bool:
-    """httpcore's idle-connection check: readable means the server closed or sent junk. httpcore
-    asks it of every idle pooled connection each time a request comes or goes, so it is one
-    non-blocking peek (one system call, nothing allocated) rather than a poll object."""
-    if sock.fileno() < 0:
-        return True
-    try:
-        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True  # a reset connection: as poll() says, readable (the read will fail)
-    return True

@@ -25,7 +25,7 @@ from collections import deque
 
 from llmscope_tui.probe.connect import wait_readable
 
-__all__ = ["SocketReader"]
+__all__ = ["SocketReader", "peek_readable", "running_asyncio_loop"]
 
 #: a read's size: more than any probe response's segment, as httpcore's own reads
 _READ = 65536
@@ -46,8 +46,8 @@ class SocketReader:
     The thread reads while armed: from the connection's start, and from each request's write
     (arm) until the probe has its first token (disarm). Then it parks after the read it is in,
     and the loop reads the rest of the response itself: a token's stamp matters for TTFT only
-    while it is the first (a later merge moves no metric: ITL is a mean over the stream), and a
-    thread wake for every token would cost a probe 10-30 % more CPU at high rates. The loop
+    while it is the first (a later merge moves no metric: ITL is a mean over the stream), and each
+    thread wake-up costs the loop a GIL hand-over. The loop
     reads the socket only while the thread is parked and disarmed, both decided under one lock,
     so the two never read at once and the bytes stay in order.
 
@@ -153,10 +153,7 @@ class SocketReader:
                 if len(data) > max_bytes:
                     self._chunks[0] = (data[max_bytes:], ancdata)
                     return data[:max_bytes], ancdata
-                self._chunks.popleft()
-                if not self._armed:  # past the first token: queued chunks go as one read, as
-                    data, ancdata = self._joined(data, ancdata, max_bytes)  # the loop's would
-                return data, ancdata
+                return self._chunks.popleft()
             if self._failure is not None:
                 raise self._failure
             if self._loop_reads():
@@ -166,17 +163,6 @@ class SocketReader:
                     return None
                 return data, ancdata
             return None
-
-    def _joined(self, data: bytes, ancdata: list[tuple[int, int, bytes]], max_bytes: int) -> Chunk:
-        """data and the chunks queued after it, up to max_bytes, with the newest one's stamp:
-        each chunk is a trip through httpcore and the decoder, and once the first token is in,
-        no stamp but the newest matters (what a read on the loop gets from the kernel)."""
-        chunks, parts, size = self._chunks, [data], len(data)
-        while chunks and chunks[0][0] and size + len(chunks[0][0]) <= max_bytes:
-            more, ancdata = chunks.popleft()
-            parts.append(more)
-            size += len(more)
-        return (b"".join(parts) if len(parts) > 1 else data), ancdata
 
     async def wait(self) -> None:
         """Until there is something to take: read by the thread, or on the socket while the
@@ -206,13 +192,7 @@ class SocketReader:
                 return True
             if not self._loop_reads():
                 return False  # the thread is reading: it would have queued it
-            try:
-                self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return False
-            except OSError:
-                return True  # reset: the read will say so
-            return True
+            return peek_readable(self._sock)
 
     def close(self) -> None:
         """Stop the thread: wake it when parked, shut the socket down under its blocked read
@@ -242,3 +222,17 @@ def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
     except RuntimeError:
         return None
 
+
+def peek_readable(sock: socket.socket) -> bool:
+    """httpcore's idle-connection check: readable means the server closed or sent junk. httpcore
+    asks it of every idle pooled connection each time a request comes or goes, so it is one
+    non-blocking peek (one system call, nothing allocated) rather than a poll object."""
+    if sock.fileno() < 0:
+        return True
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # a reset connection: as poll() says, readable (the read will fail)
+    return True

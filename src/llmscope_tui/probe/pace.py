@@ -7,7 +7,7 @@ of it, and a probe cost 25-40 % more CPU (bench_probe.py targets, 10-1,000 targe
 more than one core does), so the probes a core can do fell from about 400/s to 250-330/s.
 When the machine already cannot keep the schedule, that would cut the probes further; then the
 loop reads, and a first token read more than one inter-token gap late may take the next one's
-stamp (what the `clock` of the run's start event does not change: the stamps stay the kernel's).
+stamp (still the kernel's: the run's `clock` stays the same).
 
 Saturated = over a window of at least WINDOW_S, the loop's thread was busy (its own CPU time,
 not the machine's) for more than BUSY of the time AND most probes that finished found their
